@@ -1,0 +1,73 @@
+# mxd: many TCP connections over one link.
+#
+#   make            build build/mxd
+#   make check      install missing packages, build and run every test, then
+#                   the same suite under AddressSanitizer + UBSan
+#   make demo       run a pair of mxd on loopback and push traffic through
+#   make fuzz       long libFuzzer run of the frame engine and config parser
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make clean
+
+PREFIX	?= /usr/local
+DESTDIR	?=
+VERSION	:= 0.1.0
+
+# Which build: default, or SAN=1 for ASan+UBSan in build-asan/.
+ifeq ($(SAN),1)
+B	:= build-asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+OPT	:= -O1 -g
+else
+B	:= build
+SANFLAGS :=
+OPT	:= -O2 -g
+endif
+
+PKGS	:= libevent libevent_openssl libevent_pthreads inih libssl libcrypto libsystemd
+CC	?= cc
+CFLAGS	?= $(OPT)
+CFLAGS	+= -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc $(SANFLAGS) \
+	   -DMXD_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS	+= $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+LDFLAGS	+= $(SANFLAGS)
+TEST_LDLIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+# Every source but main.c goes into a library that tests link against.
+LIB_SRC	:= $(filter-out src/main.c,$(wildcard src/*.c src/mux/*.c))
+LIB_OBJ	:= $(LIB_SRC:%.c=$(B)/%.o)
+TESTS	:= $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
+TEST_SUPPORT := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
+
+.PHONY: all check check-run deps clean install uninstall demo fuzz
+all: $(B)/mxd
+
+$(B)/%.o: %.c $(wildcard src/*.h src/mux/*.h tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/libmxd.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/mxd: $(B)/src/main.o $(B)/libmxd.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: tests/%.c $(TEST_SUPPORT:%.c=$(B)/%.o) $(B)/libmxd.a $(wildcard tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_SUPPORT:%.c=$(B)/%.o) $(B)/libmxd.a $(TEST_LDLIBS) $(LDLIBS)
+
+deps:
+	@scripts/deps.sh
+
+# The README's test command.  Runs the suite twice: plain, then sanitized.
+check: deps
+	$(MAKE) check-run
+	$(MAKE) SAN=1 check-run
+
+check-run: $(B)/mxd $(TESTS)
+	@MXD_BIN=$(CURDIR)/$(B)/mxd MXD_BUILD=$(CURDIR)/$(B) tests/run.sh $(TESTS)
+
+clean:
+	rm -rf build build-asan
+
+install: $(B)/mxd
+	install -D -m 0755 $(B)/mxd $(DESTDIR)$(PREFIX)/sbin/mxd
