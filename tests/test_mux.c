@@ -1115,11 +1115,12 @@ START_TEST(random_back_to_back)
 	wire[1] = evbuffer_new();
 	/* Half the flows opened by A, half by B; each side sends each
 	 * flow a random amount, up to 1 MiB. */
+	memset(fa, 0, sizeof(fa));
+	memset(fb, 0, sizeof(fb));
 	for (i = 0; i < NFLOW; i++) {
 		struct side *opener = (i & 1) ? &B : &A;
 
 		f = (i & 1) ? &fb[i] : &fa[i];
-		memset(f, 0, sizeof(*f));
 		f->s = mux_stream_open(opener->m, NULL);
 		ck_assert_ptr_nonnull(f->s);
 		mux_stream_set_arg(f->s, NULL);
