@@ -55,6 +55,10 @@ $(B)/tests/%: tests/%.c $(TEST_SUPPORT:%.c=$(B)/%.o) $(B)/libmxd.a $(wildcard te
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_SUPPORT:%.c=$(B)/%.o) $(B)/libmxd.a $(TEST_LDLIBS) $(LDLIBS)
 
+# The independent yamux implementation the interop tests talk to.
+$(B)/yamux_peer: tests/interop/yamux_peer.go tests/interop/build.sh
+	tests/interop/build.sh $@
+
 deps:
 	@scripts/deps.sh
 
@@ -63,8 +67,10 @@ check: deps
 	$(MAKE) check-run
 	$(MAKE) SAN=1 check-run
 
-check-run: $(B)/mxd $(TESTS)
-	@MXD_BIN=$(CURDIR)/$(B)/mxd MXD_BUILD=$(CURDIR)/$(B) tests/run.sh $(TESTS)
+# Sanitized tests run unforked so that LeakSanitizer sees every test's end.
+check-run: $(B)/mxd $(B)/yamux_peer $(TESTS)
+	@MXD_BIN=$(CURDIR)/$(B)/mxd YAMUX_PEER=$(CURDIR)/$(B)/yamux_peer \
+	    $(if $(filter 1,$(SAN)),CK_FORK=no) tests/run.sh $(TESTS)
 
 clean:
 	rm -rf build build-asan

@@ -779,6 +779,13 @@ mux_goaway(struct mux *m, uint32_t code)
 	return (queue_ctrl(m, FRAME_GO_AWAY, 0, 0, code));
 }
 
+void *
+mux_callback_arg(const struct mux *m)
+{
+
+	return (m->arg);
+}
+
 int
 mux_is_closing(const struct mux *m)
 {

@@ -140,6 +140,9 @@ int mux_ping(struct mux *m);
 /* Queue Go Away with ${code}; after it no new streams open either way. */
 int mux_goaway(struct mux *m, uint32_t code);
 
+/* The callback argument ${m} was created with. */
+void *mux_callback_arg(const struct mux *m);
+
 /* Nonzero once either side sent Go Away or the session died. */
 int mux_is_closing(const struct mux *m);
 

@@ -1,0 +1,355 @@
+/*
+ * session: see session.h.
+ */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "session.h"
+
+/*
+ * Output is pulled from the engine while fewer than OUT_LOWAT bytes wait in
+ * the link's buffer; each pull adds up to OUT_BATCH.  Small, so that a small
+ * frame queued behind bulk data waits for little; large enough for writev
+ * to move big batches.  TCP_NOTSENT_LOWAT keeps the kernel's own queue of
+ * unsent bytes short for the same reason.
+ */
+#define OUT_LOWAT	(64 * 1024)
+#define OUT_BATCH	(128 * 1024)
+#define NOTSENT_LOWAT	(128 * 1024)
+/* Stop reading the link while this much is unprocessed (input paused). */
+#define IN_HIWAT	(1024 * 1024)
+/* A session that failed gets this long to send its Go Away. */
+#define LINGER_MS	1000
+
+struct session {
+	struct mux	*mux;
+	struct bufferevent *bev;
+	struct event	*flush_ev;	/* deferred output pull */
+	struct event	*tick_ev;	/* keepalive and timeout */
+	struct event	*down_ev;	/* deferred on_down */
+	struct session_handlers h;
+	void		*arg;
+	uint64_t	keepalive_us, timeout_us;
+	uint64_t	last_rx, last_ping;
+	const char	*why;		/* set once it is going down */
+	const char	*fail_why;	/* protocol error being lingered on */
+	int		lingering;	/* flushing a final Go Away */
+};
+
+uint64_t
+session_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000);
+}
+
+/* End ${sess} because of ${why}: on_down follows from the event loop. */
+static void
+session_down(struct session *sess, const char *why)
+{
+
+	if (sess->why != NULL)
+		return;
+	sess->why = why;
+	bufferevent_disable(sess->bev, EV_READ);
+	event_active(sess->down_ev, EV_TIMEOUT, 0);
+}
+
+/* Pull output from the engine into the link while its buffer is short. */
+static void
+session_flush(struct session *sess)
+{
+	struct evbuffer *out = bufferevent_get_output(sess->bev);
+	struct evbuffer *in = bufferevent_get_input(sess->bev);
+	size_t len;
+
+	if (sess->lingering) {
+		mux_output(sess->mux, out, 0);	/* only the Go Away is left */
+		if (evbuffer_get_length(out) == 0)
+			session_down(sess, sess->fail_why);
+		return;
+	}
+	while ((len = evbuffer_get_length(out)) < OUT_LOWAT &&
+	    mux_output_pending(sess->mux)) {
+		if (mux_output(sess->mux, out, OUT_BATCH) < 0) {
+			session_down(sess, "out of memory");
+			return;
+		}
+		/* Input waits while replies pile up; they just left. */
+		if (evbuffer_get_length(in) > 0 && sess->why == NULL &&
+		    mux_input(sess->mux, in) < 0)
+			return;
+	}
+	if (sess->why == NULL && evbuffer_get_length(in) < IN_HIWAT)
+		bufferevent_enable(sess->bev, EV_READ);
+}
+
+/* flush_ev: pull output. */
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *sess = arg;
+
+	(void)fd;
+	(void)what;
+	mux_set_time(sess->mux, session_now_us());
+	session_flush(sess);
+}
+
+/* mux: output is waiting; pull it once this loop iteration is done. */
+static void
+want_output(struct mux *m, void *arg)
+{
+	struct session *sess = arg;
+
+	(void)m;
+	event_active(sess->flush_ev, EV_WRITE, 0);
+}
+
+/* Link readable: feed the engine. */
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *sess = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	sess->last_rx = session_now_us();
+	mux_set_time(sess->mux, sess->last_rx);
+	if (mux_input(sess->mux, in) < 0)
+		return;
+	if (evbuffer_get_length(in) >= IN_HIWAT)
+		bufferevent_disable(bev, EV_READ);
+}
+
+/* Link output drained below the low mark: pull more, or finish lingering. */
+static void
+write_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *sess = arg;
+
+	if (sess->lingering) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			session_down(sess, sess->fail_why);
+		return;
+	}
+	mux_set_time(sess->mux, session_now_us());
+	session_flush(sess);
+}
+
+/* Link EOF or error. */
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *sess = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_EOF)
+		session_down(sess, "peer closed the link");
+	else if (what & BEV_EVENT_ERROR)
+		session_down(sess, evutil_socket_error_to_string(
+		    EVUTIL_SOCKET_ERROR()));
+	else if (what & BEV_EVENT_TIMEOUT)
+		session_down(sess, "write timed out");
+}
+
+/*
+ * mux: the peer broke the protocol (${why}).  Stop reading, let the queued
+ * Go Away reach the peer (for at most LINGER_MS), then go down.
+ */
+static void
+protocol_error(struct mux *m, const char *why, void *arg)
+{
+	struct session *sess = arg;
+	struct timeval tv = { LINGER_MS / 1000, (LINGER_MS % 1000) * 1000 };
+
+	(void)m;
+	sess->lingering = 1;
+	sess->fail_why = why;
+	bufferevent_disable(sess->bev, EV_READ);
+	bufferevent_setwatermark(sess->bev, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(sess->bev, NULL, &tv);
+	event_active(sess->flush_ev, EV_WRITE, 0);
+}
+
+/* tick_ev: ping every keepalive; a link silent for timeout is dead. */
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *sess = arg;
+	uint64_t now = session_now_us();
+
+	(void)fd;
+	(void)what;
+	mux_set_time(sess->mux, now);
+	if (sess->timeout_us && now - sess->last_rx >= sess->timeout_us) {
+		session_down(sess, "timed out: no frame from the peer");
+		return;
+	}
+	if (sess->keepalive_us && now - sess->last_ping >= sess->keepalive_us) {
+		sess->last_ping = now;
+		mux_ping(sess->mux);
+	}
+}
+
+/* down_ev: tell the owner, from the event loop, that the session ended. */
+static void
+down_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *sess = arg;
+
+	(void)fd;
+	(void)what;
+	sess->h.on_down(sess, sess->why, sess->arg);
+}
+
+/* mux: the peer opened a stream; ask the owner. */
+static int
+stream_open(struct mux *m, struct mux_stream *s, void *arg)
+{
+	struct session *sess = arg;
+
+	(void)m;
+	return (sess->h.on_stream_open(sess, s, sess->arg));
+}
+
+/* mux: the peer sent Go Away. */
+static void
+goaway(struct mux *m, uint32_t code, void *arg)
+{
+	struct session *sess = arg;
+
+	(void)m;
+	if (sess->h.on_goaway)
+		sess->h.on_goaway(sess, code, sess->arg);
+}
+
+/* Set TCP options on the link's socket ${fd}; failures only cost speed. */
+static void
+tune_socket(evutil_socket_t fd)
+{
+	int one = 1, lowat = NOTSENT_LOWAT;
+
+	if (fd < 0)
+		return;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat,
+	    sizeof(lowat));
+}
+
+/* Start a session on ${bev}. */
+struct session *
+session_new(struct event_base *base, struct bufferevent *bev,
+    const struct session_params *params, const struct session_handlers *h,
+    void *arg)
+{
+	struct session *sess;
+	struct mux_callbacks cb = {
+		.on_stream_open = stream_open,
+		.on_stream_readable = h->on_stream_readable,
+		.on_stream_writable = h->on_stream_writable,
+		.on_stream_close = h->on_stream_close,
+		.on_goaway = goaway,
+		.on_protocol_error = protocol_error,
+		.want_output = want_output,
+	};
+	uint64_t tick_ms;
+	struct timeval tv;
+
+	if ((sess = calloc(1, sizeof(*sess))) == NULL)
+		goto err0;
+	sess->bev = bev;
+	sess->h = *h;
+	sess->arg = arg;
+	sess->keepalive_us = params->keepalive_ms * 1000;
+	sess->timeout_us = params->timeout_ms * 1000;
+	sess->last_rx = sess->last_ping = session_now_us();
+	if ((sess->mux = mux_new(&params->mux, &cb, sess)) == NULL)
+		goto err1;
+	mux_set_time(sess->mux, sess->last_rx);
+	if ((sess->flush_ev = event_new(base, -1, 0, flush_cb, sess)) == NULL)
+		goto err2;
+	if ((sess->down_ev = event_new(base, -1, 0, down_cb, sess)) == NULL)
+		goto err3;
+	if ((sess->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb,
+	    sess)) == NULL)
+		goto err4;
+
+	/* Tick often enough to notice a timeout within a quarter of it. */
+	tick_ms = params->keepalive_ms;
+	if (params->timeout_ms && (tick_ms == 0 || tick_ms > params->timeout_ms / 4))
+		tick_ms = params->timeout_ms / 4;
+	if (tick_ms > 0) {
+		tv.tv_sec = (time_t)(tick_ms / 1000);
+		tv.tv_usec = (suseconds_t)(tick_ms % 1000) * 1000;
+		if (event_add(sess->tick_ev, &tv))
+			goto err5;
+	}
+
+	tune_socket(bufferevent_getfd(bev));
+	bufferevent_setcb(bev, read_cb, write_cb, event_cb, sess);
+	bufferevent_setwatermark(bev, EV_WRITE, OUT_LOWAT / 2, 0);
+	if (bufferevent_enable(bev, EV_READ | EV_WRITE))
+		goto err5;
+	return (sess);
+
+err5:
+	event_free(sess->tick_ev);
+err4:
+	event_free(sess->down_ev);
+err3:
+	event_free(sess->flush_ev);
+err2:
+	mux_free(sess->mux);
+err1:
+	free(sess);
+err0:
+	return (NULL);
+}
+
+/* Free ${sess} and close its connection. */
+void
+session_free(struct session *sess)
+{
+
+	if (sess == NULL)
+		return;
+	/* Streams learn of the end first, while the session is whole. */
+	mux_free(sess->mux);
+	event_free(sess->tick_ev);
+	event_free(sess->down_ev);
+	event_free(sess->flush_ev);
+	bufferevent_free(sess->bev);
+	free(sess);
+}
+
+struct mux *
+session_mux(struct session *sess)
+{
+
+	return (sess->mux);
+}
+
+struct session *
+session_of(struct mux_stream *s)
+{
+
+	return (mux_callback_arg(mux_stream_session(s)));
+}
+
+/* Send Go Away ${code} on ${sess}. */
+void
+session_goaway(struct session *sess, uint32_t code)
+{
+
+	mux_goaway(sess->mux, code);
+}

@@ -1,0 +1,69 @@
+/*
+ * session: one yamux session on one connected bufferevent.
+ *
+ * Drives the mux engine from the event loop: bytes read go to mux_input,
+ * output is pulled from mux_output only while the link's output buffer is
+ * short (so the engine's fair scheduler, not a deep buffer, orders frames),
+ * pings go out every keepalive, and a link silent for timeout is declared
+ * dead.  Every way the session ends (EOF, error, timeout, protocol error)
+ * arrives once, as on_down, from the event loop; the owner then calls
+ * session_free.
+ */
+#ifndef MXD_SESSION_H
+#define MXD_SESSION_H
+
+#include <stdint.h>
+
+#include "mux/mux.h"
+
+struct bufferevent;
+struct event_base;
+struct session;
+
+struct session_handlers {
+	/* The peer opened ${s}: 0 accepts, -1 refuses (see mux.h). */
+	int (*on_stream_open)(struct session *, struct mux_stream *s,
+	    void *arg);
+	/* Per-stream events, called with the stream's own argument. */
+	void (*on_stream_readable)(struct mux_stream *, void *sarg);
+	void (*on_stream_writable)(struct mux_stream *, void *sarg);
+	void (*on_stream_close)(struct mux_stream *, void *sarg,
+	    enum mux_close_reason);
+	/* The peer sent Go Away ${code}. */
+	void (*on_goaway)(struct session *, uint32_t code, void *arg);
+	/* The session is over (${why} says why); call session_free. */
+	void (*on_down)(struct session *, const char *why, void *arg);
+};
+
+struct session_params {
+	struct mux_config mux;
+	uint64_t	keepalive_ms;	/* ping interval; 0: none */
+	uint64_t	timeout_ms;	/* silence that kills; 0: never */
+};
+
+/*
+ * Start a session on connected ${bev} (taken over; freed by session_free)
+ * in ${base} with ${params}, reporting to ${h} with ${arg}.  Returns NULL on
+ * failure (${bev} is then still the caller's).
+ */
+struct session *session_new(struct event_base *base, struct bufferevent *bev,
+    const struct session_params *params, const struct session_handlers *h,
+    void *arg);
+
+/* Free ${sess}: every open stream gets on_stream_close(MUX_CLOSE_SESSION),
+ * then the connection is closed.  NULL is ok. */
+void session_free(struct session *sess);
+
+/* The engine of ${sess}, for opening streams and stream calls. */
+struct mux *session_mux(struct session *sess);
+
+/* The session a stream ${s} belongs to. */
+struct session *session_of(struct mux_stream *s);
+
+/* Send Go Away ${code} on ${sess}: no new streams either way. */
+void session_goaway(struct session *sess, uint32_t code);
+
+/* Microseconds on the monotonic clock. */
+uint64_t session_now_us(void);
+
+#endif
