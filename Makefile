@@ -77,3 +77,4 @@ clean:
 
 install: $(B)/mxd
 	install -D -m 0755 $(B)/mxd $(DESTDIR)$(PREFIX)/sbin/mxd
+-include tests/fuzz/fuzz.mk

@@ -21,7 +21,8 @@ struct side {
 	struct evbuffer	*in;		/* bytes from the other side */
 	int		refuse;		/* on_stream_open refuses */
 	int		opened, closed_reset, closed_session, readable;
-	int		writable, pongs, goaways, errors;
+	int		writable, pongs, goaways, errors, wants;
+	int		refill;		/* on_stream_writable writes more */
 	uint32_t	goaway_code;
 	char		why[128];
 	struct mux_stream *last_open;	/* last stream the peer opened */
@@ -51,14 +52,19 @@ cb_readable(struct mux_stream *s, void *sarg)
 		sd->readable++;
 }
 
+static int write_fill(struct mux_stream *, size_t, int);
+
 static void
 cb_writable(struct mux_stream *s, void *sarg)
 {
 	struct side *sd = sarg;
 
-	(void)s;
 	if (sd)
 		sd->writable++;
+	if (sd && sd->refill) {
+		sd->refill--;
+		write_fill(s, 1000, 'r');
+	}
 }
 
 static void
@@ -105,9 +111,17 @@ cb_error(struct mux *m, const char *why, void *arg)
 	snprintf(sd->why, sizeof(sd->why), "%s", why);
 }
 
+static void
+cb_want(struct mux *m, void *arg)
+{
+
+	(void)m;
+	((struct side *)arg)->wants++;
+}
+
 static const struct mux_callbacks cbs = {
 	cb_open, cb_readable, cb_writable, cb_close, cb_pong, cb_goaway,
-	cb_error, NULL
+	cb_error, cb_want
 };
 
 static struct side A, B;
@@ -526,6 +540,28 @@ START_TEST(writable_after_drain)
 	ck_assert_int_eq(A.writable, 0);
 	drain_data(&A);
 	ck_assert_int_eq(A.writable, 1);
+	pair_free();
+}
+END_TEST
+
+START_TEST(want_output_after_output)
+{
+	struct mux_stream *sa;
+
+	/* Output queued while mux_output runs (here by a writable callback)
+	 * and sent by that same call must not leave the engine believing the
+	 * application was told of output it has not seen. */
+	pair_init(NULL, NULL);
+	sa = mux_stream_open(A.m, &A);
+	ck_assert_int_eq(A.wants, 1);
+	A.refill = 1;
+	write_fill(sa, 200 * 1024, 'a');
+	drain_data(&A);
+	ck_assert_int_eq(A.writable, 1);
+	ck_assert(!mux_output_pending(A.m));
+	write_str(sa, "more");
+	ck_assert_int_eq(A.wants, 2);
+	ck_assert(mux_output_pending(A.m));
 	pair_free();
 }
 END_TEST
@@ -1206,6 +1242,7 @@ mux_suite(void)
 	tcase_add_test(t, refused_open);
 	tcase_add_test(t, flow_control_exact_window);
 	tcase_add_test(t, writable_after_drain);
+	tcase_add_test(t, want_output_after_output);
 	tcase_add_test(t, fairness);
 	tcase_add_test(t, control_before_data);
 	tcase_add_test(t, limit_max_streams);

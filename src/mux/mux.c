@@ -665,7 +665,6 @@ mux_output(struct mux *m, struct evbuffer *out, size_t budget)
 	int rc = 0;
 
 	enter(m);
-	m->signalled = 0;
 	m->backlog = 0;
 	if (evbuffer_add_buffer(out, m->ctrl))
 		rc = -1;
@@ -678,6 +677,9 @@ mux_output(struct mux *m, struct evbuffer *out, size_t budget)
 		else
 			stream_schedule(s);
 	}
+	/* Whatever is queued from now on is news to the application; what is
+	 * still pending it learns from mux_output_pending. */
+	m->signalled = 0;
 	leave(m);
 	return (rc ? -1 : (int)(evbuffer_get_length(out) - start));
 }
