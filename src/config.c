@@ -1,0 +1,755 @@
+/*
+ * config: see config.h.
+ *
+ * inih does the ini syntax (comments, "key = value", inline "; comments").
+ * We hand it the lines through our own reader (ini_parse_stream) because
+ * Debian's libinih is built without INI_HANDLER_LINENO, so the reader is
+ * what knows the current line number.  The reader also notes each [section]
+ * header itself: inih never calls the handler for a section without keys,
+ * and it truncates section names to 50 bytes while a service name may have
+ * 255.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "config.h"
+
+/* Longest line accepted, without its line ending ("\r\n"). */
+#define LINE_MAX_LEN	1021
+
+/* The kinds of section. */
+enum section { SEC_NONE, SEC_DAEMON, SEC_LINK, SEC_SERVICE };
+
+/* A number suffix and what it multiplies by. */
+struct unit {
+	const char	*suffix;
+	uint64_t	scale;
+};
+
+static const struct unit duration_units[] = {
+	{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+	{ NULL, 0 }
+};
+static const struct unit size_units[] = {
+	{ "", 1 }, { "k", 1024 }, { "m", 1048576 }, { NULL, 0 }
+};
+static const struct unit plain_units[] = { { "", 1 }, { NULL, 0 } };
+
+static int parse_uint(const char *, uint64_t *);
+
+/* A kind of numeric value: its parser, name and syntax for messages. */
+struct number {
+	int		(*parse)(const char *, uint64_t *);
+	const char	*what;
+	const char	*hint;
+	int		wide;	/* stored as uint64_t, else as uint32_t */
+};
+
+static const struct number duration = {
+	config_parse_duration, "duration", "use ms, s, m or h", 1
+};
+static const struct number size = {
+	config_parse_size, "size", "use a number with optional k or m", 0
+};
+static const struct number integer = {
+	parse_uint, "number", "use decimal digits", 0
+};
+
+/* The keys; an index into keys[]. */
+enum key_id {
+	K_LOG_LEVEL, K_METRICS,
+	K_LINK_CONNECT, K_LINK_LISTEN, K_KEEPALIVE, K_TIMEOUT, K_RECONNECT_MIN,
+	K_RECONNECT_MAX, K_WINDOW, K_MAX_CHANNELS, K_DRAIN_TIMEOUT,
+	K_CONNECT_TIMEOUT,
+	K_ACCEPT, K_CONNECT,
+	NKEYS
+};
+
+/* How a key's value is parsed. */
+enum type { T_LEVEL, T_ADDR, T_LINK_ADDR, T_NUMBER };
+
+#define CFG(f)	offsetof(struct config, f)
+#define SVC(f)	offsetof(struct config_service, f)
+#define DURATION(min, range)	T_NUMBER, &duration, (min), UINT64_MAX, (range)
+
+static const struct key {
+	enum section	sec;
+	const char	*name;
+	size_t		off;	/* in config; config_service for SEC_SERVICE */
+	enum type	type;
+	const struct number *num;	/* T_NUMBER: syntax and range */
+	uint64_t	min, max;
+	const char	*range;		/* min..max, for messages */
+} keys[NKEYS] = {
+	[K_LOG_LEVEL] = { SEC_DAEMON, "log_level", CFG(log_level), T_LEVEL,
+	    NULL, 0, 0, NULL },
+	[K_METRICS] = { SEC_DAEMON, "metrics", CFG(metrics), T_ADDR,
+	    NULL, 0, 0, NULL },
+	[K_LINK_CONNECT] = { SEC_LINK, "connect", CFG(link_addr), T_LINK_ADDR,
+	    NULL, 0, 0, NULL },
+	[K_LINK_LISTEN] = { SEC_LINK, "listen", CFG(link_addr), T_LINK_ADDR,
+	    NULL, 0, 0, NULL },
+	[K_KEEPALIVE] = { SEC_LINK, "keepalive", CFG(keepalive_ms),
+	    DURATION(1, "nonzero") },
+	[K_TIMEOUT] = { SEC_LINK, "timeout", CFG(timeout_ms),
+	    DURATION(1, "nonzero") },
+	[K_RECONNECT_MIN] = { SEC_LINK, "reconnect_min", CFG(reconnect_min_ms),
+	    DURATION(1, "nonzero") },
+	[K_RECONNECT_MAX] = { SEC_LINK, "reconnect_max", CFG(reconnect_max_ms),
+	    DURATION(1, "nonzero") },
+	[K_WINDOW] = { SEC_LINK, "window", CFG(window), T_NUMBER, &size,
+	    262144, 16777216, "256k..16m" },
+	[K_MAX_CHANNELS] = { SEC_LINK, "max_channels", CFG(max_channels),
+	    T_NUMBER, &integer, 1, 1048576, "1..1048576" },
+	[K_DRAIN_TIMEOUT] = { SEC_LINK, "drain_timeout", CFG(drain_timeout_ms),
+	    DURATION(0, "any duration") },
+	[K_CONNECT_TIMEOUT] = { SEC_LINK, "connect_timeout",
+	    CFG(connect_timeout_ms), DURATION(1, "nonzero") },
+	[K_ACCEPT] = { SEC_SERVICE, "accept", SVC(accept), T_ADDR,
+	    NULL, 0, 0, NULL },
+	[K_CONNECT] = { SEC_SERVICE, "connect", SVC(connect), T_ADDR,
+	    NULL, 0, 0, NULL },
+};
+
+static const char *const level_names[] = {
+	[LOG_DEBUG] = "debug", [LOG_INFO] = "info", [LOG_WARN] = "warn",
+	[LOG_ERROR] = "error"
+};
+
+/* State while loading one file. */
+struct parser {
+	const char	*path;
+	FILE		*f;
+	struct config	*c;
+	int		lineno;		/* of the line last read */
+	char		*section;	/* current section, NULL before any */
+	enum section	sec;
+	int		section_line;
+	struct config_service *svc;	/* current section's, if SEC_SERVICE */
+	struct config_service **tail;	/* where the next service goes */
+	int		keyline[NKEYS];	/* line of each key in this section */
+	int		daemon_line, link_line;	/* 0 until seen */
+	int		read_errno;
+	int		failed;
+	int		fail_line;	/* line of the error recorded */
+	char		*err;
+	size_t		errlen;
+};
+
+/*
+ * Record in ${p} the error ${fmt} about line ${line} (0: the whole file),
+ * section ${section} (NULL: none) and key ${key} (NULL: the section itself),
+ * unless an error is already recorded.  Returns -1.
+ */
+static int
+fail(struct parser *p, int line, const char *section, const char *key,
+    const char *fmt, ...)
+{
+	va_list ap;
+	int len;
+
+	if (p->failed)
+		return (-1);
+	p->failed = 1;
+	p->fail_line = line;
+	if (line == 0)
+		len = snprintf(p->err, p->errlen, "%s: ", p->path);
+	else if (section == NULL)
+		len = snprintf(p->err, p->errlen, "%s:%d: ", p->path, line);
+	else if (key == NULL)
+		len = snprintf(p->err, p->errlen, "%s:%d: [%s]: ", p->path,
+		    line, section);
+	else
+		len = snprintf(p->err, p->errlen, "%s:%d: [%s] %s: ", p->path,
+		    line, section, key);
+	if (len < 0 || (size_t)len >= p->errlen)
+		return (-1);
+	va_start(ap, fmt);
+	vsnprintf(p->err + len, p->errlen - (size_t)len, fmt, ap);
+	va_end(ap);
+	return (-1);
+}
+
+/*
+ * Parse ${s}: decimal digits followed by exactly one of the suffixes in
+ * ${units}.  Store the number times that suffix's scale in *${out}.
+ */
+static int
+parse_scaled(const char *s, const struct unit *units, uint64_t *out)
+{
+	const struct unit *u;
+	const char *p;
+	uint64_t n = 0, d;
+	int overflow = 0;
+
+	for (p = s; *p >= '0' && *p <= '9'; p++) {
+		d = (uint64_t)(*p - '0');
+		if (n > (UINT64_MAX - d) / 10)
+			overflow = 1;
+		else
+			n = n * 10 + d;
+	}
+	if (p == s)
+		goto einval;
+	for (u = units; u->suffix != NULL; u++) {
+		if (strcmp(p, u->suffix) == 0)
+			break;
+	}
+	if (u->suffix == NULL)
+		goto einval;
+	if (overflow || n > UINT64_MAX / u->scale) {
+		errno = ERANGE;
+		return (-1);
+	}
+	*out = n * u->scale;
+	return (0);
+
+einval:
+	errno = EINVAL;
+	return (-1);
+}
+
+/* Parse plain decimal ${s} into *${n}. */
+static int
+parse_uint(const char *s, uint64_t *n)
+{
+
+	return (parse_scaled(s, plain_units, n));
+}
+
+/* Parse duration ${s} into milliseconds *${ms}. */
+int
+config_parse_duration(const char *s, uint64_t *ms)
+{
+
+	return (parse_scaled(s, duration_units, ms));
+}
+
+/* Parse size ${s} into bytes *${bytes}. */
+int
+config_parse_size(const char *s, uint64_t *bytes)
+{
+
+	return (parse_scaled(s, size_units, bytes));
+}
+
+/* 1 if ${host} (length ${len}) is a non-empty run of printable characters
+ * without brackets, and also without colons unless ${bracketed}. */
+static int
+valid_host(const char *host, size_t len, int bracketed)
+{
+	size_t i;
+
+	if (len == 0)
+		return (0);
+	for (i = 0; i < len; i++) {
+		if (host[i] <= ' ' || host[i] == 0x7f || host[i] == '[' ||
+		    host[i] == ']' || (host[i] == ':' && !bracketed))
+			return (0);
+	}
+	return (1);
+}
+
+/* Parse "host:port" or "[ipv6]:port" ${s} into ${out}. */
+int
+config_parse_addr(const char *s, struct config_addr *out)
+{
+	const char *host, *end, *port;
+	char buf[sizeof("65535")];
+	char *h, *p;
+	size_t hostlen;
+	uint64_t n;
+	int bracketed = (s[0] == '[');
+
+	if (bracketed) {
+		host = s + 1;
+		if ((end = strchr(host, ']')) == NULL || end[1] != ':')
+			goto einval;
+		port = end + 2;
+	} else {
+		host = s;
+		if ((end = strrchr(s, ':')) == NULL)
+			goto einval;
+		port = end + 1;
+	}
+	hostlen = (size_t)(end - host);
+	if (!valid_host(host, hostlen, bracketed) || parse_uint(port, &n) ||
+	    n < 1 || n > 65535)
+		goto einval;
+	snprintf(buf, sizeof(buf), "%u", (unsigned)n);
+
+	if ((h = strndup(host, hostlen)) == NULL)
+		return (-1);
+	if ((p = strdup(buf)) == NULL) {
+		free(h);
+		return (-1);
+	}
+	out->host = h;
+	out->port = p;
+	return (0);
+
+einval:
+	errno = EINVAL;
+	return (-1);
+}
+
+/* Free ${a}'s strings and set them to NULL. */
+void
+config_addr_free(struct config_addr *a)
+{
+
+	free(a->host);
+	free(a->port);
+	a->host = a->port = NULL;
+}
+
+/* 1 if ${c} may appear in a service name. */
+static int
+service_char(char c)
+{
+
+	return ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-');
+}
+
+/* 1 if ${s} (length ${len}) is a valid service name. */
+int
+config_valid_service_name(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len < 1 || len > 255)
+		return (0);
+	for (i = 0; i < len; i++) {
+		if (!service_char(s[i]))
+			return (0);
+	}
+	return (1);
+}
+
+/*
+ * The service named ${name} (length ${len}) in ${c}, or NULL.  A linear
+ * scan: configs have few services, and a channel open is far costlier.
+ */
+const struct config_service *
+config_service_find(const struct config *c, const char *name, size_t len)
+{
+	const struct config_service *s;
+
+	for (s = c->services; s != NULL; s = s->next) {
+		if (strlen(s->name) == len && memcmp(s->name, name, len) == 0)
+			return (s);
+	}
+	return (NULL);
+}
+
+/* Nonzero if addresses ${a} and ${b} are equal (or both unset). */
+static int
+addr_equal(const struct config_addr *a, const struct config_addr *b)
+{
+
+	if (a->host == NULL || b->host == NULL)
+		return (a->host == b->host);
+	return (strcmp(a->host, b->host) == 0 && strcmp(a->port, b->port) == 0);
+}
+
+/* Nonzero if services ${a} and ${b} are configured identically. */
+int
+config_service_equal(const struct config_service *a,
+    const struct config_service *b)
+{
+
+	return (strcmp(a->name, b->name) == 0 &&
+	    addr_equal(&a->accept, &b->accept) &&
+	    addr_equal(&a->connect, &b->connect));
+}
+
+/* Free ${c}; NULL is ok. */
+void
+config_free(struct config *c)
+{
+	struct config_service *s;
+
+	if (c == NULL)
+		return;
+	while ((s = c->services) != NULL) {
+		c->services = s->next;
+		free(s->name);
+		config_addr_free(&s->accept);
+		config_addr_free(&s->connect);
+		free(s);
+	}
+	config_addr_free(&c->metrics);
+	config_addr_free(&c->link_addr);
+	free(c->path);
+	free(c);
+}
+
+/* A new config for ${path} holding the defaults, or NULL. */
+static struct config *
+config_new(const char *path)
+{
+	struct config *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return (NULL);
+	if ((c->path = strdup(path)) == NULL) {
+		free(c);
+		return (NULL);
+	}
+	c->log_level = LOG_INFO;
+	c->keepalive_ms = 30000;
+	c->timeout_ms = 90000;
+	c->reconnect_min_ms = 1000;
+	c->reconnect_max_ms = 60000;
+	c->window = 262144;
+	c->max_channels = 65536;
+	c->drain_timeout_ms = 30000;
+	c->connect_timeout_ms = 10000;
+	return (c);
+}
+
+/*
+ * Unless ${ok}, fail on [link] key ${hi} if it is set, else on ${lo}: ${lo}
+ * must be less than ${hi} (or equal, unless ${strict}).
+ */
+static int
+check_order(struct parser *p, int ok, enum key_id lo, enum key_id hi,
+    int strict)
+{
+
+	if (ok)
+		return (0);
+	if (p->keyline[hi] != 0)
+		return (fail(p, p->keyline[hi], "link", keys[hi].name,
+		    "must be %s %s", strict ? ">" : ">=", keys[lo].name));
+	return (fail(p, p->keyline[lo], "link", keys[lo].name, "must be %s %s",
+	    strict ? "<" : "<=", keys[hi].name));
+}
+
+/* Check the section of ${p} that has just ended. */
+static int
+section_end(struct parser *p)
+{
+	struct config *c = p->c;
+
+	switch (p->sec) {
+	case SEC_LINK:
+		if (c->link_addr.host == NULL)
+			return (fail(p, p->section_line, p->section, NULL,
+			    "needs connect or listen"));
+		if (check_order(p, c->reconnect_min_ms <= c->reconnect_max_ms,
+		    K_RECONNECT_MIN, K_RECONNECT_MAX, 0))
+			return (-1);
+		return (check_order(p, c->keepalive_ms < c->timeout_ms,
+		    K_KEEPALIVE, K_TIMEOUT, 1));
+	case SEC_SERVICE:
+		if (p->svc->accept.host == NULL && p->svc->connect.host == NULL)
+			return (fail(p, p->section_line, p->section, NULL,
+			    "needs accept or connect"));
+		return (0);
+	default:
+		return (0);
+	}
+}
+
+/* Note in *${first} that the current section of ${p} starts on this line,
+ * unless a section of that name came before. */
+static int
+section_once(struct parser *p, int *first)
+{
+
+	if (*first != 0)
+		return (fail(p, p->lineno, p->section, NULL,
+		    "duplicate section (first on line %d)", *first));
+	*first = p->lineno;
+	return (0);
+}
+
+/* Add the current section of ${p} as a new service. */
+static int
+service_begin(struct parser *p)
+{
+	const struct config_service *prev;
+	struct config_service *s;
+	size_t len = strlen(p->section);
+
+	if (!config_valid_service_name(p->section, len))
+		return (fail(p, p->lineno, p->section, NULL,
+		    "bad service name (use 1 to 255 of A-Z a-z 0-9 . _ -)"));
+	if ((prev = config_service_find(p->c, p->section, len)) != NULL)
+		return (fail(p, p->lineno, p->section, NULL,
+		    "duplicate section (first on line %d)", prev->line));
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		goto enomem;
+	if ((s->name = strdup(p->section)) == NULL) {
+		free(s);
+		goto enomem;
+	}
+	s->line = p->lineno;
+	*p->tail = s;
+	p->tail = &s->next;
+	p->c->nservices++;
+	p->svc = s;
+	return (0);
+
+enomem:
+	return (fail(p, 0, NULL, NULL, "out of memory"));
+}
+
+/* End the current section of ${p} and start section ${name} (length
+ * ${len}) on the current line. */
+static int
+section_begin(struct parser *p, const char *name, size_t len)
+{
+
+	if (section_end(p))
+		return (-1);
+	free(p->section);
+	if ((p->section = strndup(name, len)) == NULL)
+		return (fail(p, 0, NULL, NULL, "out of memory"));
+	p->section_line = p->lineno;
+	p->svc = NULL;
+	memset(p->keyline, 0, sizeof(p->keyline));
+	if (strcmp(p->section, "daemon") == 0) {
+		p->sec = SEC_DAEMON;
+		return (section_once(p, &p->daemon_line));
+	}
+	if (strcmp(p->section, "link") == 0) {
+		p->sec = SEC_LINK;
+		return (section_once(p, &p->link_line));
+	}
+	p->sec = SEC_SERVICE;
+	return (service_begin(p));
+}
+
+/*
+ * If ${line} of ${p} is a [section] header, start that section.  A line
+ * with '[' but no ']' is left to inih, which reports it.
+ */
+static int
+section_header(struct parser *p, const char *line)
+{
+	const char *end, *rest;
+
+	if (line[0] != '[' || (end = strchr(line, ']')) == NULL)
+		return (0);
+	rest = end + 1 + strspn(end + 1, " \t\r\n\v\f");
+	if (*rest != '\0' && *rest != ';')
+		return (fail(p, p->lineno, NULL, NULL, "syntax error"));
+	return (section_begin(p, line + 1, (size_t)(end - line) - 1));
+}
+
+/*
+ * ini_reader: read the next line of ${cookie} (a parser) into ${buf} (size
+ * ${size}).  Leading white space is removed, which turns off inih's
+ * continuation lines (so keys may be indented); [section] headers are noted.
+ * Returns NULL at the end of the file or after an error.
+ */
+static char *
+read_line(char *buf, int size, void *cookie)
+{
+	struct parser *p = cookie;
+	size_t len, skip;
+
+	if (p->failed)
+		return (NULL);
+	if (fgets(buf, size, p->f) == NULL) {
+		if (ferror(p->f))
+			p->read_errno = (errno != 0) ? errno : EIO;
+		return (NULL);
+	}
+	p->lineno++;
+	len = strlen(buf);
+	if (strcspn(buf, "\r\n") > (size_t)size - 3 ||
+	    (len == (size_t)size - 1 && buf[len - 1] != '\n' &&
+	    getc(p->f) != EOF)) {
+		fail(p, p->lineno, NULL, NULL,
+		    "line too long (max %d characters)", size - 3);
+		return (NULL);
+	}
+	skip = (p->lineno == 1 && strncmp(buf, "\xef\xbb\xbf", 3) == 0) ? 3 : 0;
+	skip += strspn(buf + skip, " \t\r\n\v\f");
+	memmove(buf, buf + skip, len - skip + 1);
+	if (section_header(p, buf))
+		return (NULL);
+	return (buf);
+}
+
+/* Set level key ${k} of ${p} to ${value} at ${dst}. */
+static int
+set_level(struct parser *p, const struct key *k, const char *value,
+    void *dst)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+		if (strcmp(value, level_names[i]) == 0) {
+			*(enum log_level *)dst = (enum log_level)i;
+			return (0);
+		}
+	}
+	return (fail(p, p->lineno, p->section, k->name,
+	    "bad log level \"%s\" (use debug, info, warn or error)", value));
+}
+
+/* Set address key ${k} of ${p} to ${value} at ${dst}. */
+static int
+set_addr(struct parser *p, const struct key *k, const char *value, void *dst)
+{
+
+	if (config_parse_addr(value, dst) == 0)
+		return (0);
+	if (errno == ENOMEM)
+		return (fail(p, 0, NULL, NULL, "out of memory"));
+	return (fail(p, p->lineno, p->section, k->name,
+	    "bad address \"%s\" (use host:port or [ipv6]:port)", value));
+}
+
+/* Set numeric key ${k} of ${p} to ${value} at ${dst}. */
+static int
+set_number(struct parser *p, const struct key *k, const char *value,
+    void *dst)
+{
+	const struct number *num = k->num;
+	uint64_t n;
+
+	if (num->parse(value, &n)) {
+		if (errno == ERANGE)
+			return (fail(p, p->lineno, p->section, k->name,
+			    "%s \"%s\" too large", num->what, value));
+		return (fail(p, p->lineno, p->section, k->name,
+		    "bad %s \"%s\" (%s)", num->what, value, num->hint));
+	}
+	if (n < k->min || n > k->max)
+		return (fail(p, p->lineno, p->section, k->name,
+		    "\"%s\" out of range (must be %s)", value, k->range));
+	if (num->wide)
+		*(uint64_t *)dst = n;
+	else
+		*(uint32_t *)dst = (uint32_t)n;
+	return (0);
+}
+
+/* Set key ${name} of the current section of ${p} to ${value}. */
+static int
+set_key(struct parser *p, const char *name, const char *value)
+{
+	const struct key *k;
+	enum key_id id;
+	char *base;
+
+	if (p->sec == SEC_NONE)
+		return (fail(p, p->lineno, "", name,
+		    "key outside any section"));
+	for (id = 0; id < NKEYS; id++) {
+		if (keys[id].sec == p->sec && strcmp(keys[id].name, name) == 0)
+			break;
+	}
+	if (id == NKEYS)
+		return (fail(p, p->lineno, p->section, name, "unknown key"));
+	k = &keys[id];
+	if (p->keyline[id] != 0)
+		return (fail(p, p->lineno, p->section, name,
+		    "duplicate key (first on line %d)", p->keyline[id]));
+	p->keyline[id] = p->lineno;
+	if (value[0] == '\0')
+		return (fail(p, p->lineno, p->section, name, "empty value"));
+	base = (k->sec == SEC_SERVICE) ? (char *)p->svc : (char *)p->c;
+
+	switch (k->type) {
+	case T_LEVEL:
+		return (set_level(p, k, value, base + k->off));
+	case T_LINK_ADDR:
+		if (p->c->link_addr.host != NULL)
+			return (fail(p, p->lineno, p->section, name,
+			    "connect and listen are mutually exclusive"));
+		p->c->link_listen = (id == K_LINK_LISTEN);
+		/* FALLTHROUGH */
+	case T_ADDR:
+		return (set_addr(p, k, value, base + k->off));
+	default:	/* T_NUMBER */
+		return (set_number(p, k, value, base + k->off));
+	}
+}
+
+/* ini_handler: set ${name} to ${value} for ${cookie} (a parser).  inih's
+ * ${section} is unused: it may be truncated; the reader tracks sections. */
+static int
+handle(void *cookie, const char *section, const char *name,
+    const char *value)
+{
+
+	(void)section;
+	return (set_key(cookie, name, value) == 0);
+}
+
+/* Finish loading ${p}, given ${line} from ini_parse_stream. */
+static int
+parse_finish(struct parser *p, int line)
+{
+
+	if (line == -2)
+		return (fail(p, 0, NULL, NULL, "out of memory"));
+	if (line > 0 && (!p->failed || line < p->fail_line)) {
+		/* inih found bad syntax on an earlier line than our error's. */
+		p->failed = 0;
+		return (fail(p, line, NULL, NULL, "syntax error"));
+	}
+	if (p->failed)
+		return (-1);
+	if (p->read_errno != 0)
+		return (fail(p, 0, NULL, NULL, "read error: %s",
+		    strerror(p->read_errno)));
+	if (section_end(p))
+		return (-1);
+	if (p->link_line == 0)
+		return (fail(p, 0, NULL, NULL, "missing [link] section"));
+	return (0);
+}
+
+/* Load ${path} into a new config *${out}, or fail with a message in ${err}
+ * (size ${errlen}). */
+int
+config_load(const char *path, struct config **out, char *err,
+    size_t errlen)
+{
+	struct parser p;
+
+	memset(&p, 0, sizeof(p));
+	p.path = path;
+	p.err = err;
+	p.errlen = errlen;
+	if ((p.c = config_new(path)) == NULL) {
+		fail(&p, 0, NULL, NULL, "out of memory");
+		goto err;
+	}
+	p.tail = &p.c->services;
+	if ((p.f = fopen(path, "re")) == NULL) {
+		fail(&p, 0, NULL, NULL, "cannot open: %s", strerror(errno));
+		goto err;
+	}
+
+	/* Debian's libinih (only) sizes its line buffer at run time. */
+	ini_max_line = LINE_MAX_LEN + 3;
+	if (parse_finish(&p, ini_parse_stream(read_line, &p, handle, &p)))
+		goto err;
+
+	fclose(p.f);
+	free(p.section);
+	*out = p.c;
+	return (0);
+
+err:
+	if (p.f != NULL)
+		fclose(p.f);
+	free(p.section);
+	config_free(p.c);
+	return (-1);
+}

@@ -1,0 +1,769 @@
+/*
+ * Tests for config: loading files written to a temporary directory, every
+ * error message, the shipped conf files, the seed corpus and the helpers.
+ * Run from the top of the source tree (conf/ and tests/corpus/ are read).
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define CORPUS	"tests/corpus/config"
+
+/* The temporary directory, made by main(). */
+static char tmpdir[64];
+
+/* The path of the test config file. */
+static char conf_path[128];
+
+/* Write ${text} to the test config file; return its path. */
+static const char *
+write_conf(const char *text)
+{
+	FILE *f;
+
+	snprintf(conf_path, sizeof(conf_path), "%s/mxd.conf", tmpdir);
+	ck_assert_ptr_nonnull(f = fopen(conf_path, "w"));
+	ck_assert_int_ge(fputs(text, f), 0);
+	ck_assert_int_eq(fclose(f), 0);
+	return (conf_path);
+}
+
+/* Load ${path}, which must succeed. */
+static struct config *
+load_path(const char *path)
+{
+	struct config *c = NULL;
+	char err[512] = "";
+
+	ck_assert_msg(config_load(path, &c, err, sizeof(err)) == 0,
+	    "%s: %s", path, err);
+	ck_assert_ptr_nonnull(c);
+	return (c);
+}
+
+/* Load ${text}, which must succeed. */
+static struct config *
+load(const char *text)
+{
+
+	return (load_path(write_conf(text)));
+}
+
+/* Load ${text}, which must fail with the message ${path}${want}. */
+static void
+load_fail(const char *text, const char *want)
+{
+	struct config *c = NULL;
+	char err[512], full[512];
+	const char *path = write_conf(text);
+
+	snprintf(full, sizeof(full), "%s%s", path, want);
+	ck_assert_msg(config_load(path, &c, err, sizeof(err)) == -1,
+	    "loaded:\n%s", text);
+	ck_assert_ptr_null(c);
+	ck_assert_msg(strcmp(err, full) == 0,
+	    "got  \"%s\"\nwant \"%s\"\nfor:\n%s", err, full, text);
+}
+
+/* Assert that ${a} is ${host}:${port}, or unset if ${host} is NULL. */
+static void
+assert_addr(const struct config_addr *a, const char *host, const char *port)
+{
+
+	if (host == NULL) {
+		ck_assert_ptr_null(a->host);
+		ck_assert_ptr_null(a->port);
+		return;
+	}
+	ck_assert_str_eq(a->host, host);
+	ck_assert_str_eq(a->port, port);
+}
+
+/* Two lines: the smallest valid [link]. */
+#define LINK	"[link]\nconnect = peer:7000\n"
+
+#define BAD_ADDR(a)							\
+	{ "[link]\nconnect = " a "\n",					\
+	  ":2: [link] connect: bad address \"" a "\" "			\
+	  "(use host:port or [ipv6]:port)" }
+#define BAD_DURATION(v)							\
+	{ LINK "keepalive = " v "\n",					\
+	  ":3: [link] keepalive: bad duration \"" v "\" (use ms, s, m or h)" }
+#define BAD_SIZE(v)							\
+	{ LINK "window = " v "\n",					\
+	  ":3: [link] window: bad size \"" v "\" "			\
+	  "(use a number with optional k or m)" }
+#define RANGE(key, v, range)						\
+	{ LINK key " = " v "\n",					\
+	  ":3: [link] " key ": \"" v "\" out of range (must be " range ")" }
+#define BAD_NAME(n)							\
+	{ LINK "[" n "]\naccept = 127.0.0.1:1\n",			\
+	  ":3: [" n "]: bad service name "				\
+	  "(use 1 to 255 of A-Z a-z 0-9 . _ -)" }
+
+/* Each bad config and its message after the file name. */
+static const struct bad {
+	const char	*text;
+	const char	*want;
+} bad[] = {
+	/* Unknown, misplaced, duplicate keys and sections. */
+	{ LINK "foo = 1\n", ":3: [link] foo: unknown key" },
+	{ "[daemon]\nloglevel = info\n" LINK,
+	  ":2: [daemon] loglevel: unknown key" },
+	{ LINK "[svc]\naccept = 127.0.0.1:1\nlisten = 127.0.0.1:2\n",
+	  ":5: [svc] listen: unknown key" },
+	{ LINK "[svc]\naccept = 127.0.0.1:1\nkeepalive = 1s\n",
+	  ":5: [svc] keepalive: unknown key" },
+	{ "log_level = info\n" LINK,
+	  ":1: [] log_level: key outside any section" },
+	{ LINK "keepalive = 10s\nkeepalive = 20s\n",
+	  ":4: [link] keepalive: duplicate key (first on line 3)" },
+	{ LINK "[svc]\naccept = 127.0.0.1:1\naccept = 127.0.0.1:2\n",
+	  ":5: [svc] accept: duplicate key (first on line 4)" },
+	{ LINK "[svc]\naccept = 127.0.0.1:1\n[other]\nconnect = h:2\n"
+	  "[svc]\nconnect = h:1\n",
+	  ":7: [svc]: duplicate section (first on line 3)" },
+	{ LINK "[link]\nkeepalive = 1s\n",
+	  ":3: [link]: duplicate section (first on line 1)" },
+	{ "[daemon]\n[daemon]\n" LINK,
+	  ":2: [daemon]: duplicate section (first on line 1)" },
+
+	/* [link]: exactly one of connect and listen. */
+	{ LINK "listen = 0.0.0.0:7000\n",
+	  ":3: [link] listen: connect and listen are mutually exclusive" },
+	{ "[link]\nlisten = 0.0.0.0:7000\nconnect = peer:7000\n",
+	  ":3: [link] connect: connect and listen are mutually exclusive" },
+	{ "[daemon]\nlog_level = info\n\n[link]\nkeepalive = 10s\n"
+	  "[svc]\naccept = 127.0.0.1:1\n",
+	  ":4: [link]: needs connect or listen" },
+	{ "[svc]\naccept = 127.0.0.1:1\n[link]\n",
+	  ":3: [link]: needs connect or listen" },
+	{ "[svc]\naccept = 127.0.0.1:1\n", ": missing [link] section" },
+	{ "", ": missing [link] section" },
+
+	/* Addresses. */
+	BAD_ADDR("host"),
+	BAD_ADDR("host:"),
+	BAD_ADDR(":80"),
+	BAD_ADDR("host:0"),
+	BAD_ADDR("host:65536"),
+	BAD_ADDR("host:99999999999999999999999"),
+	BAD_ADDR("host:8o"),
+	BAD_ADDR("host:+80"),
+	BAD_ADDR("host:-80"),
+	BAD_ADDR("ho st:80"),
+	BAD_ADDR("::1:80"),
+	BAD_ADDR("::1"),
+	BAD_ADDR("[::1]80"),
+	BAD_ADDR("[::1"),
+	BAD_ADDR("[::1]:"),
+	BAD_ADDR("[]:80"),
+	BAD_ADDR("[a]b]:80"),
+	BAD_ADDR("[[::1]]:80"),
+	{ LINK "[svc]\naccept = 127.0.0.1\n",
+	  ":4: [svc] accept: bad address \"127.0.0.1\" "
+	  "(use host:port or [ipv6]:port)" },
+	{ LINK "[svc]\nconnect = 10.0.0.5:\n",
+	  ":4: [svc] connect: bad address \"10.0.0.5:\" "
+	  "(use host:port or [ipv6]:port)" },
+	{ "[daemon]\nmetrics = 9108\n" LINK,
+	  ":2: [daemon] metrics: bad address \"9108\" "
+	  "(use host:port or [ipv6]:port)" },
+
+	/* Durations. */
+	BAD_DURATION("30"),
+	BAD_DURATION("30x"),
+	BAD_DURATION("s"),
+	BAD_DURATION("30 sec"),
+	BAD_DURATION("30sec"),
+	BAD_DURATION("30S"),
+	BAD_DURATION("1.5s"),
+	BAD_DURATION("-1s"),
+	BAD_DURATION("+1s"),
+	BAD_DURATION("30s;x"),		/* ";" needs white space before it */
+	BAD_DURATION("30s # x"),	/* "#" starts no inline comment */
+	{ LINK "reconnect_max = 99999999999999999999ms\n",
+	  ":3: [link] reconnect_max: duration \"99999999999999999999ms\" "
+	  "too large" },
+	{ LINK "reconnect_max = 5124095576031h\n",
+	  ":3: [link] reconnect_max: duration \"5124095576031h\" too large" },
+	RANGE("keepalive", "0s", "nonzero"),
+	RANGE("timeout", "0ms", "nonzero"),
+	RANGE("reconnect_min", "0h", "nonzero"),
+	RANGE("reconnect_max", "0m", "nonzero"),
+	RANGE("connect_timeout", "0s", "nonzero"),
+
+	/* Sizes and numbers. */
+	BAD_SIZE("256q"),
+	BAD_SIZE("k"),
+	BAD_SIZE("256kk"),
+	BAD_SIZE("256K"),
+	BAD_SIZE("256kb"),
+	{ LINK "window = 99999999999999999999m\n",
+	  ":3: [link] window: size \"99999999999999999999m\" too large" },
+	RANGE("window", "128k", "256k..16m"),
+	RANGE("window", "262143", "256k..16m"),
+	RANGE("window", "17m", "256k..16m"),
+	RANGE("window", "16777217", "256k..16m"),
+	RANGE("max_channels", "0", "1..1048576"),
+	RANGE("max_channels", "1048577", "1..1048576"),
+	{ LINK "max_channels = 1k\n",
+	  ":3: [link] max_channels: bad number \"1k\" (use decimal digits)" },
+	{ LINK "max_channels = -1\n",
+	  ":3: [link] max_channels: bad number \"-1\" (use decimal digits)" },
+
+	/* Services. */
+	BAD_NAME("a/b"),
+	BAD_NAME(""),
+	BAD_NAME(" svc"),
+	BAD_NAME("svc ;x"),
+	BAD_NAME("caf\xc3\xa9"),
+	{ LINK "[svc]\n[other]\naccept = 127.0.0.1:1\n",
+	  ":3: [svc]: needs accept or connect" },
+	{ LINK "[svc]\n; accept = 127.0.0.1:1\n",
+	  ":3: [svc]: needs accept or connect" },
+
+	/* Relations between [link] keys. */
+	{ LINK "reconnect_min = 10s\nreconnect_max = 5s\n",
+	  ":4: [link] reconnect_max: must be >= reconnect_min" },
+	{ LINK "reconnect_max = 5s\nreconnect_min = 10s\n",
+	  ":3: [link] reconnect_max: must be >= reconnect_min" },
+	{ LINK "reconnect_min = 2m\n",
+	  ":3: [link] reconnect_min: must be <= reconnect_max" },
+	{ LINK "keepalive = 90s\n", ":3: [link] keepalive: must be < timeout" },
+	{ LINK "keepalive = 90s\n[svc]\naccept = 127.0.0.1:1\n",
+	  ":3: [link] keepalive: must be < timeout" },
+	{ LINK "keepalive = 10s\ntimeout = 10s\n",
+	  ":4: [link] timeout: must be > keepalive" },
+	{ LINK "timeout = 20s\n", ":3: [link] timeout: must be > keepalive" },
+
+	/* Empty values and other values. */
+	{ LINK "keepalive =\n", ":3: [link] keepalive: empty value" },
+	{ LINK "keepalive = ; none\n", ":3: [link] keepalive: empty value" },
+	{ "[link]\nconnect =\n", ":2: [link] connect: empty value" },
+	{ "[daemon]\nlog_level = verbose\n" LINK,
+	  ":2: [daemon] log_level: bad log level \"verbose\" "
+	  "(use debug, info, warn or error)" },
+	{ "[daemon]\nlog_level = INFO\n" LINK,
+	  ":2: [daemon] log_level: bad log level \"INFO\" "
+	  "(use debug, info, warn or error)" },
+
+	/* Syntax; the error on the earliest line wins. */
+	{ LINK "this is not ini\n", ":3: syntax error" },
+	{ LINK "[svc] accept = 127.0.0.1:1\n", ":3: syntax error" },
+	{ LINK "[svc] # x\naccept = 127.0.0.1:1\n", ":3: syntax error" },
+	{ LINK "keepalive\n", ":3: syntax error" },
+	{ "[link\nconnect = peer:7000\n", ":1: syntax error" },
+	{ LINK "oops\nfoo = 1\n", ":3: syntax error" },
+	{ LINK "foo = 1\noops\n", ":3: [link] foo: unknown key" },
+	{ "[link]\nkeepalive = 10s\noops\n[svc]\naccept = 127.0.0.1:1\n",
+	  ":1: [link]: needs connect or listen" },
+};
+
+START_TEST(test_errors)
+{
+
+	load_fail(bad[_i].text, bad[_i].want);
+}
+END_TEST
+
+START_TEST(test_full)
+{
+	struct config *c;
+	const struct config_service *s;
+
+	c = load(
+	    "; every key\n"
+	    "[daemon]\n"
+	    "log_level = debug\n"
+	    "metrics = 127.0.0.1:9108\n"
+	    "\n"
+	    "[link]\n"
+	    "connect = peer.example.net:7000\n"
+	    "keepalive = 500ms\n"
+	    "timeout = 2m\n"
+	    "reconnect_min = 100ms\n"
+	    "reconnect_max = 1h\n"
+	    "window = 1m\n"
+	    "max_channels = 1024\n"
+	    "drain_timeout = 45s\n"
+	    "connect_timeout = 5s\n"
+	    "\n"
+	    "[postgres]\n"
+	    "accept = 127.0.0.1:5432\n"
+	    "connect = 10.0.0.5:5432\n"
+	    "[web.front-1_A]\n"
+	    "connect = [2001:db8::1]:443\n"
+	    "[in]\n"
+	    "accept = [::]:8080\n");
+	ck_assert_str_eq(c->path, conf_path);
+	ck_assert_int_eq(c->log_level, LOG_DEBUG);
+	assert_addr(&c->metrics, "127.0.0.1", "9108");
+	ck_assert_int_eq(c->link_listen, 0);
+	assert_addr(&c->link_addr, "peer.example.net", "7000");
+	ck_assert_uint_eq(c->keepalive_ms, 500);
+	ck_assert_uint_eq(c->timeout_ms, 120000);
+	ck_assert_uint_eq(c->reconnect_min_ms, 100);
+	ck_assert_uint_eq(c->reconnect_max_ms, 3600000);
+	ck_assert_uint_eq(c->window, 1048576);
+	ck_assert_uint_eq(c->max_channels, 1024);
+	ck_assert_uint_eq(c->drain_timeout_ms, 45000);
+	ck_assert_uint_eq(c->connect_timeout_ms, 5000);
+	ck_assert_uint_eq(c->nservices, 3);
+
+	s = c->services;
+	ck_assert_str_eq(s->name, "postgres");
+	assert_addr(&s->accept, "127.0.0.1", "5432");
+	assert_addr(&s->connect, "10.0.0.5", "5432");
+	ck_assert_int_eq(s->line, 17);
+	s = s->next;
+	ck_assert_str_eq(s->name, "web.front-1_A");
+	assert_addr(&s->accept, NULL, NULL);
+	assert_addr(&s->connect, "2001:db8::1", "443");
+	ck_assert_int_eq(s->line, 20);
+	s = s->next;
+	ck_assert_str_eq(s->name, "in");
+	assert_addr(&s->accept, "::", "8080");
+	assert_addr(&s->connect, NULL, NULL);
+	ck_assert_int_eq(s->line, 22);
+	ck_assert_ptr_null(s->next);
+	config_free(c);
+}
+END_TEST
+
+START_TEST(test_defaults)
+{
+	struct config *c;
+
+	c = load("[link]\nlisten = [::1]:7000\n");
+	ck_assert_int_eq(c->log_level, LOG_INFO);
+	assert_addr(&c->metrics, NULL, NULL);
+	ck_assert_int_eq(c->link_listen, 1);
+	assert_addr(&c->link_addr, "::1", "7000");
+	ck_assert_uint_eq(c->keepalive_ms, 30000);
+	ck_assert_uint_eq(c->timeout_ms, 90000);
+	ck_assert_uint_eq(c->reconnect_min_ms, 1000);
+	ck_assert_uint_eq(c->reconnect_max_ms, 60000);
+	ck_assert_uint_eq(c->window, 262144);
+	ck_assert_uint_eq(c->max_channels, 65536);
+	ck_assert_uint_eq(c->drain_timeout_ms, 30000);
+	ck_assert_uint_eq(c->connect_timeout_ms, 10000);
+	ck_assert_ptr_null(c->services);
+	ck_assert_uint_eq(c->nservices, 0);
+	config_free(c);
+}
+END_TEST
+
+/* The edges of every range are accepted. */
+START_TEST(test_limits)
+{
+	struct config *c;
+
+	c = load(LINK
+	    "window = 256k\nmax_channels = 1\ndrain_timeout = 0s\n"
+	    "reconnect_min = 5s\nreconnect_max = 5000ms\n"
+	    "keepalive = 1ms\ntimeout = 2ms\n"
+	    "[a]\naccept = h:1\n[b]\nconnect = h:65535\n"
+	    "[c]\naccept = h:0080\n");
+	ck_assert_uint_eq(c->window, 262144);
+	ck_assert_uint_eq(c->max_channels, 1);
+	ck_assert_uint_eq(c->drain_timeout_ms, 0);
+	ck_assert_uint_eq(c->reconnect_min_ms, 5000);
+	ck_assert_uint_eq(c->reconnect_max_ms, 5000);
+	ck_assert_uint_eq(c->keepalive_ms, 1);
+	ck_assert_uint_eq(c->timeout_ms, 2);
+	assert_addr(&c->services->accept, "h", "1");
+	assert_addr(&c->services->next->connect, "h", "65535");
+	assert_addr(&c->services->next->next->accept, "h", "80");
+	config_free(c);
+
+	c = load(LINK "window = 16m\nmax_channels = 1048576\n"
+	    "timeout = 5124095576030h\n");
+	ck_assert_uint_eq(c->window, 16777216);
+	ck_assert_uint_eq(c->max_channels, 1048576);
+	ck_assert_uint_eq(c->timeout_ms, 5124095576030ULL * 3600000);
+	config_free(c);
+}
+END_TEST
+
+/* inih (as Debian builds it) strips " ; comments" after values. */
+START_TEST(test_comments)
+{
+	struct config *c;
+
+	c = load(
+	    "; a comment\n"
+	    "# another\n"
+	    "[daemon] ; the daemon\n"
+	    "log_level = warn ; quieter\n"
+	    "[link]\n"
+	    "connect = peer:7000\t; the peer\n"
+	    "keepalive = 10s ;ten seconds\n"
+	    "[svc]  ; a service\n"
+	    "accept = [::1]:22 ; ssh\n");
+	ck_assert_int_eq(c->log_level, LOG_WARN);
+	assert_addr(&c->link_addr, "peer", "7000");
+	ck_assert_uint_eq(c->keepalive_ms, 10000);
+	ck_assert_str_eq(c->services->name, "svc");
+	assert_addr(&c->services->accept, "::1", "22");
+	config_free(c);
+}
+END_TEST
+
+/* Indented keys are keys (not inih continuation lines); a UTF-8 BOM, CRLF
+ * line ends, "key: value" and a missing final newline are accepted. */
+START_TEST(test_layout)
+{
+	struct config *c;
+
+	c = load("\xef\xbb\xbf[link]\r\n"
+	    "  connect = peer:7000\r\n"
+	    "\tkeepalive = 10s\r\n"
+	    "    timeout: 20s\r\n"
+	    "  [svc]\r\n"
+	    "  connect = 10.0.0.1:22");
+	assert_addr(&c->link_addr, "peer", "7000");
+	ck_assert_uint_eq(c->keepalive_ms, 10000);
+	ck_assert_uint_eq(c->timeout_ms, 20000);
+	ck_assert_str_eq(c->services->name, "svc");
+	ck_assert_int_eq(c->services->line, 5);
+	assert_addr(&c->services->connect, "10.0.0.1", "22");
+	config_free(c);
+}
+END_TEST
+
+/* Service names of 255 bytes work (inih itself keeps only 50); longer lines
+ * than the parser handles are an error, not silently split. */
+START_TEST(test_long_lines)
+{
+	struct config *c;
+	char name[257], text[1200], want[400];
+
+	memset(name, 'n', 255);
+	name[255] = '\0';
+	snprintf(text, sizeof(text), LINK "[%s]\naccept = 127.0.0.1:1\n"
+	    "[%.50s]\naccept = 127.0.0.1:2\n", name, name);
+	c = load(text);
+	ck_assert_str_eq(c->services->name, name);
+	ck_assert_str_eq(c->services->next->name, name + 205);
+	config_free(c);
+
+	memset(name, 'n', 256);
+	name[256] = '\0';
+	snprintf(text, sizeof(text), LINK "[%s]\naccept = 127.0.0.1:1\n", name);
+	snprintf(want, sizeof(want), ":3: [%s]: bad service name "
+	    "(use 1 to 255 of A-Z a-z 0-9 . _ -)", name);
+	load_fail(text, want);
+
+	/* Exactly the longest line, then one more. */
+	snprintf(text, sizeof(text), LINK ";%1020s\n", "x");
+	config_free(load(text));
+	snprintf(text, sizeof(text), LINK ";%1020s\r\n", "x");
+	config_free(load(text));
+	snprintf(text, sizeof(text), LINK ";%1021s\n", "x");
+	load_fail(text, ":3: line too long (max 1021 characters)");
+}
+END_TEST
+
+START_TEST(test_file_errors)
+{
+	struct config *c = NULL;
+	char path[256], want[300], err[512];
+
+	snprintf(path, sizeof(path), "%s/missing.conf", tmpdir);
+	snprintf(want, sizeof(want), "%s: cannot open: %s", path,
+	    strerror(ENOENT));
+	ck_assert_int_eq(config_load(path, &c, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, want);
+	ck_assert_ptr_null(c);
+
+	snprintf(want, sizeof(want), "%s: read error: %s", tmpdir,
+	    strerror(EISDIR));
+	ck_assert_int_eq(config_load(tmpdir, &c, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, want);
+	ck_assert_ptr_null(c);
+}
+END_TEST
+
+/* A short buffer gets a truncated message; none at all is fine. */
+START_TEST(test_short_err)
+{
+	struct config *c = NULL;
+	char err[8];
+	const char *path = write_conf(LINK "foo = 1\n");
+
+	ck_assert_int_eq(config_load(path, &c, err, sizeof(err)), -1);
+	ck_assert_int_eq(strlen(err), sizeof(err) - 1);
+	ck_assert_int_eq(strncmp(err, path, sizeof(err) - 1), 0);
+	ck_assert_int_eq(config_load(path, &c, NULL, 0), -1);
+	ck_assert_ptr_null(c);
+}
+END_TEST
+
+START_TEST(test_shipped)
+{
+	struct config *c;
+
+	c = load_path("conf/mxd.conf");
+	ck_assert_int_eq(c->link_listen, 0);
+	assert_addr(&c->link_addr, "peer.example.net", "7000");
+	ck_assert_str_eq(c->services->name, "postgres");
+	assert_addr(&c->services->accept, "127.0.0.1", "5432");
+	config_free(c);
+
+	c = load_path("conf/examples/clients.conf");
+	ck_assert_int_eq(c->link_listen, 0);
+	assert_addr(&c->link_addr, "127.0.0.1", "7000");
+	ck_assert_uint_eq(c->nservices, 1);
+	ck_assert_str_eq(c->services->name, "echo");
+	assert_addr(&c->services->accept, "127.0.0.1", "7001");
+	assert_addr(&c->services->connect, NULL, NULL);
+	config_free(c);
+
+	c = load_path("conf/examples/targets.conf");
+	ck_assert_int_eq(c->link_listen, 1);
+	assert_addr(&c->link_addr, "127.0.0.1", "7000");
+	ck_assert_uint_eq(c->nservices, 1);
+	ck_assert_str_eq(c->services->name, "echo");
+	assert_addr(&c->services->accept, NULL, NULL);
+	assert_addr(&c->services->connect, "127.0.0.1", "7002");
+	config_free(c);
+}
+END_TEST
+
+/* The fuzzer's seeds: valid-*.conf load, invalid-*.conf do not. */
+START_TEST(test_corpus)
+{
+	struct config *c;
+	struct dirent *de;
+	DIR *d;
+	char path[512], err[512];
+	int valid, n = 0;
+
+	ck_assert_ptr_nonnull(d = opendir(CORPUS));
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		valid = (strncmp(de->d_name, "valid-", 6) == 0);
+		ck_assert_msg(valid || strncmp(de->d_name, "invalid-", 8) == 0,
+		    "%s: name it valid-* or invalid-*", de->d_name);
+		snprintf(path, sizeof(path), CORPUS "/%s", de->d_name);
+		c = NULL;
+		ck_assert_msg((config_load(path, &c, err, sizeof(err)) == 0) ==
+		    valid, "%s: %s", path, valid ? err : "loaded");
+		config_free(c);
+		n++;
+	}
+	closedir(d);
+	ck_assert_int_ge(n, 4);
+}
+END_TEST
+
+START_TEST(test_parse_addr)
+{
+	static const struct {
+		const char *s, *host, *port;
+	} good[] = {
+		{ "localhost:80", "localhost", "80" },
+		{ "10.0.0.5:5432", "10.0.0.5", "5432" },
+		{ "[::1]:80", "::1", "80" },
+		{ "[fe80::1%eth0]:22", "fe80::1%eth0", "22" },
+		{ "h:00065535", "h", "65535" },
+	};
+	static const char *const bad_addr[] = {
+		"", "h", "h:", ":1", "h:0", "h:65536", "::1:80", "[::1]80",
+		"[::1", "[]:1", "h:1 ", " h:1", "h:0x10"
+	};
+	struct config_addr a;
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		ck_assert_int_eq(config_parse_addr(good[i].s, &a), 0);
+		assert_addr(&a, good[i].host, good[i].port);
+		config_addr_free(&a);
+		assert_addr(&a, NULL, NULL);
+	}
+	for (i = 0; i < sizeof(bad_addr) / sizeof(bad_addr[0]); i++) {
+		a.host = a.port = NULL;
+		errno = 0;
+		ck_assert_msg(config_parse_addr(bad_addr[i], &a) == -1, "%s",
+		    bad_addr[i]);
+		ck_assert_int_eq(errno, EINVAL);
+		assert_addr(&a, NULL, NULL);
+	}
+}
+END_TEST
+
+START_TEST(test_parse_numbers)
+{
+	uint64_t n;
+
+	ck_assert_int_eq(config_parse_duration("0ms", &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(config_parse_duration("500ms", &n), 0);
+	ck_assert_uint_eq(n, 500);
+	ck_assert_int_eq(config_parse_duration("30s", &n), 0);
+	ck_assert_uint_eq(n, 30000);
+	ck_assert_int_eq(config_parse_duration("5m", &n), 0);
+	ck_assert_uint_eq(n, 300000);
+	ck_assert_int_eq(config_parse_duration("1h", &n), 0);
+	ck_assert_uint_eq(n, 3600000);
+	ck_assert_int_eq(config_parse_duration("18446744073709551615ms", &n),
+	    0);
+	ck_assert_uint_eq(n, UINT64_MAX);
+	errno = 0;
+	ck_assert_int_eq(config_parse_duration("18446744073709551616ms", &n),
+	    -1);
+	ck_assert_int_eq(errno, ERANGE);
+	errno = 0;
+	ck_assert_int_eq(config_parse_duration("18446744073709552s", &n), -1);
+	ck_assert_int_eq(errno, ERANGE);
+	errno = 0;
+	ck_assert_int_eq(config_parse_duration("30", &n), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_int_eq(config_parse_duration("", &n), -1);
+	ck_assert_int_eq(errno, EINVAL);
+
+	ck_assert_int_eq(config_parse_size("300", &n), 0);
+	ck_assert_uint_eq(n, 300);
+	ck_assert_int_eq(config_parse_size("256k", &n), 0);
+	ck_assert_uint_eq(n, 262144);
+	ck_assert_int_eq(config_parse_size("16m", &n), 0);
+	ck_assert_uint_eq(n, 16777216);
+	errno = 0;
+	ck_assert_int_eq(config_parse_size("16g", &n), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	errno = 0;
+	ck_assert_int_eq(config_parse_size("17592186044416m", &n), -1);
+	ck_assert_int_eq(errno, ERANGE);
+}
+END_TEST
+
+START_TEST(test_service_name)
+{
+	char name[256];
+
+	memset(name, 'a', sizeof(name));
+	ck_assert_int_eq(config_valid_service_name("postgres", 8), 1);
+	ck_assert_int_eq(config_valid_service_name("A-z_0.9", 7), 1);
+	ck_assert_int_eq(config_valid_service_name(name, 255), 1);
+	ck_assert_int_eq(config_valid_service_name(name, 256), 0);
+	ck_assert_int_eq(config_valid_service_name("", 0), 0);
+	ck_assert_int_eq(config_valid_service_name("a/b", 3), 0);
+	ck_assert_int_eq(config_valid_service_name("a b", 3), 0);
+	ck_assert_int_eq(config_valid_service_name("a\0b", 3), 0);
+	ck_assert_int_eq(config_valid_service_name("ok/", 2), 1);
+}
+END_TEST
+
+START_TEST(test_service_find)
+{
+	struct config *c;
+	const struct config_service *s;
+
+	c = load(LINK "[postgres]\naccept = 127.0.0.1:5432\n"
+	    "[post]\nconnect = 10.0.0.1:1\n[postgres2]\nconnect = h:2\n");
+	ck_assert_ptr_nonnull(s = config_service_find(c, "postgresXYZ", 8));
+	ck_assert_str_eq(s->name, "postgres");
+	ck_assert_ptr_nonnull(s = config_service_find(c, "post", 4));
+	ck_assert_str_eq(s->name, "post");
+	ck_assert_ptr_nonnull(s = config_service_find(c, "postgres2", 9));
+	ck_assert_str_eq(s->name, "postgres2");
+	ck_assert_ptr_null(config_service_find(c, "pos", 3));
+	ck_assert_ptr_null(config_service_find(c, "postgres\0", 9));
+	ck_assert_ptr_null(config_service_find(c, "link", 4));
+	ck_assert_ptr_null(config_service_find(c, "", 0));
+	config_free(c);
+}
+END_TEST
+
+/* config_service_equal on the services named ${name} in ${a} and ${b}. */
+static int
+same(const struct config *a, const struct config *b, const char *name)
+{
+	size_t len = strlen(name);
+
+	return (config_service_equal(config_service_find(a, name, len),
+	    config_service_find(b, name, len)));
+}
+
+/* Compare services across two loads, as a reload does. */
+START_TEST(test_service_equal)
+{
+	struct config *a, *b;
+
+	a = load(LINK "[x]\naccept = 127.0.0.1:1\n[y]\nconnect = h:2\n"
+	    "[z]\naccept = [::1]:3\nconnect = h:3\n");
+	b = load("[link]\nlisten = 0.0.0.0:9\n"
+	    "[z]\naccept = [::1]:3 ; moved\nconnect = h:03\n"
+	    "[x]\naccept = 127.0.0.1:1\nconnect = h:1\n"
+	    "[y]\naccept = h:2\n");
+	ck_assert_int_ne(same(a, b, "z"), 0);
+	ck_assert_int_ne(same(a, a, "z"), 0);
+	ck_assert_int_eq(same(a, b, "x"), 0);
+	ck_assert_int_eq(same(a, b, "y"), 0);
+	ck_assert_int_eq(config_service_equal(config_service_find(a, "x", 1),
+	    config_service_find(a, "y", 1)), 0);
+	config_free(a);
+	config_free(b);
+	config_free(NULL);
+}
+END_TEST
+
+static Suite *
+config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("config");
+
+	tcase_add_loop_test(tc, test_errors, 0, sizeof(bad) / sizeof(bad[0]));
+	tcase_add_test(tc, test_full);
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_limits);
+	tcase_add_test(tc, test_comments);
+	tcase_add_test(tc, test_layout);
+	tcase_add_test(tc, test_long_lines);
+	tcase_add_test(tc, test_file_errors);
+	tcase_add_test(tc, test_short_err);
+	tcase_add_test(tc, test_shipped);
+	tcase_add_test(tc, test_corpus);
+	tcase_add_test(tc, test_parse_addr);
+	tcase_add_test(tc, test_parse_numbers);
+	tcase_add_test(tc, test_service_name);
+	tcase_add_test(tc, test_service_find);
+	tcase_add_test(tc, test_service_equal);
+	suite_add_tcase(s, tc);
+	return (s);
+}
+
+int
+main(void)
+{
+	SRunner *sr;
+	const char *t = getenv("TMPDIR");
+	char path[128];
+	int failed;
+
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test_config.XXXXXX",
+	    (t != NULL && strlen(t) < 32) ? t : "/tmp");
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		return (1);
+	}
+	sr = srunner_create(config_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+
+	snprintf(path, sizeof(path), "%s/mxd.conf", tmpdir);
+	unlink(path);
+	rmdir(tmpdir);
+	return (failed != 0);
+}
