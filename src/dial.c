@@ -1,0 +1,233 @@
+/*
+ * dial: see dial.h.
+ */
+#include <sys/socket.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "dial.h"
+
+struct dial {
+	struct event_base *base;
+	struct evdns_base *dns;
+	char		host[256];
+	char		port[8];
+	struct evdns_getaddrinfo_request *req;	/* name lookup under way */
+	struct evutil_addrinfo *addrs;		/* resolved, being tried */
+	struct evutil_addrinfo *next;		/* the next one to try */
+	struct event	*start_ev;	/* starts the dial from the loop */
+	struct event	*conn_ev;	/* current socket writable */
+	struct event	*timer;		/* the whole dial's deadline */
+	int		fd;		/* current attempt, or -1 */
+	int		err;		/* last attempt's error */
+	dial_cb		*cb;
+	void		*arg;
+};
+
+/* Make ${fd} non-blocking and close-on-exec. */
+int
+sock_nonblock(int fd)
+{
+	int fl;
+
+	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
+		return (-1);
+	return (0);
+}
+
+/* Free ${d} and whatever it holds, without calling back. */
+void
+dial_cancel(struct dial *d)
+{
+
+	if (d->req != NULL)
+		evdns_getaddrinfo_cancel(d->req);	/* calls back: see below */
+	if (d->fd >= 0)
+		close(d->fd);
+	if (d->addrs != NULL)
+		evutil_freeaddrinfo(d->addrs);
+	if (d->conn_ev != NULL)
+		event_free(d->conn_ev);
+	event_free(d->start_ev);
+	event_free(d->timer);
+	free(d);
+}
+
+/* End ${d}: hand ${fd} (or the error ${err}, ${why}) to its callback. */
+static void
+dial_done(struct dial *d, int fd, int err, const char *why)
+{
+	dial_cb *cb = d->cb;
+	void *arg = d->arg;
+
+	if (fd >= 0)
+		d->fd = -1;		/* the callee's now */
+	dial_cancel(d);
+	cb(fd, err, why, arg);
+}
+
+static void try_next(struct dial *);
+
+/* conn_ev: the attempt on d->fd finished, one way or the other. */
+static void
+connected_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dial *d = arg;
+	socklen_t len = sizeof(d->err);
+
+	(void)what;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &d->err, &len) == -1)
+		d->err = errno;
+	if (d->err == 0) {
+		dial_done(d, d->fd, 0, NULL);
+		return;
+	}
+	event_free(d->conn_ev);
+	d->conn_ev = NULL;
+	close(d->fd);
+	d->fd = -1;
+	try_next(d);
+}
+
+/* Start connecting ${d} to its next address; report when none is left. */
+static void
+try_next(struct dial *d)
+{
+	struct evutil_addrinfo *ai;
+
+	while ((ai = d->next) != NULL) {
+		d->next = ai->ai_next;
+		if ((d->fd = socket(ai->ai_family, SOCK_STREAM, 0)) == -1 ||
+		    sock_nonblock(d->fd)) {
+			d->err = errno;
+			goto fail;
+		}
+		if (connect(d->fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
+		    errno == EINPROGRESS) {
+			d->conn_ev = event_new(d->base, d->fd, EV_WRITE,
+			    connected_cb, d);
+			if (d->conn_ev == NULL || event_add(d->conn_ev, NULL)) {
+				d->err = ENOMEM;
+				goto fail;
+			}
+			return;
+		}
+		d->err = errno;
+fail:
+		if (d->fd >= 0)
+			close(d->fd);
+		d->fd = -1;
+	}
+	dial_done(d, -1, d->err ? d->err : EHOSTUNREACH,
+	    strerror(d->err ? d->err : EHOSTUNREACH));
+}
+
+/* evdns: the name lookup of ${d} finished with ${result} and ${res}. */
+static void
+resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct dial *d = arg;
+
+	if (result == EVUTIL_EAI_CANCEL)	/* from dial_cancel: d is gone */
+		return;
+	d->req = NULL;
+	if (result != 0) {
+		dial_done(d, -1, EHOSTUNREACH, evutil_gai_strerror(result));
+		return;
+	}
+	d->addrs = d->next = res;
+	try_next(d);
+}
+
+/* timer: the whole dial ran out of time. */
+static void
+timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+
+	(void)fd;
+	(void)what;
+	dial_done(arg, -1, ETIMEDOUT, "connection timed out");
+}
+
+/*
+ * start_ev: resolve and start the first attempt.  Runs from the event loop
+ * so that the callback never runs inside dial_start.
+ */
+static void
+start_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dial *d = arg;
+	struct evutil_addrinfo hints;
+	struct evdns_getaddrinfo_request *req;
+
+	(void)fd;
+	(void)what;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = EVUTIL_AI_NUMERICHOST | EVUTIL_AI_NUMERICSERV;
+
+	/* Literal addresses need no lookup. */
+	if (evutil_getaddrinfo(d->host, d->port, &hints, &d->addrs) == 0) {
+		d->next = d->addrs;
+		try_next(d);
+		return;
+	}
+	hints.ai_flags = EVUTIL_AI_ADDRCONFIG | EVUTIL_AI_NUMERICSERV;
+	/* A lookup answered at once calls back and returns NULL; d may be
+	 * gone then. */
+	req = evdns_getaddrinfo(d->dns, d->host, d->port, &hints, resolved_cb,
+	    d);
+	if (req != NULL)
+		d->req = req;
+}
+
+/* Start dialing ${host}:${port}. */
+struct dial *
+dial_start(struct event_base *base, struct evdns_base *dns, const char *host,
+    const char *port, uint64_t timeout_ms, dial_cb *cb, void *arg)
+{
+	struct timeval tv;
+	struct dial *d;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		goto err0;
+	d->base = base;
+	d->dns = dns;
+	d->fd = -1;
+	d->cb = cb;
+	d->arg = arg;
+	snprintf(d->host, sizeof(d->host), "%s", host);
+	snprintf(d->port, sizeof(d->port), "%s", port);
+	if ((d->timer = evtimer_new(base, timeout_cb, d)) == NULL)
+		goto err1;
+	if ((d->start_ev = event_new(base, -1, 0, start_cb, d)) == NULL)
+		goto err2;
+	tv.tv_sec = (time_t)(timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000;
+	if (evtimer_add(d->timer, &tv))
+		goto err3;
+	event_active(d->start_ev, EV_TIMEOUT, 0);
+	return (d);
+
+err3:
+	event_free(d->start_ev);
+err2:
+	event_free(d->timer);
+err1:
+	free(d);
+err0:
+	return (NULL);
+}

@@ -1,0 +1,38 @@
+/*
+ * dial: connect a non-blocking TCP socket to host:port, asynchronously.
+ *
+ * Names are resolved with evdns when the dial starts (numeric addresses
+ * without a lookup); each resolved address is tried in turn until one
+ * accepts, all refuse, or the whole dial runs out of time.
+ */
+#ifndef MXD_DIAL_H
+#define MXD_DIAL_H
+
+#include <stdint.h>
+
+struct event_base;
+struct evdns_base;
+struct dial;
+
+/*
+ * Called once: ${fd} is the connected socket (now the callee's), or -1 with
+ * ${err} an errno value (ETIMEDOUT, ECONNREFUSED, ...) and ${why} a message.
+ */
+typedef void dial_cb(int fd, int err, const char *why, void *arg);
+
+/*
+ * Start connecting to ${host}:${port} within ${timeout_ms} in ${base}, using
+ * ${dns} for names.  Returns the dial (cancel it with dial_cancel until ${cb}
+ * has run; it is freed after ${cb} returns), or NULL on failure to start.
+ */
+struct dial *dial_start(struct event_base *base, struct evdns_base *dns,
+    const char *host, const char *port, uint64_t timeout_ms, dial_cb *cb,
+    void *arg);
+
+/* Abandon dial ${d} without calling its callback. */
+void dial_cancel(struct dial *d);
+
+/* Make ${fd} non-blocking and close-on-exec.  Returns 0 or -1. */
+int sock_nonblock(int fd);
+
+#endif

@@ -1,0 +1,177 @@
+/*
+ * forward: see forward.h.
+ */
+#include <sys/socket.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "daemon.h"
+#include "forward.h"
+#include "link.h"
+#include "log.h"
+#include "relay.h"
+#include "service.h"
+#include "session.h"
+#include "svchdr.h"
+
+/* How long accepting pauses when the process is out of descriptors. */
+#define EMFILE_PAUSE_MS	100
+
+/* Refuse client ${fd}: close it with RST, as a refused connection looks. */
+static void
+refuse(int fd)
+{
+	struct linger lg = { 1, 0 };
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+/* evconnlistener: client ${fd} from ${sa} connected to service ${arg}. */
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct service *svc = arg;
+	struct daemon *d = svc->d;
+	struct session *sess;
+	struct mux_stream *s;
+	struct evbuffer *hdr;
+
+	(void)l;
+	(void)salen;
+	if ((sess = link_session(d->link)) == NULL) {
+		log_debug("service %s: link down: client refused", svc->name);
+		goto refused;
+	}
+	if ((s = mux_stream_open(session_mux(sess), NULL)) == NULL) {
+		log_warn("service %s: cannot open a channel: %s", svc->name,
+		    errno == EMFILE ? "max_channels reached" : strerror(errno));
+		goto refused;
+	}
+	if ((hdr = evbuffer_new()) == NULL)
+		goto fail;
+	if (svchdr_write(hdr, svc->name, sa) || mux_stream_write(s, hdr) < 0) {
+		evbuffer_free(hdr);
+		goto fail;
+	}
+	evbuffer_free(hdr);
+	svc->accept_paused = 0;
+	/* The listener made fd non-blocking. */
+	if (relay_new(d, s, fd, svc, NULL) == NULL) {
+		mux_stream_reset(s);
+		return;
+	}
+	log_debug("service %s: channel %u: client connected", svc->name,
+	    mux_stream_id(s));
+	return;
+
+fail:
+	mux_stream_reset(s);
+refused:
+	svc->st.refused++;
+	refuse(fd);
+}
+
+/* accept_pause: the pause after running out of descriptors is over. */
+static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct service *svc = arg;
+
+	(void)fd;
+	(void)what;
+	if (svc->listener != NULL)
+		evconnlistener_enable(svc->listener);
+}
+
+/* evconnlistener error on ${l} of service ${arg}: out of descriptors? */
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct service *svc = arg;
+	struct timeval tv = { 0, EMFILE_PAUSE_MS * 1000 };
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (err != EMFILE && err != ENFILE) {
+		log_warn("service %s: accept: %s", svc->name, strerror(err));
+		return;
+	}
+	/* Pause, or the ever readable listener spins the loop. */
+	if (!svc->accept_paused)
+		log_warn("service %s: accept: %s: pausing accepts until "
+		    "descriptors free up", svc->name, strerror(err));
+	svc->accept_paused = 1;
+	evconnlistener_disable(l);
+	evtimer_add(svc->accept_pause, &tv);
+}
+
+/* Bind ${svc}'s accept address and start accepting. */
+int
+forward_listen(struct service *svc)
+{
+	struct evutil_addrinfo hints, *ai = NULL;
+	int rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV;
+	if ((rc = evutil_getaddrinfo(svc->accept_host, svc->accept_port,
+	    &hints, &ai)) != 0) {
+		log_error("service %s: accept %s:%s: %s", svc->name,
+		    svc->accept_host, svc->accept_port,
+		    evutil_gai_strerror(rc));
+		return (-1);
+	}
+	if (svc->accept_pause == NULL &&
+	    (svc->accept_pause = evtimer_new(svc->d->base, resume_cb,
+	    svc)) == NULL)
+		goto fail;
+	svc->listener = evconnlistener_new_bind(svc->d->base, accept_cb, svc,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    1024, ai->ai_addr, (int)ai->ai_addrlen);
+	if (svc->listener == NULL)
+		goto fail;
+	evconnlistener_set_error_cb(svc->listener, accept_error_cb);
+	evutil_freeaddrinfo(ai);
+	log_info("service %s: accepting on %s:%s", svc->name,
+	    svc->accept_host, svc->accept_port);
+	return (0);
+
+fail:
+	log_error("service %s: accept %s:%s: %s", svc->name, svc->accept_host,
+	    svc->accept_port, strerror(errno));
+	evutil_freeaddrinfo(ai);
+	return (-1);
+}
+
+/* ${svc} took over its predecessor's listener. */
+void
+forward_retarget(struct service *svc)
+{
+
+	if (svc->accept_pause == NULL)
+		svc->accept_pause = evtimer_new(svc->d->base, resume_cb, svc);
+	evconnlistener_set_cb(svc->listener, accept_cb, svc);
+	evconnlistener_set_error_cb(svc->listener, accept_error_cb);
+}
+
+/* Stop ${svc}'s listener. */
+void
+forward_close(struct service *svc)
+{
+
+	if (svc->listener != NULL)
+		evconnlistener_free(svc->listener);
+	svc->listener = NULL;
+	if (svc->accept_pause != NULL)
+		event_free(svc->accept_pause);
+	svc->accept_pause = NULL;
+}

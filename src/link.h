@@ -1,0 +1,33 @@
+/*
+ * link: the one connection to the peer mxd, kept up for as long as the
+ * daemon runs.  The dialing side connects and, whenever the link drops,
+ * redials with exponential backoff and jitter; the listening side accepts
+ * its peer, a new connection replacing the old.  A session the peer sent
+ * Go Away on keeps its open channels until they finish, while new channels
+ * use a fresh link.
+ */
+#ifndef MXD_LINK_H
+#define MXD_LINK_H
+
+#include <stdint.h>
+
+struct daemon;
+struct link;
+struct session;
+
+/* Start ${d}'s link as its configuration says.  NULL on failure (logged). */
+struct link *link_new(struct daemon *d);
+
+/* Close the link and every session on it at once.  NULL is ok. */
+void link_free(struct link *l);
+
+/* The session new channels go on, or NULL while the link is down. */
+struct session *link_session(struct link *l);
+
+/* Begin draining: Go Away on every session, no dialing or accepting. */
+void link_drain(struct link *l);
+
+/* Channels still open on all sessions of ${l}. */
+uint32_t link_channels(const struct link *l);
+
+#endif

@@ -1,0 +1,249 @@
+/*
+ * mxd: carry many TCP connections as channels over one link to a peer mxd.
+ *
+ * Exit codes: 0 clean exit (including after SIGTERM and -t with a good
+ * configuration), 1 bad configuration or failure to start, 2 bad usage.
+ */
+#include <sys/resource.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <systemd/sd-daemon.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "link.h"
+#include "log.h"
+#include "service.h"
+
+#define DEFAULT_CONFIG	"/etc/mxd/mxd.conf"
+/* How often a draining daemon checks for open channels. */
+#define DRAIN_CHECK_MS	100
+
+static void
+usage(FILE *f)
+{
+
+	fprintf(f,
+	    "usage: mxd [-c FILE] [-t] [-v] [-V] [-h]\n"
+	    "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+	    "  -t       check the configuration and exit (0 good, 1 bad)\n"
+	    "  -v       more logging (debug)\n"
+	    "  -V       print the version and exit\n"
+	    "  -h       this help\n");
+}
+
+/* Raise the soft descriptor limit to the hard one: each channel needs one. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("cannot raise the descriptor limit: %s",
+			    strerror(errno));
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		log_info("descriptor limit %ju (at most about that many "
+		    "channels)", (uintmax_t)rl.rlim_cur);
+}
+
+/* State of the running process, for the signal handlers. */
+struct mxd {
+	struct daemon	d;
+	const char	*path;
+	int		verbose;
+	struct event	*drain_ev;
+	uint64_t	drain_deadline_ms;
+};
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+}
+
+/* SIGHUP: load the file again; a bad one leaves the running one in force. */
+static void
+reload_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct mxd *x = arg;
+	struct config *cfg;
+	char err[512];
+
+	(void)sig;
+	(void)what;
+	if (x->d.draining)
+		return;
+	sd_notify(0, "RELOADING=1");
+	if (config_load(x->path, &cfg, err, sizeof(err))) {
+		log_error("reload failed, keeping the running configuration: "
+		    "%s", err);
+		sd_notify(0, "READY=1");
+		return;
+	}
+	if (cfg->link_listen != x->d.cfg->link_listen ||
+	    strcmp(cfg->link_addr.host, x->d.cfg->link_addr.host) ||
+	    strcmp(cfg->link_addr.port, x->d.cfg->link_addr.port))
+		log_warn("reload: [link] connect/listen changes take effect "
+		    "on restart");
+	if (service_table_apply(&x->d, cfg))
+		log_error("reload: some services could not start (see above)");
+	config_free(x->d.cfg);
+	x->d.cfg = cfg;
+	if (!x->verbose)
+		log_set_level(cfg->log_level);
+	log_info("reloaded %s", x->path);
+	sd_notify(0, "READY=1");
+}
+
+/* drain_ev: exit once no channel is left, or drain_timeout has passed. */
+static void
+drain_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mxd *x = arg;
+	uint32_t left = link_channels(x->d.link);
+
+	(void)fd;
+	(void)what;
+	if (left == 0) {
+		log_info("drained: exiting");
+		event_base_loopexit(x->d.base, NULL);
+	} else if (now_ms() >= x->drain_deadline_ms) {
+		log_warn("drain_timeout: exiting with %u channels open", left);
+		event_base_loopexit(x->d.base, NULL);
+	}
+}
+
+/* SIGTERM, SIGINT: stop accepting, Go Away, let channels finish. */
+static void
+terminate_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct mxd *x = arg;
+	struct timeval tv = { 0, DRAIN_CHECK_MS * 1000 };
+
+	(void)what;
+	if (x->d.draining) {
+		log_warn("signal %d again: exiting now", (int)sig);
+		event_base_loopexit(x->d.base, NULL);
+		return;
+	}
+	x->d.draining = 1;
+	sd_notify(0, "STOPPING=1");
+	log_info("signal %d: draining %u channels (at most %ju ms)", (int)sig,
+	    link_channels(x->d.link), (uintmax_t)x->d.cfg->drain_timeout_ms);
+	x->drain_deadline_ms = now_ms() + x->d.cfg->drain_timeout_ms;
+	service_stop_listening(&x->d);
+	link_drain(x->d.link);
+	event_add(x->drain_ev, &tv);
+	drain_check_cb(-1, 0, x);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	struct event *sigev[3] = { NULL, NULL, NULL };
+	struct mxd x;
+	int ch, test = 0, rc = 1;
+	char err[512];
+	size_t i;
+
+	memset(&x, 0, sizeof(x));
+	x.path = DEFAULT_CONFIG;
+	while ((ch = getopt(argc, argv, "c:tvVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			x.path = optarg;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'v':
+			x.verbose = 1;
+			break;
+		case 'V':
+			printf("mxd %s\n", MXD_VERSION);
+			return (0);
+		case 'h':
+			usage(stdout);
+			return (0);
+		default:
+			usage(stderr);
+			return (2);
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return (2);
+	}
+
+	if (config_load(x.path, &x.d.cfg, err, sizeof(err))) {
+		fprintf(stderr, "mxd: %s\n", err);
+		return (1);
+	}
+	if (test) {
+		printf("mxd: %s: configuration OK\n", x.path);
+		config_free(x.d.cfg);
+		return (0);
+	}
+	log_set_level(x.verbose ? LOG_DEBUG : x.d.cfg->log_level);
+	log_info("mxd %s starting with %s", MXD_VERSION, x.path);
+	raise_nofile();
+	signal(SIGPIPE, SIG_IGN);
+	srandom((unsigned)(time(NULL) ^ getpid()));
+
+	if ((x.d.base = event_base_new()) == NULL)
+		goto err0;
+	/* No resolv.conf is no reason not to run: literal addresses work. */
+	if ((x.d.dns = evdns_base_new(x.d.base,
+	    EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL &&
+	    (x.d.dns = evdns_base_new(x.d.base, 0)) == NULL)
+		goto err1;
+	for (i = 0; i < 3; i++) {
+		sigev[i] = evsignal_new(x.d.base, sigs[i],
+		    sigs[i] == SIGHUP ? reload_cb : terminate_cb, &x);
+		if (sigev[i] == NULL || evsignal_add(sigev[i], NULL))
+			goto err2;
+	}
+	if ((x.drain_ev = event_new(x.d.base, -1, EV_PERSIST, drain_check_cb,
+	    &x)) == NULL)
+		goto err2;
+	if (service_table_apply(&x.d, x.d.cfg))
+		goto err3;
+	if ((x.d.link = link_new(&x.d)) == NULL)
+		goto err3;
+	sd_notify(0, "READY=1");
+
+	event_base_dispatch(x.d.base);
+	rc = 0;
+
+	link_free(x.d.link);
+err3:
+	service_table_free(&x.d);
+	event_free(x.drain_ev);
+err2:
+	for (i = 0; i < 3; i++)
+		if (sigev[i] != NULL)
+			event_free(sigev[i]);
+	evdns_base_free(x.d.dns, 0);
+err1:
+	event_base_free(x.d.base);
+err0:
+	if (rc != 0)
+		log_error("cannot start: exiting");
+	config_free(x.d.cfg);
+	return (rc);
+}

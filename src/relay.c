@@ -1,0 +1,356 @@
+/*
+ * relay: see relay.h.
+ *
+ * A relay is small on purpose (one struct with an embedded event; the
+ * output buffer exists only while it holds bytes): an idle channel costs a
+ * few hundred bytes.  Sockets are read with readv into evbuffer chains and
+ * the chains are handed to the stream, so payload is not copied here.
+ *
+ * Lifecycle:
+ *   prelude   stream only: its first bytes go to the prelude callback
+ *   open      both ways; either direction may end first (half-close)
+ *   closed    socket EOF sent as FIN and the peer's FIN delivered as
+ *             shutdown(SHUT_WR): release the stream, close the socket
+ *   reset     the peer reset the stream, the session died, or the socket
+ *             failed: reset the other side and free everything
+ */
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "relay.h"
+#include "service.h"
+
+/* Bytes read from a socket at once. */
+#define READ_MAX	(64 * 1024)
+/* Stream bytes buffered for a socket before the stream is left unread. */
+#define OUT_HIWAT	(256 * 1024)
+
+#define R_RD_EOF	0x01	/* socket gave EOF; FIN queued */
+#define R_WR_EOF	0x02	/* peer's FIN delivered: SHUT_WR done */
+#define R_RD_FULL	0x04	/* stream queue full: socket not read */
+
+struct relay {
+	struct event	ev;		/* the socket; interest in 'events' */
+	int		fd;		/* -1 during the prelude */
+	short		events;
+	uint8_t		flags;
+	struct mux_stream *s;
+	struct evbuffer	*out;		/* to the socket; NULL when empty */
+	struct daemon	*d;
+	struct service	*svc;		/* referenced; NULL in the prelude */
+	relay_prelude_cb *prelude;
+	void		*pending;	/* the prelude's dial */
+	void		(*pending_cancel)(void *);
+};
+
+/* Chains for socket reads, handed on to streams and so always empty. */
+static struct evbuffer *readbuf;
+
+static void relay_io_cb(evutil_socket_t, short, void *);
+
+/* Free ${r}; the stream and socket must already be dealt with. */
+static void
+relay_free(struct relay *r)
+{
+
+	if (r->pending != NULL)
+		r->pending_cancel(r->pending);
+	if (r->fd >= 0) {
+		event_del(&r->ev);
+		close(r->fd);
+	}
+	if (r->out != NULL)
+		evbuffer_free(r->out);
+	if (r->svc != NULL) {
+		r->svc->st.open--;
+		service_unref(r->svc);
+	}
+	r->d->relays--;
+	free(r);
+}
+
+/* Close ${r}'s socket with RST, as a refused or reset connection would. */
+static void
+relay_socket_rst(struct relay *r)
+{
+	struct linger lg = { 1, 0 };
+
+	if (r->fd >= 0)
+		(void)setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+/* Abort ${r}: reset the stream and the socket. */
+void
+relay_reset(struct relay *r)
+{
+
+	if (r->svc != NULL)
+		r->svc->st.reset++;
+	if (r->s != NULL)
+		mux_stream_reset(r->s);
+	relay_socket_rst(r);
+	relay_free(r);
+}
+
+/* Register interest in the socket events ${r} needs now. */
+static void
+relay_arm(struct relay *r)
+{
+	short want = 0;
+
+	if (r->fd < 0)
+		return;
+	if (!(r->flags & (R_RD_EOF | R_RD_FULL)))
+		want |= EV_READ;
+	if (r->out != NULL)
+		want |= EV_WRITE;
+	if (want == r->events)
+		return;
+	if (r->events)
+		event_del(&r->ev);
+	r->events = want;
+	if (want) {
+		event_assign(&r->ev, event_get_base(&r->ev), r->fd,
+		    want | EV_PERSIST, relay_io_cb, r);
+		event_add(&r->ev, NULL);
+	}
+}
+
+/* If both directions of ${r} have ended, close it.  Returns 1 if freed. */
+static int
+relay_maybe_done(struct relay *r)
+{
+
+	if ((r->flags & (R_RD_EOF | R_WR_EOF)) != (R_RD_EOF | R_WR_EOF))
+		return (0);
+	mux_stream_release(r->s);
+	r->s = NULL;
+	relay_free(r);
+	return (1);
+}
+
+/*
+ * Move what the stream has for ${r}'s socket into its output buffer (up to
+ * OUT_HIWAT), write what the socket takes, and deliver the peer's FIN once
+ * everything before it is written.  Returns -1 if ${r} was freed.
+ */
+static int
+relay_pump_in(struct relay *r)
+{
+	size_t have;
+	int n;
+
+	do {
+		have = r->out ? evbuffer_get_length(r->out) : 0;
+		if (have < OUT_HIWAT && mux_stream_readable(r->s) > 0) {
+			if (r->out == NULL &&
+			    (r->out = evbuffer_new()) == NULL)
+				goto fail;
+			n = mux_stream_read(r->s, r->out, OUT_HIWAT - have);
+			if (n < 0)
+				goto fail;
+			if (r->svc != NULL)
+				r->svc->st.bytes_in += (uint64_t)n;
+		}
+		if (r->fd < 0) {
+			if (r->pending != NULL)
+				return (0);
+			if (r->out == NULL &&
+			    (r->out = evbuffer_new()) == NULL)
+				goto fail;
+			r->prelude(r, r->s, r->d, r->out);
+			return (0);	/* the prelude may have freed r */
+		}
+		if (r->out == NULL)
+			break;
+		/* evbuffer_write fails (-1, errno untouched) on nothing. */
+		if (evbuffer_get_length(r->out) > 0 &&
+		    evbuffer_write(r->out, r->fd) < 0 && errno != EAGAIN &&
+		    errno != EINTR) {
+			log_debug("channel %u: write: %s", mux_stream_id(r->s),
+			    strerror(errno));
+			goto fail;
+		}
+		if (evbuffer_get_length(r->out) > 0)
+			break;		/* the socket is full: EV_WRITE */
+		evbuffer_free(r->out);
+		r->out = NULL;
+		/* All written: more may wait in the stream, with no new
+		 * readable event to come until we read it. */
+	} while (mux_stream_readable(r->s) > 0);
+
+	if (r->out == NULL && mux_stream_eof(r->s) && !(r->flags & R_WR_EOF)) {
+		r->flags |= R_WR_EOF;
+		(void)shutdown(r->fd, SHUT_WR);
+		if (relay_maybe_done(r))
+			return (-1);
+	}
+	relay_arm(r);
+	return (0);
+
+fail:
+	relay_reset(r);
+	return (-1);
+}
+
+/* Read from ${r}'s socket into its stream.  Returns -1 if ${r} was freed. */
+static int
+relay_pump_out(struct relay *r)
+{
+	struct evbuffer_iovec v[2];
+	ssize_t n;
+	int nv, rc;
+
+	if ((nv = evbuffer_reserve_space(readbuf, READ_MAX, v, 2)) < 0)
+		goto fail;
+	if ((n = readv(r->fd, (struct iovec *)v, nv)) < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return (0);
+		log_debug("channel %u: read: %s", mux_stream_id(r->s),
+		    strerror(errno));
+		goto fail;
+	}
+	if (n == 0) {
+		r->flags |= R_RD_EOF;
+		mux_stream_shutdown(r->s);
+		if (relay_maybe_done(r))
+			return (-1);
+		relay_arm(r);
+		return (0);
+	}
+	if (nv == 2 && (size_t)n <= v[0].iov_len)
+		nv = 1;
+	if ((size_t)n <= v[0].iov_len) {
+		v[0].iov_len = (size_t)n;
+	} else {
+		v[1].iov_len = (size_t)n - v[0].iov_len;
+	}
+	if (evbuffer_commit_space(readbuf, v, nv))
+		goto fail;
+	if (r->svc != NULL)
+		r->svc->st.bytes_out += (uint64_t)n;
+	if ((rc = mux_stream_write(r->s, readbuf)) < 0)
+		goto fail;
+	if (rc == 1) {
+		r->flags |= R_RD_FULL;
+		relay_arm(r);
+	}
+	return (0);
+
+fail:
+	evbuffer_drain(readbuf, evbuffer_get_length(readbuf));
+	relay_reset(r);
+	return (-1);
+}
+
+/* The socket of ${arg} is readable or writable (${what}). */
+static void
+relay_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+
+	(void)fd;
+	if ((what & EV_WRITE) && relay_pump_in(r))
+		return;
+	if ((what & EV_READ) && !(r->flags & (R_RD_EOF | R_RD_FULL)))
+		relay_pump_out(r);
+}
+
+/* mux: stream data (or FIN) arrived for relay ${arg}. */
+void
+relay_on_readable(struct mux_stream *s, void *arg)
+{
+
+	(void)s;
+	relay_pump_in(arg);
+}
+
+/* mux: the stream of relay ${arg} has room again. */
+void
+relay_on_writable(struct mux_stream *s, void *arg)
+{
+	struct relay *r = arg;
+
+	(void)s;
+	r->flags &= ~R_RD_FULL;
+	relay_arm(r);
+}
+
+/* mux: the stream of relay ${arg} was reset or its session ended. */
+void
+relay_on_close(struct mux_stream *s, void *arg, enum mux_close_reason reason)
+{
+	struct relay *r = arg;
+
+	(void)s;
+	log_debug("channel %u: %s", mux_stream_id(s),
+	    reason == MUX_CLOSE_RESET ? "reset by peer" : "link closed");
+	r->s = NULL;
+	if (r->svc != NULL)
+		r->svc->st.reset++;
+	relay_socket_rst(r);
+	relay_free(r);
+}
+
+/* Give ${r} socket ${fd} and service ${svc}, and start relaying. */
+void
+relay_attach(struct relay *r, int fd, struct service *svc)
+{
+
+	r->fd = fd;
+	if (svc != NULL && r->svc == NULL) {
+		service_ref(svc);
+		r->svc = svc;
+		svc->st.opened++;
+		svc->st.open++;
+	}
+	event_assign(&r->ev, r->d->base, fd, 0, relay_io_cb, r);
+	r->events = 0;
+	relay_pump_in(r);	/* bytes that came with the open */
+}
+
+/* Create a relay for ${s}. */
+struct relay *
+relay_new(struct daemon *d, struct mux_stream *s, int fd,
+    struct service *svc, relay_prelude_cb *prelude)
+{
+	struct relay *r;
+
+	if (readbuf == NULL && (readbuf = evbuffer_new()) == NULL)
+		goto err0;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		goto err0;
+	r->fd = -1;
+	r->s = s;
+	r->d = d;
+	r->prelude = prelude;
+	d->relays++;
+	mux_stream_set_arg(s, r);
+	if (fd >= 0)
+		relay_attach(r, fd, svc);
+	return (r);
+
+err0:
+	if (fd >= 0)
+		close(fd);
+	return (NULL);
+}
+
+/* Attach pending work ${ptr} with canceller ${cancel} to ${r}. */
+void
+relay_set_pending(struct relay *r, void *ptr, void (*cancel)(void *))
+{
+
+	r->pending = ptr;
+	r->pending_cancel = cancel;
+}
