@@ -39,7 +39,7 @@ TESTS	:= $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 TEST_SUPPORT := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
 
 .PHONY: all check check-run deps clean install uninstall demo fuzz
-all: $(B)/mxd
+all: $(B)/mxd $(B)/mxload
 
 $(B)/%.o: %.c $(wildcard src/*.h src/mux/*.h tests/*.h)
 	@mkdir -p $(dir $@)
@@ -50,6 +50,10 @@ $(B)/libmxd.a: $(LIB_OBJ)
 
 $(B)/mxd: $(B)/src/main.o $(B)/libmxd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/mxload: bench/mxload.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
 $(B)/tests/%: tests/%.c $(TEST_SUPPORT:%.c=$(B)/%.o) $(B)/libmxd.a $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
@@ -68,13 +72,19 @@ check: deps
 	$(MAKE) SAN=1 check-run
 
 # Sanitized tests run unforked so that LeakSanitizer sees every test's end.
-check-run: $(B)/mxd $(B)/yamux_peer $(TESTS)
+check-run: $(B)/mxd $(B)/mxload $(B)/yamux_peer $(TESTS)
 	@MXD_BIN=$(CURDIR)/$(B)/mxd YAMUX_PEER=$(CURDIR)/$(B)/yamux_peer \
+	    MXLOAD=$(CURDIR)/$(B)/mxload \
 	    $(if $(filter 1,$(SAN)),CK_FORK=no) tests/run.sh $(TESTS)
 
-clean:
-	rm -rf build build-asan
+# The README's first command: a pair on loopback carrying 1,000 connections.
+demo: deps
+	$(MAKE) $(B)/mxd $(B)/mxload
+	scripts/demo.sh $(B)
 
-install: $(B)/mxd
+clean:
+	rm -rf build build-asan build-fuzz
+
+install: $(B)/mxd $(B)/mxload
 	install -D -m 0755 $(B)/mxd $(DESTDIR)$(PREFIX)/sbin/mxd
 -include tests/fuzz/fuzz.mk
