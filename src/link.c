@@ -30,6 +30,7 @@
 struct lsess {
 	struct session	*sess;
 	struct link	*l;
+	uint64_t	up_since;	/* session_now_us() when it came up */
 	char		peer[64];	/* address, for logs */
 	int		draining;	/* Go Away seen or sent */
 	struct lsess	*next;
@@ -203,6 +204,7 @@ link_adopt(struct link *l, int fd)
 	if ((ls = calloc(1, sizeof(*ls))) == NULL)
 		goto err0;
 	ls->l = l;
+	ls->up_since = session_now_us();
 	peer_name(fd, ls->peer, sizeof(ls->peer));
 	mux_config_default(&sp.mux, !cfg->link_listen);
 	sp.mux.window = cfg->window;
@@ -458,4 +460,45 @@ link_channels(const struct link *l)
 	for (ls = l->all; ls != NULL; ls = ls->next)
 		n += mux_stream_count(session_mux(ls->sess));
 	return (n);
+}
+
+/* Write "<value><unit>" for ${us} microseconds into ${buf} of ${len}. */
+static void
+fmt_age(char *buf, size_t len, uint64_t us)
+{
+	uint64_t s = us / 1000000;
+
+	if (s < 120)
+		snprintf(buf, len, "%jus", (uintmax_t)s);
+	else if (s < 7200)
+		snprintf(buf, len, "%jum", (uintmax_t)(s / 60));
+	else if (s < 172800)
+		snprintf(buf, len, "%juh", (uintmax_t)(s / 3600));
+	else
+		snprintf(buf, len, "%jud", (uintmax_t)(s / 86400));
+}
+
+/* Write a one-line summary of ${l} into ${buf} of ${len}. */
+void
+link_status(const struct link *l, char *buf, size_t len)
+{
+	char age[32];
+
+	if (l->cur == NULL) {
+		snprintf(buf, len, "link down, %u channels draining",
+		    link_channels(l));
+		return;
+	}
+	fmt_age(age, sizeof(age), session_now_us() - l->cur->up_since);
+	snprintf(buf, len, "link up %s to %s, %u channels", age, l->cur->peer,
+	    link_channels(l));
+}
+
+/* Seconds ${l}'s current session has been up, or -1 if it is down. */
+double
+link_uptime(const struct link *l)
+{
+
+	return (l->cur == NULL ? -1 :
+	    (double)(session_now_us() - l->cur->up_since) / 1e6);
 }

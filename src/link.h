@@ -9,6 +9,7 @@
 #ifndef MXD_LINK_H
 #define MXD_LINK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct daemon;
@@ -29,5 +30,12 @@ void link_drain(struct link *l);
 
 /* Channels still open on all sessions of ${l}. */
 uint32_t link_channels(const struct link *l);
+
+/* A one-line summary ("link up 3h to 10.0.0.2:7000, 1532 channels") of
+ * ${l} in ${buf} of size ${len}. */
+void link_status(const struct link *l, char *buf, size_t len);
+
+/* Seconds the current session of ${l} has been up, -1 while down. */
+double link_uptime(const struct link *l);
 
 #endif

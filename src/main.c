@@ -15,17 +15,19 @@
 
 #include <event2/dns.h>
 #include <event2/event.h>
-#include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "daemon.h"
 #include "link.h"
 #include "log.h"
+#include "notify.h"
 #include "service.h"
 
 #define DEFAULT_CONFIG	"/etc/mxd/mxd.conf"
 /* How often a draining daemon checks for open channels. */
 #define DRAIN_CHECK_MS	100
+/* How often systemd's STATUS= line is refreshed. */
+#define STATUS_MS	2000
 
 static void
 usage(FILE *f)
@@ -63,6 +65,7 @@ struct mxd {
 	const char	*path;
 	int		verbose;
 	struct event	*drain_ev;
+	struct event	*status_ev;
 	uint64_t	drain_deadline_ms;
 };
 
@@ -73,6 +76,35 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+}
+
+/* status_ev: refresh the one-line status systemctl status shows. */
+static void
+status_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mxd *x = arg;
+	char buf[200];
+
+	(void)fd;
+	(void)what;
+	link_status(x->d.link, buf, sizeof(buf));
+	notify_status("%s%s", x->d.draining ? "draining: " : "", buf);
+}
+
+/*
+ * SIGUSR2, only with MXD_TEST_HOOKS=1 in the environment: hang the event
+ * loop, so that tests can watch the systemd watchdog restart mxd.
+ */
+static void
+hang_cb(evutil_socket_t sig, short what, void *arg)
+{
+
+	(void)sig;
+	(void)what;
+	(void)arg;
+	log_warn("SIGUSR2 with MXD_TEST_HOOKS: hanging the event loop");
+	for (;;)
+		pause();
 }
 
 /* SIGHUP: load the file again; a bad one leaves the running one in force. */
@@ -87,11 +119,11 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (x->d.draining)
 		return;
-	sd_notify(0, "RELOADING=1");
+	notify_state("RELOADING=1");
 	if (config_load(x->path, &cfg, err, sizeof(err))) {
 		log_error("reload failed, keeping the running configuration: "
 		    "%s", err);
-		sd_notify(0, "READY=1");
+		notify_state("READY=1");
 		return;
 	}
 	if (cfg->link_listen != x->d.cfg->link_listen ||
@@ -106,7 +138,7 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 	if (!x->verbose)
 		log_set_level(cfg->log_level);
 	log_info("reloaded %s", x->path);
-	sd_notify(0, "READY=1");
+	notify_state("READY=1");
 }
 
 /* drain_ev: exit once no channel is left, or drain_timeout has passed. */
@@ -141,7 +173,7 @@ terminate_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	x->d.draining = 1;
-	sd_notify(0, "STOPPING=1");
+	notify_state("STOPPING=1");
 	log_info("signal %d: draining %u channels (at most %ju ms)", (int)sig,
 	    link_channels(x->d.link), (uintmax_t)x->d.cfg->drain_timeout_ms);
 	x->drain_deadline_ms = now_ms() + x->d.cfg->drain_timeout_ms;
@@ -154,8 +186,9 @@ terminate_cb(evutil_socket_t sig, short what, void *arg)
 int
 main(int argc, char *argv[])
 {
-	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
-	struct event *sigev[3] = { NULL, NULL, NULL };
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR2 };
+	struct event *sigev[4] = { NULL, NULL, NULL, NULL };
+	struct timeval status_tv = { STATUS_MS / 1000, 0 };
 	struct mxd x;
 	int ch, test = 0, rc = 1;
 	char err[512];
@@ -212,20 +245,28 @@ main(int argc, char *argv[])
 	    EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL &&
 	    (x.d.dns = evdns_base_new(x.d.base, 0)) == NULL)
 		goto err1;
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
+		if (sigs[i] == SIGUSR2 && getenv("MXD_TEST_HOOKS") == NULL)
+			continue;
 		sigev[i] = evsignal_new(x.d.base, sigs[i],
-		    sigs[i] == SIGHUP ? reload_cb : terminate_cb, &x);
+		    sigs[i] == SIGHUP ? reload_cb : sigs[i] == SIGUSR2 ?
+		    hang_cb : terminate_cb, &x);
 		if (sigev[i] == NULL || evsignal_add(sigev[i], NULL))
 			goto err2;
 	}
 	if ((x.drain_ev = event_new(x.d.base, -1, EV_PERSIST, drain_check_cb,
 	    &x)) == NULL)
 		goto err2;
+	if ((x.status_ev = event_new(x.d.base, -1, EV_PERSIST, status_cb,
+	    &x)) == NULL || event_add(x.status_ev, &status_tv) ||
+	    notify_start(x.d.base))
+		goto err3;
 	if (service_table_apply(&x.d, x.d.cfg))
 		goto err3;
 	if ((x.d.link = link_new(&x.d)) == NULL)
 		goto err3;
-	sd_notify(0, "READY=1");
+	notify_state("READY=1");
+	status_cb(-1, 0, &x);
 
 	event_base_dispatch(x.d.base);
 	rc = 0;
@@ -233,9 +274,12 @@ main(int argc, char *argv[])
 	link_free(x.d.link);
 err3:
 	service_table_free(&x.d);
+	notify_stop();
+	if (x.status_ev != NULL)
+		event_free(x.status_ev);
 	event_free(x.drain_ev);
 err2:
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 4; i++)
 		if (sigev[i] != NULL)
 			event_free(sigev[i]);
 	evdns_base_free(x.d.dns, 0);
