@@ -231,3 +231,29 @@ err1:
 err0:
 	return (NULL);
 }
+
+/* Listen on ${host}:${port}. */
+struct evconnlistener *
+listen_on(struct event_base *base, const char *host, const char *port,
+    int backlog, evconnlistener_cb cb, void *arg, char *err, size_t errlen)
+{
+	struct evutil_addrinfo hints, *ai = NULL;
+	struct evconnlistener *l;
+	int rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV;
+	if ((rc = evutil_getaddrinfo(host, port, &hints, &ai)) != 0) {
+		snprintf(err, errlen, "%s", evutil_gai_strerror(rc));
+		return (NULL);
+	}
+	l = evconnlistener_new_bind(base, cb, arg, LEV_OPT_CLOSE_ON_FREE |
+	    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, backlog, ai->ai_addr,
+	    (int)ai->ai_addrlen);
+	if (l == NULL)
+		snprintf(err, errlen, "%s", strerror(errno));
+	evutil_freeaddrinfo(ai);
+	return (l);
+}

@@ -8,7 +8,10 @@
 #ifndef MXD_DIAL_H
 #define MXD_DIAL_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include <event2/listener.h>
 
 struct event_base;
 struct evdns_base;
@@ -34,5 +37,14 @@ void dial_cancel(struct dial *d);
 
 /* Make ${fd} non-blocking and close-on-exec.  Returns 0 or -1. */
 int sock_nonblock(int fd);
+
+/*
+ * Listen on ${host}:${port} (resolved now) in ${base} with ${backlog},
+ * accepting to ${cb} with ${arg}.  Returns the listener, or NULL with a
+ * message in ${err} (size ${errlen}).
+ */
+struct evconnlistener *listen_on(struct event_base *base, const char *host,
+    const char *port, int backlog, evconnlistener_cb cb, void *arg,
+    char *err, size_t errlen);
 
 #endif

@@ -3,6 +3,7 @@
  */
 #include <sys/socket.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <event2/util.h>
 
 #include "daemon.h"
+#include "dial.h"
 #include "forward.h"
 #include "link.h"
 #include "log.h"
@@ -116,39 +118,25 @@ accept_error_cb(struct evconnlistener *l, void *arg)
 int
 forward_listen(struct service *svc)
 {
-	struct evutil_addrinfo hints, *ai = NULL;
-	int rc;
+	char err[128];
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV;
-	if ((rc = evutil_getaddrinfo(svc->accept_host, svc->accept_port,
-	    &hints, &ai)) != 0) {
-		log_error("service %s: accept %s:%s: %s", svc->name,
-		    svc->accept_host, svc->accept_port,
-		    evutil_gai_strerror(rc));
-		return (-1);
-	}
 	if (svc->accept_pause == NULL &&
 	    (svc->accept_pause = evtimer_new(svc->d->base, resume_cb,
-	    svc)) == NULL)
+	    svc)) == NULL) {
+		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
-	svc->listener = evconnlistener_new_bind(svc->d->base, accept_cb, svc,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	    1024, ai->ai_addr, (int)ai->ai_addrlen);
-	if (svc->listener == NULL)
+	}
+	if ((svc->listener = listen_on(svc->d->base, svc->accept_host,
+	    svc->accept_port, 1024, accept_cb, svc, err, sizeof(err))) == NULL)
 		goto fail;
 	evconnlistener_set_error_cb(svc->listener, accept_error_cb);
-	evutil_freeaddrinfo(ai);
 	log_info("service %s: accepting on %s:%s", svc->name,
 	    svc->accept_host, svc->accept_port);
 	return (0);
 
 fail:
 	log_error("service %s: accept %s:%s: %s", svc->name, svc->accept_host,
-	    svc->accept_port, strerror(errno));
-	evutil_freeaddrinfo(ai);
+	    svc->accept_port, err);
 	return (-1);
 }
 

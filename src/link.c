@@ -341,26 +341,13 @@ static int
 link_listen(struct link *l)
 {
 	const struct config *cfg = l->d->cfg;
-	struct evutil_addrinfo hints, *ai = NULL;
-	int rc;
+	char err[128];
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV;
-	if ((rc = evutil_getaddrinfo(cfg->link_addr.host, cfg->link_addr.port,
-	    &hints, &ai)) != 0) {
+	if ((l->listener = listen_on(l->d->base, cfg->link_addr.host,
+	    cfg->link_addr.port, 16, peer_accept_cb, l, err,
+	    sizeof(err))) == NULL) {
 		log_error("link: listen %s:%s: %s", cfg->link_addr.host,
-		    cfg->link_addr.port, evutil_gai_strerror(rc));
-		return (-1);
-	}
-	l->listener = evconnlistener_new_bind(l->d->base, peer_accept_cb, l,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	    16, ai->ai_addr, (int)ai->ai_addrlen);
-	evutil_freeaddrinfo(ai);
-	if (l->listener == NULL) {
-		log_error("link: listen %s:%s: %s", cfg->link_addr.host,
-		    cfg->link_addr.port, strerror(errno));
+		    cfg->link_addr.port, err);
 		return (-1);
 	}
 	evconnlistener_set_error_cb(l->listener, peer_accept_error_cb);
