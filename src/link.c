@@ -46,6 +46,7 @@ struct link {
 	struct event	*reap_ev;
 	uint64_t	backoff_ms;
 	int		failing;	/* dial failures logged once */
+	struct link_stats st;
 	int		draining;	/* the daemon is shutting down */
 };
 
@@ -225,6 +226,7 @@ link_adopt(struct link *l, int fd)
 	ls->next = l->all;
 	l->all = ls;
 	l->cur = ls;
+	l->st.ups++;
 	log_info("link %s: up (%s)", ls->peer,
 	    cfg->link_listen ? "accepted" : "connected");
 	return;
@@ -277,6 +279,7 @@ dial_now_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (l->dial != NULL || l->cur != NULL || l->draining)
 		return;
+	l->st.dials++;
 	l->dial = dial_start(l->d->base, l->d->dns, cfg->link_addr.host,
 	    cfg->link_addr.port, cfg->connect_timeout_ms, dialed_cb, l);
 	if (l->dial == NULL)
@@ -488,4 +491,14 @@ link_uptime(const struct link *l)
 
 	return (l->cur == NULL ? -1 :
 	    (double)(session_now_us() - l->cur->up_since) / 1e6);
+}
+
+/* Counters of ${l}, with the current round trip, for metrics. */
+void
+link_get_stats(const struct link *l, struct link_stats *st)
+{
+
+	*st = l->st;
+	st->rtt_us = l->cur != NULL ? mux_rtt(session_mux(l->cur->sess)) : 0;
+	st->channels = link_channels(l);
 }

@@ -16,6 +16,13 @@ struct daemon;
 struct link;
 struct session;
 
+struct link_stats {
+	uint64_t	dials;		/* connection attempts to the peer */
+	uint64_t	ups;		/* sessions that came up */
+	uint64_t	rtt_us;		/* smoothed ping round trip, 0: none */
+	uint32_t	channels;	/* open on all sessions */
+};
+
 /* Start ${d}'s link as its configuration says.  NULL on failure (logged). */
 struct link *link_new(struct daemon *d);
 
@@ -37,5 +44,8 @@ void link_status(const struct link *l, char *buf, size_t len);
 
 /* Seconds the current session of ${l} has been up, -1 while down. */
 double link_uptime(const struct link *l);
+
+/* Fill ${st} with the counters of ${l}. */
+void link_get_stats(const struct link *l, struct link_stats *st);
 
 #endif

@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "link.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "service.h"
 
@@ -66,6 +67,7 @@ struct mxd {
 	int		verbose;
 	struct event	*drain_ev;
 	struct event	*status_ev;
+	struct metrics	*metrics;
 	uint64_t	drain_deadline_ms;
 };
 
@@ -265,12 +267,17 @@ main(int argc, char *argv[])
 		goto err3;
 	if ((x.d.link = link_new(&x.d)) == NULL)
 		goto err3;
+	if (x.d.cfg->metrics.host != NULL &&
+	    (x.metrics = metrics_new(&x.d)) == NULL)
+		goto err4;
 	notify_state("READY=1");
 	status_cb(-1, 0, &x);
 
 	event_base_dispatch(x.d.base);
 	rc = 0;
 
+	metrics_free(x.metrics);
+err4:
 	link_free(x.d.link);
 err3:
 	service_table_free(&x.d);

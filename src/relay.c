@@ -243,6 +243,8 @@ relay_pump_out(struct relay *r)
 		goto fail;
 	if (rc == 1) {
 		r->flags |= R_RD_FULL;
+		if (r->svc != NULL)
+			r->svc->st.stalls++;
 		relay_arm(r);
 	}
 	return (0);

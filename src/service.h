@@ -21,6 +21,7 @@ struct service_stats {
 	uint64_t	reset;		/* ended by a reset */
 	uint64_t	bytes_in;	/* from the peer to local sockets */
 	uint64_t	bytes_out;	/* from local sockets to the peer */
+	uint64_t	stalls;		/* socket reads paused: no window */
 };
 
 struct service {

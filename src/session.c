@@ -295,6 +295,10 @@ session_new(struct event_base *base, struct bufferevent *bev,
 			goto err5;
 	}
 
+	/* A first ping at once: the round trip is known before bulk data
+	 * needs it for window auto-tuning. */
+	if (mux_ping(sess->mux))
+		goto err5;
 	tune_socket(bufferevent_getfd(bev));
 	bufferevent_setcb(bev, read_cb, write_cb, event_cb, sess);
 	bufferevent_setwatermark(bev, EV_WRITE, OUT_LOWAT / 2, 0);
