@@ -400,6 +400,28 @@ START_TEST(half_close_acceptor_first)
 }
 END_TEST
 
+START_TEST(fin_alone_after_data)
+{
+	struct mux_stream *sa;
+	struct frame_hdr h[4];
+
+	/* FIN never rides on a frame with payload (see PROTOCOL.md 10). */
+	pair_init(NULL, NULL);
+	sa = mux_stream_open(A.m, &A);
+	write_str(sa, "last words");
+	mux_stream_shutdown(sa);
+	mux_output(A.m, B.in, 1 << 20);
+	ck_assert_int_eq(frames(B.in, h, 4), 3);
+	ck_assert_int_eq(h[1].type, FRAME_DATA);
+	ck_assert_uint_eq(h[1].length, 10);
+	ck_assert_int_eq(h[1].flags, 0);
+	ck_assert_int_eq(h[2].type, FRAME_DATA);
+	ck_assert_uint_eq(h[2].length, 0);
+	ck_assert_int_eq(h[2].flags, FRAME_FIN);
+	pair_free();
+}
+END_TEST
+
 START_TEST(release_before_fin_sent)
 {
 	struct mux_stream *sa, *sb;
@@ -1237,6 +1259,7 @@ mux_suite(void)
 	tcase_add_test(t, open_zero_rtt);
 	tcase_add_test(t, half_close_dialer_first);
 	tcase_add_test(t, half_close_acceptor_first);
+	tcase_add_test(t, fin_alone_after_data);
 	tcase_add_test(t, release_before_fin_sent);
 	tcase_add_loop_test(t, reset_states, 0, 4);
 	tcase_add_test(t, refused_open);

@@ -627,7 +627,9 @@ stream_emit(struct mux_stream *s, struct evbuffer *out)
 		n = s->send_window;
 	if (n > queued)
 		n = (uint32_t)queued;
-	if (n == queued && (s->flags & S_FIN_QUEUED))
+	/* FIN goes alone, after the last data: hashicorp/yamux (2019) applies
+	 * FIN before the payload of its frame and may drop that payload. */
+	if (queued == 0 && (s->flags & S_FIN_QUEUED))
 		h.flags = FRAME_FIN;
 	h.length = n;
 	frame_encode(buf, &h);
