@@ -37,6 +37,7 @@ LIB_SRC	:= $(filter-out src/main.c,$(wildcard src/*.c src/mux/*.c))
 LIB_OBJ	:= $(LIB_SRC:%.c=$(B)/%.o)
 TESTS	:= $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 TEST_SUPPORT := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
+SCRIPT_TESTS := $(wildcard tests/test_*.sh)
 
 .PHONY: all check check-run deps clean install uninstall demo fuzz
 all: $(B)/mxd $(B)/mxload
@@ -75,7 +76,7 @@ check: deps
 check-run: $(B)/mxd $(B)/mxload $(B)/yamux_peer $(TESTS)
 	@MXD_BIN=$(CURDIR)/$(B)/mxd YAMUX_PEER=$(CURDIR)/$(B)/yamux_peer \
 	    MXLOAD=$(CURDIR)/$(B)/mxload \
-	    $(if $(filter 1,$(SAN)),CK_FORK=no) tests/run.sh $(TESTS)
+	    $(if $(filter 1,$(SAN)),CK_FORK=no) tests/run.sh $(TESTS) $(SCRIPT_TESTS)
 
 # The README's first command: a pair on loopback carrying 1,000 connections.
 demo: deps
@@ -85,6 +86,6 @@ demo: deps
 clean:
 	rm -rf build build-asan build-fuzz
 
-install: $(B)/mxd $(B)/mxload
-	install -D -m 0755 $(B)/mxd $(DESTDIR)$(PREFIX)/sbin/mxd
+# install, uninstall
+include mk/install.mk
 -include tests/fuzz/fuzz.mk
