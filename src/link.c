@@ -9,12 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 
 #include "config.h"
+#include "conn.h"
 #include "daemon.h"
 #include "dial.h"
 #include "link.h"
@@ -199,7 +199,7 @@ link_adopt(struct link *l, int fd)
 {
 	const struct config *cfg = l->d->cfg;
 	struct session_params sp;
-	struct bufferevent *bev;
+	struct conn *conn;
 	struct lsess *ls;
 
 	if ((ls = calloc(1, sizeof(*ls))) == NULL)
@@ -212,10 +212,9 @@ link_adopt(struct link *l, int fd)
 	sp.mux.max_streams = cfg->max_channels;
 	sp.keepalive_ms = cfg->keepalive_ms;
 	sp.timeout_ms = cfg->timeout_ms;
-	if ((bev = bufferevent_socket_new(l->d->base, fd,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+	if (sock_nonblock(fd) || (conn = conn_new_plain(l->d->base, fd)) == NULL)
 		goto err1;
-	if ((ls->sess = session_new(l->d->base, bev, &sp, &handlers,
+	if ((ls->sess = session_new(l->d->base, conn, &sp, &handlers,
 	    ls)) == NULL)
 		goto err2;
 	if (l->cur != NULL) {
@@ -232,7 +231,7 @@ link_adopt(struct link *l, int fd)
 	return;
 
 err2:
-	bufferevent_free(bev);
+	conn_free(conn);
 	fd = -1;
 err1:
 	free(ls);

@@ -9,9 +9,9 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "conn.h"
 #include "session.h"
 
 /*
@@ -31,10 +31,10 @@
 
 struct session {
 	struct mux	*mux;
-	struct bufferevent *bev;
+	struct conn	*conn;
 	struct event	*flush_ev;	/* deferred output pull */
 	struct event	*tick_ev;	/* keepalive and timeout */
-	struct event	*down_ev;	/* deferred on_down */
+	struct event	*down_ev;	/* deferred on_down; linger deadline */
 	struct session_handlers h;
 	void		*arg;
 	uint64_t	keepalive_us, timeout_us;
@@ -61,7 +61,7 @@ session_down(struct session *sess, const char *why)
 	if (sess->why != NULL)
 		return;
 	sess->why = why;
-	bufferevent_disable(sess->bev, EV_READ);
+	conn_read(sess->conn, 0);
 	event_active(sess->down_ev, EV_TIMEOUT, 0);
 }
 
@@ -69,17 +69,17 @@ session_down(struct session *sess, const char *why)
 static void
 session_flush(struct session *sess)
 {
-	struct evbuffer *out = bufferevent_get_output(sess->bev);
-	struct evbuffer *in = bufferevent_get_input(sess->bev);
-	size_t len;
+	struct evbuffer *out = conn_output(sess->conn);
+	struct evbuffer *in = conn_input(sess->conn);
 
 	if (sess->lingering) {
 		mux_output(sess->mux, out, 0);	/* only the Go Away is left */
 		if (evbuffer_get_length(out) == 0)
 			session_down(sess, sess->fail_why);
+		conn_flush(sess->conn);
 		return;
 	}
-	while ((len = evbuffer_get_length(out)) < OUT_LOWAT &&
+	while (evbuffer_get_length(out) < OUT_LOWAT &&
 	    mux_output_pending(sess->mux)) {
 		if (mux_output(sess->mux, out, OUT_BATCH) < 0) {
 			session_down(sess, "out of memory");
@@ -88,10 +88,12 @@ session_flush(struct session *sess)
 		/* Input waits while replies pile up; they just left. */
 		if (evbuffer_get_length(in) > 0 && sess->why == NULL &&
 		    mux_input(sess->mux, in) < 0)
-			return;
+			break;
 	}
-	if (sess->why == NULL && evbuffer_get_length(in) < IN_HIWAT)
-		bufferevent_enable(sess->bev, EV_READ);
+	conn_flush(sess->conn);
+	if (sess->why == NULL && !sess->lingering &&
+	    evbuffer_get_length(in) < IN_HIWAT)
+		conn_read(sess->conn, 1);
 }
 
 /* flush_ev: pull output. */
@@ -116,29 +118,30 @@ want_output(struct mux *m, void *arg)
 	event_active(sess->flush_ev, EV_WRITE, 0);
 }
 
-/* Link readable: feed the engine. */
+/* conn: bytes arrived; feed the engine. */
 static void
-read_cb(struct bufferevent *bev, void *arg)
+conn_readable(struct conn *c, void *arg)
 {
 	struct session *sess = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = conn_input(c);
 
 	sess->last_rx = session_now_us();
 	mux_set_time(sess->mux, sess->last_rx);
 	if (mux_input(sess->mux, in) < 0)
 		return;
 	if (evbuffer_get_length(in) >= IN_HIWAT)
-		bufferevent_disable(bev, EV_READ);
+		conn_read(c, 0);
 }
 
-/* Link output drained below the low mark: pull more, or finish lingering. */
+/* conn: the output drained below the low mark: pull more, or finish
+ * lingering. */
 static void
-write_cb(struct bufferevent *bev, void *arg)
+conn_drained(struct conn *c, void *arg)
 {
 	struct session *sess = arg;
 
 	if (sess->lingering) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (evbuffer_get_length(conn_output(c)) == 0)
 			session_down(sess, sess->fail_why);
 		return;
 	}
@@ -146,20 +149,13 @@ write_cb(struct bufferevent *bev, void *arg)
 	session_flush(sess);
 }
 
-/* Link EOF or error. */
+/* conn: EOF or error. */
 static void
-event_cb(struct bufferevent *bev, short what, void *arg)
+conn_failed(struct conn *c, const char *why, void *arg)
 {
-	struct session *sess = arg;
 
-	(void)bev;
-	if (what & BEV_EVENT_EOF)
-		session_down(sess, "peer closed the link");
-	else if (what & BEV_EVENT_ERROR)
-		session_down(sess, evutil_socket_error_to_string(
-		    EVUTIL_SOCKET_ERROR()));
-	else if (what & BEV_EVENT_TIMEOUT)
-		session_down(sess, "write timed out");
+	(void)c;
+	session_down(arg, why);
 }
 
 /*
@@ -175,9 +171,9 @@ protocol_error(struct mux *m, const char *why, void *arg)
 	(void)m;
 	sess->lingering = 1;
 	sess->fail_why = why;
-	bufferevent_disable(sess->bev, EV_READ);
-	bufferevent_setwatermark(sess->bev, EV_WRITE, 0, 0);
-	bufferevent_set_timeouts(sess->bev, NULL, &tv);
+	conn_read(sess->conn, 0);
+	conn_set_lowat(sess->conn, 0);
+	event_add(sess->down_ev, &tv);		/* the deadline */
 	event_active(sess->flush_ev, EV_WRITE, 0);
 }
 
@@ -209,7 +205,8 @@ down_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	sess->h.on_down(sess, sess->why, sess->arg);
+	sess->h.on_down(sess, sess->why ? sess->why : sess->fail_why,
+	    sess->arg);
 }
 
 /* mux: the peer opened a stream; ask the owner. */
@@ -246,12 +243,15 @@ tune_socket(evutil_socket_t fd)
 	    sizeof(lowat));
 }
 
-/* Start a session on ${bev}. */
+/* Start a session on ${conn}. */
 struct session *
-session_new(struct event_base *base, struct bufferevent *bev,
+session_new(struct event_base *base, struct conn *conn,
     const struct session_params *params, const struct session_handlers *h,
     void *arg)
 {
+	static const struct conn_handlers ch = {
+		conn_readable, conn_drained, conn_failed
+	};
 	struct session *sess;
 	struct mux_callbacks cb = {
 		.on_stream_open = stream_open,
@@ -267,7 +267,7 @@ session_new(struct event_base *base, struct bufferevent *bev,
 
 	if ((sess = calloc(1, sizeof(*sess))) == NULL)
 		goto err0;
-	sess->bev = bev;
+	sess->conn = conn;
 	sess->h = *h;
 	sess->arg = arg;
 	sess->keepalive_us = params->keepalive_ms * 1000;
@@ -299,11 +299,9 @@ session_new(struct event_base *base, struct bufferevent *bev,
 	 * needs it for window auto-tuning. */
 	if (mux_ping(sess->mux))
 		goto err5;
-	tune_socket(bufferevent_getfd(bev));
-	bufferevent_setcb(bev, read_cb, write_cb, event_cb, sess);
-	bufferevent_setwatermark(bev, EV_WRITE, OUT_LOWAT / 2, 0);
-	if (bufferevent_enable(bev, EV_READ | EV_WRITE))
-		goto err5;
+	tune_socket(conn_fd(conn));
+	conn_set_handlers(conn, &ch, sess);
+	conn_set_lowat(conn, OUT_LOWAT / 2);
 	return (sess);
 
 err5:
@@ -332,7 +330,7 @@ session_free(struct session *sess)
 	event_free(sess->tick_ev);
 	event_free(sess->down_ev);
 	event_free(sess->flush_ev);
-	bufferevent_free(sess->bev);
+	conn_free(sess->conn);
 	free(sess);
 }
 

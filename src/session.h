@@ -1,5 +1,5 @@
 /*
- * session: one yamux session on one connected bufferevent.
+ * session: one yamux session on one connection (conn.h).
  *
  * Drives the mux engine from the event loop: bytes read go to mux_input,
  * output is pulled from mux_output only while the link's output buffer is
@@ -16,7 +16,7 @@
 
 #include "mux/mux.h"
 
-struct bufferevent;
+struct conn;
 struct event_base;
 struct session;
 
@@ -42,11 +42,11 @@ struct session_params {
 };
 
 /*
- * Start a session on connected ${bev} (taken over; freed by session_free)
+ * Start a session on connection ${conn} (taken over; freed by session_free)
  * in ${base} with ${params}, reporting to ${h} with ${arg}.  Returns NULL on
- * failure (${bev} is then still the caller's).
+ * failure (${conn} is then still the caller's).
  */
-struct session *session_new(struct event_base *base, struct bufferevent *bev,
+struct session *session_new(struct event_base *base, struct conn *conn,
     const struct session_params *params, const struct session_handlers *h,
     void *arg);
 

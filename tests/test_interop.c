@@ -1,6 +1,6 @@
 /*
  * Interoperability tests: mxd's session (the mux engine on a libevent
- * bufferevent) against tests/interop/yamux_peer, an independent yamux peer
+ * connection) against tests/interop/yamux_peer, an independent yamux peer
  * built on hashicorp/yamux, over real TCP on 127.0.0.1.
  *
  * Each test runs one event_base and one peer process (path in $YAMUX_PEER),
@@ -32,10 +32,11 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "conn.h"
+#include "dial.h"
 #include "session.h"
 
 #define NSTREAMS	128		/* concurrent streams of a bulk run */
@@ -96,8 +97,7 @@ static struct harness {
 
 	const struct session_handlers *handlers;
 	struct evconnlistener *lis;
-	struct bufferevent *bev;	/* the link; the session's once set */
-	int		connected;
+	struct conn	*conn;		/* the link; the session's once set */
 	struct session	*sess;
 	int		expect_down, down;
 	struct evbuffer	*scratch;
@@ -268,7 +268,7 @@ static int
 have_link(void)
 {
 
-	return (H.connected || H.sess != NULL || H.out.eof);
+	return (H.sess != NULL || H.out.eof);
 }
 
 static int
@@ -294,7 +294,7 @@ peer_finish(const char *prefix)
 	ck_assert_uint_eq(mux_stream_count(session_mux(H.sess)), 0);
 	session_free(H.sess);
 	H.sess = NULL;
-	H.bev = NULL;
+	H.conn = NULL;
 	pid = waitpid(H.pid, &H.status, 0);
 	ck_assert_int_eq(pid, H.pid);
 	H.pid = 0;
@@ -331,21 +331,7 @@ on_down(struct session *sess, const char *why, void *arg)
 		cb_fail("session down early: %s", why);
 }
 
-/* The dialed connection is up, or failed (${what}). */
-static void
-dial_cb(struct bufferevent *bev, short what, void *arg)
-{
-
-	(void)bev;
-	(void)arg;
-	if (what & BEV_EVENT_CONNECTED)
-		H.connected = 1;
-	else
-		cb_fail("connect: %s",
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-}
-
-/* Start the session on H.bev as the ${dialer} side. */
+/* Start the session on H.conn as the ${dialer} side. */
 static void
 session_start(int dialer)
 {
@@ -354,7 +340,7 @@ session_start(int dialer)
 	mux_config_default(&p.mux, dialer);
 	p.keepalive_ms = 30000;		/* mxd's defaults */
 	p.timeout_ms = 90000;
-	H.sess = session_new(H.base, H.bev, &p, H.handlers, &H);
+	H.sess = session_new(H.base, H.conn, &p, H.handlers, &H);
 }
 
 /* The peer dialed in on ${fd}: run the session on it. */
@@ -367,15 +353,14 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 	(void)salen;
 	(void)arg;
 	evconnlistener_disable(lis);
-	if (H.bev != NULL) {
+	if (H.conn != NULL) {
 		close(fd);
 		cb_fail("a second connection");
 		return;
 	}
-	if ((H.bev = bufferevent_socket_new(H.base, fd,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+	if ((H.conn = conn_new_plain(H.base, fd)) == NULL) {
 		close(fd);
-		cb_fail("bufferevent_socket_new");
+		cb_fail("conn_new_plain");
 		return;
 	}
 	session_start(0);
@@ -394,6 +379,7 @@ link_up(int c_dials, const char *mode, const struct session_handlers *h)
 	struct sockaddr_in sin;
 	socklen_t len = sizeof(sin);
 	char addr[32];
+	int fd;
 
 	H.handlers = h;
 	memset(&sin, 0, sizeof(sin));
@@ -405,15 +391,14 @@ link_up(int c_dials, const char *mode, const struct session_handlers *h)
 		ck_assert_msg(H.port > 0, "no LISTEN line\npeer log:\n%s",
 		    peer_log());
 		sin.sin_port = htons((uint16_t)H.port);
-		H.bev = bufferevent_socket_new(H.base, -1,
-		    BEV_OPT_CLOSE_ON_FREE);
-		ck_assert_ptr_nonnull(H.bev);
-		bufferevent_setcb(H.bev, NULL, NULL, dial_cb, NULL);
-		ck_assert_int_eq(bufferevent_socket_connect(H.bev,
-		    (struct sockaddr *)&sin, sizeof(sin)), 0);
-		run_until(have_link, "the connection to the peer");
-		ck_assert_msg(H.connected, "peer exited\npeer log:\n%s",
-		    peer_log());
+		/* Loopback: a blocking connect is immediate. */
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_msg(connect(fd, (struct sockaddr *)&sin,
+		    sizeof(sin)) == 0, "connect: %s\npeer log:\n%s",
+		    strerror(errno), peer_log());
+		ck_assert_int_eq(sock_nonblock(fd), 0);
+		ck_assert_ptr_nonnull(H.conn = conn_new_plain(H.base, fd));
 		session_start(1);
 	} else {
 		H.lis = evconnlistener_new_bind(H.base, accept_cb, NULL,
@@ -731,7 +716,7 @@ flushed(void)
 {
 
 	return (!mux_output_pending(session_mux(H.sess)) &&
-	    evbuffer_get_length(bufferevent_get_output(H.bev)) == 0);
+	    evbuffer_get_length(conn_output(H.conn)) == 0);
 }
 
 /*
@@ -751,7 +736,7 @@ goaway_and_close(void)
 	    "open after Go Away: %p, %s", (void *)s, strerror(errno));
 	run_until(flushed, "the Go Away to be sent");
 	H.expect_down = 1;
-	ck_assert_int_eq(shutdown(bufferevent_getfd(H.bev), SHUT_WR), 0);
+	ck_assert_int_eq(shutdown(conn_fd(H.conn), SHUT_WR), 0);
 }
 
 /* Check the echo peer's ECHO ${line}: ${streams}, ${bytes} echoed,
@@ -803,8 +788,8 @@ teardown(void)
 	}
 	if (H.sess != NULL)
 		session_free(H.sess);
-	else if (H.bev != NULL)
-		bufferevent_free(H.bev);
+	else if (H.conn != NULL)
+		conn_free(H.conn);
 	if (H.lis != NULL)
 		evconnlistener_free(H.lis);
 	for (i = 0; i < 2; i++) {
