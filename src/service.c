@@ -88,12 +88,25 @@ service_find(struct service *list, const char *name)
 	return (NULL);
 }
 
+/* The service in ${list} with a listener on ${svc}'s accept address. */
+static struct service *
+service_listening_on(struct service *list, const struct service *svc)
+{
+
+	for (; svc->accept_host != NULL && list != NULL; list = list->next)
+		if (list->listener != NULL &&
+		    streq_opt(list->accept_host, svc->accept_host) &&
+		    streq_opt(list->accept_port, svc->accept_port))
+			return (list);
+	return (NULL);
+}
+
 /* Make ${d}'s service table match ${cfg}. */
 int
 service_table_apply(struct daemon *d, const struct config *cfg)
 {
 	const struct config_service *cs;
-	struct service *head = NULL, **tail = &head, *old, *svc, *next;
+	struct service *head = NULL, **tail = &head, *old, *lsvc, *svc, *next;
 	int rc = 0;
 
 	for (cs = cfg->services; cs != NULL; cs = cs->next) {
@@ -103,12 +116,12 @@ service_table_apply(struct daemon *d, const struct config *cfg)
 			continue;
 		}
 		old = service_find(d->services, cs->name);
-		/* Keep a listener whose address did not change. */
-		if (old != NULL && old->listener != NULL &&
-		    streq_opt(old->accept_host, svc->accept_host) &&
-		    streq_opt(old->accept_port, svc->accept_port)) {
-			svc->listener = old->listener;
-			old->listener = NULL;
+		/* Keep a listener whose address stays, whichever service had
+		 * it (a service renamed, two addresses swapped): binding anew
+		 * would fail while the old one holds it. */
+		if ((lsvc = service_listening_on(d->services, svc)) != NULL) {
+			svc->listener = lsvc->listener;
+			lsvc->listener = NULL;
 			forward_retarget(svc);
 		} else if (svc->accept_host != NULL && forward_listen(svc)) {
 			rc = -1;

@@ -568,22 +568,36 @@ END_TEST
 
 START_TEST(want_output_after_output)
 {
-	struct mux_stream *sa;
+	struct mux_stream *sa, *sb;
+	int before;
 
 	/* Output queued while mux_output runs (here by a writable callback)
-	 * and sent by that same call must not leave the engine believing the
-	 * application was told of output it has not seen. */
+	 * and sent by that same call: later output is still signalled. */
 	pair_init(NULL, NULL);
 	sa = mux_stream_open(A.m, &A);
-	ck_assert_int_eq(A.wants, 1);
+	ck_assert_int_ge(A.wants, 1);
 	A.refill = 1;
 	write_fill(sa, 200 * 1024, 'a');
 	drain_data(&A);
 	ck_assert_int_eq(A.writable, 1);
 	ck_assert(!mux_output_pending(A.m));
+	before = A.wants;
 	write_str(sa, "more");
-	ck_assert_int_eq(A.wants, 2);
+	ck_assert_int_gt(A.wants, before);
 	ck_assert(mux_output_pending(A.m));
+
+	/* Output that vanishes before it is pulled (the stream is reset by
+	 * the peer) does not silence the next output either. */
+	drain_data(&A);
+	pump();
+	sb = mux_stream_open(A.m, &A);
+	pump();
+	write_str(sb, "doomed");
+	feed(&A, FRAME_WINDOW_UPDATE, FRAME_RST, mux_stream_id(sb), 0);
+	ck_assert(!mux_output_pending(A.m));
+	before = A.wants;
+	write_str(sa, "after");
+	ck_assert_int_gt(A.wants, before);
 	pair_free();
 }
 END_TEST

@@ -91,8 +91,7 @@ struct mux {
 	uint64_t	srtt;
 	uint64_t	ping_sent;
 	uint32_t	ping_id;
-	unsigned	ping_out:1, goaway_sent:1, goaway_rcvd:1, dead:1,
-			signalled:1;
+	unsigned	ping_out:1, goaway_sent:1, goaway_rcvd:1, dead:1;
 };
 
 static void stream_drop(struct mux_stream *, int, enum mux_close_reason);
@@ -165,15 +164,18 @@ leave(struct mux *m)
 	}
 }
 
-/* Tell the application that ${m} has output, once until mux_output. */
+/*
+ * Tell the application that ${m} has output.  Every time: a flag meaning
+ * "already told" went stale whenever the output vanished before the
+ * application pulled it (a stream reset off the ready list), and the link
+ * went silent.  The application's handler only has to be idempotent.
+ */
 static void
 signal_output(struct mux *m)
 {
 
-	if (m->signalled || m->cb.want_output == NULL)
-		return;
-	m->signalled = 1;
-	m->cb.want_output(m, m->arg);
+	if (m->cb.want_output != NULL)
+		m->cb.want_output(m, m->arg);
 }
 
 /* Mark ${m} dead with Go Away ${code}; tell the application ${why}. */
@@ -679,9 +681,6 @@ mux_output(struct mux *m, struct evbuffer *out, size_t budget)
 		else
 			stream_schedule(s);
 	}
-	/* Whatever is queued from now on is news to the application; what is
-	 * still pending it learns from mux_output_pending. */
-	m->signalled = 0;
 	leave(m);
 	return (rc ? -1 : (int)(evbuffer_get_length(out) - start));
 }

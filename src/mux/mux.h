@@ -75,7 +75,8 @@ struct mux_callbacks {
 	 */
 	void (*on_protocol_error)(struct mux *, const char *why, void *arg);
 
-	/* The engine has bytes for mux_output (it had none before). */
+	/* The engine queued bytes for mux_output.  Called for every queued
+	 * frame: schedule one pull (idempotently), don't pull from here. */
 	void (*want_output)(struct mux *, void *arg);
 };
 

@@ -1,0 +1,1429 @@
+/*
+ * itest: see itest.h.
+ */
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "itest.h"
+
+#define IT_MAX_MXD	16
+#define IT_MAX_PORTS	256
+#define IT_MAX_FD	65536
+#define IT_CHUNK	(64 * 1024)
+#define IT_LOG_TAIL	4000
+#define IT_POLL_MS	5
+
+/* Everything a test holds, released by it_cleanup. */
+static struct {
+	int		inited;
+	int		finished;	/* it_finish passed */
+	char		dir[64];
+	struct it_mxd	*mxd[IT_MAX_MXD];
+	int		nmxd;
+	struct it_targets *targets;
+	int		ports[IT_MAX_PORTS];
+	int		nports;
+	void		**allocs;
+	size_t		nallocs, allocs_cap;
+	unsigned char	fds[IT_MAX_FD / 8];
+} H;
+
+static const char *const san_marks[] = {
+	"ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer", NULL
+};
+
+/* ------------------------------------------------------------ registries */
+
+/* Remember ${p} (from malloc) until it_cleanup; returns it. */
+static void *
+keep(void *p)
+{
+
+	ck_assert_msg(p != NULL, "out of memory");
+	if (H.nallocs == H.allocs_cap) {
+		size_t cap = H.allocs_cap ? 2 * H.allocs_cap : 64;
+		void **a = realloc(H.allocs, cap * sizeof(*a));
+
+		ck_assert_msg(a != NULL, "out of memory");
+		H.allocs = a;
+		H.allocs_cap = cap;
+	}
+	H.allocs[H.nallocs++] = p;
+	return (p);
+}
+
+/* Free ${p} early (it was kept). */
+static void
+unkeep(void *p)
+{
+	size_t i;
+
+	for (i = H.nallocs; i-- > 0;) {
+		if (H.allocs[i] == p) {
+			H.allocs[i] = H.allocs[--H.nallocs];
+			free(p);
+			return;
+		}
+	}
+}
+
+void *
+it_calloc(size_t n, size_t size)
+{
+
+	return (keep(calloc(n ? n : 1, size ? size : 1)));
+}
+
+void
+it_track(int fd)
+{
+
+	if (fd >= 0 && fd < IT_MAX_FD)
+		H.fds[fd / 8] |= (unsigned char)(1u << (fd % 8));
+}
+
+void
+it_close(int fd)
+{
+
+	if (fd < 0)
+		return;
+	if (fd < IT_MAX_FD)
+		H.fds[fd / 8] &= (unsigned char)~(1u << (fd % 8));
+	close(fd);
+}
+
+/* ------------------------------------------------------------ basics */
+
+int64_t
+it_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		continue;
+}
+
+int
+it_san(void)
+{
+	const char *e = getenv("MXD_SAN");
+
+	return (IT_SAN || (e != NULL && strcmp(e, "1") == 0));
+}
+
+char *
+it_fmt(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	ck_assert_msg(n >= 0, "out of memory");
+	return (keep(s));
+}
+
+const char *
+it_path(const char *name)
+{
+
+	ck_assert_msg(H.inited, "it_init was not called");
+	return (it_fmt("%s/%s", H.dir, name));
+}
+
+const char *
+it_write_file(const char *name, const char *text)
+{
+	const char *path = name[0] == '/' ? name : it_path(name);
+	char tmp[PATH_MAX];
+	FILE *f;
+
+	/* Write then rename, so a reloading mxd never reads half a file. */
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	ck_assert_msg(f != NULL, "%s: %s", tmp, strerror(errno));
+	fputs(text, f);
+	ck_assert_msg(fclose(f) == 0, "%s: %s", tmp, strerror(errno));
+	ck_assert_msg(rename(tmp, path) == 0, "%s: %s", path, strerror(errno));
+	return (path);
+}
+
+/* Read ${path} from ${off} to its end; NUL-terminated, malloc'd (not
+ * kept), NULL if it cannot be read. */
+static char *
+slurp(const char *path, off_t off, size_t *lenp)
+{
+	char *buf = NULL, *nb;
+	size_t len = 0, cap = 0;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return (NULL);
+	if (off > 0 && lseek(fd, off, SEEK_SET) == -1) {
+		close(fd);
+		return (NULL);
+	}
+	for (;;) {
+		if (cap - len < 65536 + 1) {
+			cap = cap ? 2 * cap : 131072;
+			if ((nb = realloc(buf, cap)) == NULL) {
+				free(buf);
+				close(fd);
+				return (NULL);
+			}
+			buf = nb;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	if (lenp != NULL)
+		*lenp = len;
+	return (buf);
+}
+
+/*
+ * Ports below the ephemeral range, so that the many outgoing connections of
+ * a test never take one between its choice and its bind: [lo, hi), or
+ * lo == 0 to let bind pick.
+ */
+static void
+port_range(int *lo, int *hi)
+{
+	int elo = 0, ehi = 0;
+	FILE *f;
+
+	*lo = *hi = 0;
+	if ((f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re")) == NULL)
+		return;
+	if (fscanf(f, "%d %d", &elo, &ehi) == 2 && elo > 12000) {
+		*lo = 10000;
+		*hi = elo;
+	}
+	fclose(f);
+}
+
+int
+it_free_port(void)
+{
+	static unsigned seed;
+	struct sockaddr_in sin;
+	socklen_t sl;
+	int fd, port, i, tries, lo, hi, ok;
+
+	if (seed == 0)
+		seed = (unsigned)getpid() ^ (unsigned)it_now_ms();
+	port_range(&lo, &hi);
+	for (tries = 0; tries < 1000; tries++) {
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (lo > 0 && tries < 900)
+			sin.sin_port = htons((uint16_t)(lo + (int)(rand_r(&seed)
+			    % (unsigned)(hi - lo))));
+		/* No SO_REUSEADDR: even a connection in TIME_WAIT on the
+		 * port makes it unfit. */
+		ok = bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+		sl = sizeof(sin);
+		ok = ok && getsockname(fd, (struct sockaddr *)&sin, &sl) == 0;
+		close(fd);
+		if (!ok)
+			continue;
+		port = ntohs(sin.sin_port);
+		for (i = 0; i < H.nports; i++)
+			if (H.ports[i] == port)
+				break;
+		if (i == H.nports) {
+			ck_assert_msg(H.nports < IT_MAX_PORTS, "too many ports");
+			H.ports[H.nports++] = port;
+			return (port);
+		}
+	}
+	ck_abort_msg("no free port");
+	return (-1);
+}
+
+long
+it_rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return (-1);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "VmRSS:", 6) == 0) {
+			kb = strtol(line + 6, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return (kb);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+/* A test that fails in a forked Check process exits without its teardown:
+ * clean up on the way out. */
+static void
+cleanup_atexit(void)
+{
+
+	it_cleanup();
+}
+
+void
+it_init(void)
+{
+	static pid_t registered;
+	struct rlimit rl;
+	const char *bin = getenv("MXD_BIN");
+
+	memset(&H, 0, sizeof(H));
+	if (registered != getpid()) {
+		registered = getpid();
+		atexit(cleanup_atexit);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	ck_assert_msg(bin != NULL && access(bin, X_OK) == 0,
+	    "set MXD_BIN to the mxd binary under test (now %s)",
+	    bin ? bin : "unset");
+	snprintf(H.dir, sizeof(H.dir), "/tmp/mxd-itest-XXXXXX");
+	ck_assert_msg(mkdtemp(H.dir) != NULL, "mkdtemp: %s", strerror(errno));
+	H.inited = 1;
+}
+
+/* Remove the temporary directory (flat) unless MXD_KEEP=1. */
+static void
+remove_dir(void)
+{
+	const char *keepdir = getenv("MXD_KEEP");
+	struct dirent *de;
+	char path[PATH_MAX];
+	DIR *d;
+
+	if (!H.finished || (keepdir != NULL && strcmp(keepdir, "1") == 0)) {
+		fprintf(stderr, "itest: %s: kept %s%s\n", tcase_name(), H.dir,
+		    H.finished ? "" : " (the test did not finish)");
+		return;
+	}
+	if ((d = opendir(H.dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", H.dir, de->d_name);
+		(void)unlink(path);
+	}
+	closedir(d);
+	(void)rmdir(H.dir);
+}
+
+void
+it_cleanup(void)
+{
+	size_t i;
+	int fd, n;
+
+	if (!H.inited)
+		return;
+	for (n = H.nmxd; n-- > 0;) {
+		struct it_mxd *m = H.mxd[n];
+
+		if (m->pid > 0) {
+			kill(m->pid, SIGKILL);
+			(void)waitpid(m->pid, &m->status, 0);
+			m->pid = -1;
+		}
+		free(m);
+	}
+	if (H.targets != NULL) {
+		if (H.targets->pid > 0) {
+			kill(H.targets->pid, SIGKILL);
+			(void)waitpid(H.targets->pid, NULL, 0);
+		}
+		munmap(H.targets->st, sizeof(*H.targets->st));
+		free(H.targets);
+	}
+	for (fd = 0; fd < IT_MAX_FD; fd++)
+		if (H.fds[fd / 8] & (1u << (fd % 8)))
+			close(fd);
+	remove_dir();
+	for (i = 0; i < H.nallocs; i++)
+		free(H.allocs[i]);
+	free(H.allocs);
+	memset(&H, 0, sizeof(H));
+}
+
+void
+it_finish(void)
+{
+	int n;
+
+	for (n = H.nmxd; n-- > 0;) {
+		struct it_mxd *m = H.mxd[n];
+
+		if (m->pid <= 0)
+			continue;
+		it_mxd_mark(m);
+		it_mxd_stop(m, 30000);
+		/* Every channel of a finished test has ended: none may be
+		 * left for the drain to time out on. */
+		if (it_mxd_log_has(m, "drain_timeout: exiting")) {
+			it_mxd_show_log(m);
+			ck_abort_msg("%s: channels were still open at the end",
+			    m->log);
+		}
+	}
+	for (n = 0; n < H.nmxd; n++)
+		it_mxd_check_log(H.mxd[n]);
+	H.finished = 1;
+}
+
+int
+it_run_mxd(const char *const *args, char **out, char **err, int ms)
+{
+	const char *bin = getenv("MXD_BIN");
+	const char *argv[16];
+	const char *opath, *epath;
+	int64_t deadline = it_now_ms() + ms;
+	pid_t pid, ppid = getpid(), r;
+	int i, fd, st = -1;
+
+	opath = it_fmt("%s/run.out", H.dir);
+	epath = it_fmt("%s/run.err", H.dir);
+	argv[0] = "mxd";
+	for (i = 0; args[i] != NULL && i < 14; i++)
+		argv[i + 1] = args[i];
+	argv[i + 1] = NULL;
+	fflush(NULL);
+	pid = fork();
+	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != ppid)
+			_exit(127);
+		if ((fd = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
+			_exit(127);
+		dup2(fd, 1);
+		close(fd);
+		if ((fd = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
+			_exit(127);
+		dup2(fd, 2);
+		close(fd);
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	for (;;) {
+		r = waitpid(pid, &st, WNOHANG);
+		if (r == pid)
+			break;
+		if (it_now_ms() >= deadline) {
+			kill(pid, SIGKILL);
+			(void)waitpid(pid, &st, 0);
+			ck_abort_msg("mxd %s did not exit within %d ms", args[0],
+			    ms);
+		}
+		sleep_ms(IT_POLL_MS);
+	}
+	*out = slurp(opath, 0, NULL);
+	*err = slurp(epath, 0, NULL);
+	ck_assert_msg(*out != NULL && *err != NULL, "cannot read mxd output");
+	keep(*out);
+	keep(*err);
+	return (st);
+}
+
+/* ------------------------------------------------------------ mxd */
+
+void
+it_mxd_show_log(const struct it_mxd *m)
+{
+	size_t len;
+	char *s = slurp(m->log, 0, &len);
+
+	if (s == NULL)
+		return;
+	fprintf(stderr, "---- %s (pid %d, %s) last %d bytes:\n%s\n----\n",
+	    m->log, (int)m->pid, m->conf, IT_LOG_TAIL,
+	    len > IT_LOG_TAIL ? s + len - IT_LOG_TAIL : s);
+	free(s);
+}
+
+struct it_mxd *
+it_mxd_start(const char *conf)
+{
+	const char *bin = getenv("MXD_BIN");
+	struct it_mxd *m;
+	pid_t ppid = getpid();
+	int fd;
+
+	ck_assert_msg(H.nmxd < IT_MAX_MXD, "too many mxd");
+	ck_assert_msg((m = calloc(1, sizeof(*m))) != NULL, "out of memory");
+	H.mxd[H.nmxd++] = m;
+	m->pid = -1;
+	m->conf = it_fmt("%s", conf);
+	m->log = it_fmt("%s/mxd-%d.log", H.dir, H.nmxd);
+	fflush(NULL);
+	m->pid = fork();
+	ck_assert_msg(m->pid >= 0, "fork: %s", strerror(errno));
+	if (m->pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != ppid)
+			_exit(127);
+		signal(SIGPIPE, SIG_DFL);
+		if ((fd = open(m->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND,
+		    0644)) == -1)
+			_exit(127);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+		if ((fd = open("/dev/null", O_RDONLY)) >= 0 && fd != 0) {
+			dup2(fd, 0);
+			close(fd);
+		}
+		execl(bin, "mxd", "-c", conf, "-v", (char *)NULL);
+		dprintf(2, "itest: exec %s: %s\n", bin, strerror(errno));
+		_exit(127);
+	}
+	return (m);
+}
+
+void
+it_mxd_mark(struct it_mxd *m)
+{
+	struct stat sb;
+
+	m->mark = stat(m->log, &sb) == 0 ? sb.st_size : 0;
+}
+
+int
+it_mxd_log_has(struct it_mxd *m, const char *needle)
+{
+	char *s = slurp(m->log, m->mark, NULL);
+	int found = s != NULL && strstr(s, needle) != NULL;
+
+	free(s);
+	return (found);
+}
+
+/* If ${m} has exited, reap it.  Returns 1 if it is gone. */
+static int
+reap(struct it_mxd *m)
+{
+	pid_t r;
+
+	if (m->pid <= 0)
+		return (1);
+	r = waitpid(m->pid, &m->status, WNOHANG);
+	if (r == m->pid) {
+		m->pid = -1;
+		return (1);
+	}
+	return (0);
+}
+
+void
+it_mxd_wait_log(struct it_mxd *m, const char *needle, int ms)
+{
+	int64_t deadline = it_now_ms() + ms;
+	int gone;
+
+	for (;;) {
+		if (it_mxd_log_has(m, needle))
+			return;
+		gone = reap(m);
+		if (gone && it_mxd_log_has(m, needle))
+			return;
+		if (gone || it_now_ms() >= deadline)
+			break;
+		sleep_ms(IT_POLL_MS);
+	}
+	it_mxd_show_log(m);
+	ck_abort_msg("%s: no \"%s\" in the log %s %d ms (status %#x)",
+	    m->log, needle, gone ? "before mxd exited, within" : "within", ms,
+	    gone ? m->status : 0);
+}
+
+void
+it_mxd_signal(struct it_mxd *m, int sig)
+{
+
+	ck_assert_msg(m->pid > 0, "%s: mxd not running", m->log);
+	ck_assert_msg(kill(m->pid, sig) == 0, "kill: %s", strerror(errno));
+}
+
+int
+it_mxd_wait_exit(struct it_mxd *m, int ms)
+{
+	int64_t deadline = it_now_ms() + ms;
+
+	while (!reap(m)) {
+		if (it_now_ms() >= deadline) {
+			kill(m->pid, SIGKILL);
+			(void)waitpid(m->pid, &m->status, 0);
+			m->pid = -1;
+			return (-1);
+		}
+		sleep_ms(IT_POLL_MS);
+	}
+	return (m->status);
+}
+
+void
+it_mxd_kill(struct it_mxd *m)
+{
+
+	if (m->pid <= 0)
+		return;
+	kill(m->pid, SIGKILL);
+	(void)waitpid(m->pid, &m->status, 0);
+	m->pid = -1;
+}
+
+void
+it_mxd_check_log(struct it_mxd *m)
+{
+	char *s = slurp(m->log, 0, NULL);
+	const char *hit = NULL;
+	int i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; san_marks[i] != NULL && hit == NULL; i++)
+		hit = strstr(s, san_marks[i]);
+	if (hit != NULL) {
+		fprintf(stderr, "---- %s: sanitizer report:\n%.*s\n----\n",
+		    m->log, 6000, hit);
+		free(s);
+		ck_abort_msg("%s: mxd's log has a sanitizer report", m->log);
+	}
+	free(s);
+}
+
+void
+it_mxd_stop(struct it_mxd *m, int ms)
+{
+	int st;
+
+	if (m->pid > 0)
+		it_mxd_signal(m, SIGTERM);
+	st = it_mxd_wait_exit(m, ms);
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		it_mxd_show_log(m);
+		it_mxd_check_log(m);
+		if (st == -1)
+			ck_abort_msg("%s: mxd did not exit within %d ms of "
+			    "SIGTERM", m->log, ms);
+		ck_abort_msg("%s: mxd ended with %s %d, not exit 0", m->log,
+		    WIFEXITED(st) ? "exit" : "signal",
+		    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	}
+	it_mxd_check_log(m);
+}
+
+/* ------------------------------------------------------------ a pair */
+
+#define A_LINK	"reconnect_min = 100ms\nreconnect_max = 1s\n" \
+		"connect_timeout = 10s\ndrain_timeout = 20s\n"
+#define B_LINK	"drain_timeout = 20s\n"
+
+void
+it_pair_write_a(struct it_pair *p, const char *services)
+{
+
+	p->a_conf = it_write_file("a.conf", it_fmt(
+	    "; side A: dials the link\n[daemon]\nlog_level = debug\n\n"
+	    "[link]\nconnect = %s:%d\n%s\n%s", IT_HOST, p->link_port, A_LINK,
+	    services));
+}
+
+void
+it_pair_write_b(struct it_pair *p, const char *services)
+{
+
+	p->b_conf = it_write_file("b.conf", it_fmt(
+	    "; side B: listens for the link\n[daemon]\nlog_level = debug\n\n"
+	    "[link]\nlisten = %s:%d\n%s\n%s", IT_HOST, p->link_port, B_LINK,
+	    services));
+}
+
+void
+it_pair_start(struct it_pair *p, const char *a_services,
+    const char *b_services)
+{
+
+	memset(p, 0, sizeof(*p));
+	p->link_port = it_free_port();
+	it_pair_write_a(p, a_services);
+	it_pair_write_b(p, b_services);
+	p->b = it_mxd_start(p->b_conf);
+	it_mxd_wait_log(p->b, "link: waiting for the peer", IT_WAIT_MS);
+	p->a = it_mxd_start(p->a_conf);
+	it_mxd_wait_log(p->a, "up (connected)", IT_WAIT_MS);
+	it_mxd_wait_log(p->b, "up (accepted)", IT_WAIT_MS);
+}
+
+char *
+it_svc_accept(const char *name, int port)
+{
+
+	return (it_fmt("[%s]\naccept = %s:%d\n\n", name, IT_HOST, port));
+}
+
+char *
+it_svc_connect(const char *name, int port)
+{
+
+	return (it_fmt("[%s]\nconnect = %s:%d\n\n", name, IT_HOST, port));
+}
+
+/* ------------------------------------------------------------ data */
+
+static inline uint64_t
+mix64(uint64_t x)
+{
+
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return (x ^ (x >> 31));
+}
+
+/* Word ${i} of stream ${seed}. */
+static inline uint64_t
+gen_word(uint64_t seed, uint64_t i)
+{
+
+	return (mix64(seed * 0xd6e8feb86659fd93ull + i));
+}
+
+void
+it_gen(uint64_t seed, uint64_t off, void *buf, size_t len)
+{
+	unsigned char *p = buf;
+	uint64_t w, i = off / 8;
+	size_t k = (size_t)(off % 8);
+
+	while (len > 0 && (k != 0 || len < 8)) {
+		w = gen_word(seed, i);
+		for (; k < 8 && len > 0; k++, len--)
+			*p++ = (unsigned char)(w >> (8 * k));
+		if (k == 8) {
+			k = 0;
+			i++;
+		}
+	}
+	while (len >= 8) {
+		w = gen_word(seed, i++);
+		/* Little-endian byte order, as the slow path above. */
+		p[0] = (unsigned char)w;
+		p[1] = (unsigned char)(w >> 8);
+		p[2] = (unsigned char)(w >> 16);
+		p[3] = (unsigned char)(w >> 24);
+		p[4] = (unsigned char)(w >> 32);
+		p[5] = (unsigned char)(w >> 40);
+		p[6] = (unsigned char)(w >> 48);
+		p[7] = (unsigned char)(w >> 56);
+		p += 8;
+		len -= 8;
+	}
+	if (len > 0) {
+		w = gen_word(seed, i);
+		for (k = 0; k < len; k++)
+			*p++ = (unsigned char)(w >> (8 * k));
+	}
+}
+
+long
+it_verify(uint64_t seed, uint64_t off, const void *buf, size_t len)
+{
+	unsigned char want[4096];
+	const unsigned char *p = buf;
+	size_t done = 0, n, i;
+
+	while (done < len) {
+		n = len - done < sizeof(want) ? len - done : sizeof(want);
+		it_gen(seed, off + done, want, n);
+		if (memcmp(want, p + done, n) != 0) {
+			for (i = 0; want[i] == p[done + i]; i++)
+				continue;
+			return ((long)(done + i));
+		}
+		done += n;
+	}
+	return (-1);
+}
+
+uint64_t
+it_hash(uint64_t h, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	while (len-- > 0) {
+		h ^= *p++;
+		h *= 0x100000001b3ull;
+	}
+	return (h);
+}
+
+/* ------------------------------------------------------------ targets */
+
+#define T_ECHO_HIWAT	(1024 * 1024)
+#define T_BLAST_LOWAT	(256 * 1024)
+#define T_BLAST_HIWAT	(1024 * 1024)
+
+/* One connection of the target process. */
+struct tconn {
+	enum it_kind	kind;
+	struct bufferevent *bev;
+	struct it_stats	*st;
+	struct evbuffer	*acc;		/* IT_LATE: everything read */
+	uint64_t	n, hash;	/* bytes read, their hash */
+	uint64_t	size, seed, added;	/* IT_BLAST */
+	char		first[8];	/* IT_HELLO: the first bytes */
+	char		line[64];	/* IT_BLAST: the request */
+	size_t		linelen;
+	int		eof, shut, started;
+};
+
+struct tlisten {
+	enum it_kind	kind;
+	struct it_stats	*st;
+};
+
+static void
+tconn_free(struct tconn *c)
+{
+
+	bufferevent_free(c->bev);
+	if (c->acc != NULL)
+		evbuffer_free(c->acc);
+	free(c);
+}
+
+/* IT_BLAST: keep the output topped up; end once all is written. */
+static void
+blast_fill(struct tconn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer_iovec v;
+	size_t n;
+
+	while (c->added < c->size && evbuffer_get_length(out) < T_BLAST_HIWAT) {
+		n = c->size - c->added < IT_CHUNK ? (size_t)(c->size - c->added)
+		    : IT_CHUNK;
+		if (evbuffer_reserve_space(out, (ev_ssize_t)n, &v, 1) < 1)
+			break;
+		it_gen(c->seed, c->added, v.iov_base, n);
+		v.iov_len = n;
+		evbuffer_commit_space(out, &v, 1);
+		c->added += n;
+	}
+	atomic_store(&c->st->blast_sent, c->added - evbuffer_get_length(out));
+	if (c->added == c->size && evbuffer_get_length(out) == 0) {
+		atomic_fetch_add(&c->st->blast_done, 1);
+		tconn_free(c);
+	}
+}
+
+static void
+t_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct tconn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *out = bufferevent_get_output(bev);
+	size_t len = evbuffer_get_length(in), n;
+	unsigned char buf[IT_CHUNK];
+	char *nl;
+
+	switch (c->kind) {
+	case IT_ECHO:
+		evbuffer_add_buffer(out, in);
+		if (evbuffer_get_length(out) >= T_ECHO_HIWAT)
+			bufferevent_disable(bev, EV_READ);
+		break;
+	case IT_LATE:
+		evbuffer_add_buffer(c->acc, in);
+		break;
+	case IT_SINK:
+		c->n += len;
+		evbuffer_drain(in, len);
+		break;
+	case IT_HELLO:
+		if (c->n < sizeof(c->first))
+			evbuffer_copyout(in, c->first + c->n,
+			    sizeof(c->first) - (size_t)c->n);
+		c->n += len;
+		evbuffer_drain(in, len);
+		break;
+	case IT_BANNER:
+		while ((n = (size_t)evbuffer_remove(in, buf, sizeof(buf))) > 0
+		    && n != (size_t)-1) {
+			c->hash = it_hash(c->hash, buf, n);
+			c->n += n;
+		}
+		break;
+	case IT_BLAST:
+		if (c->started) {
+			evbuffer_drain(in, len);
+			break;
+		}
+		n = sizeof(c->line) - 1 - c->linelen;
+		n = (size_t)evbuffer_remove(in, c->line + c->linelen,
+		    len < n ? len : n);
+		c->linelen += n;
+		c->line[c->linelen] = '\0';
+		if ((nl = strchr(c->line, '\n')) == NULL) {
+			if (c->linelen == sizeof(c->line) - 1)
+				tconn_free(c);	/* garbage */
+			break;
+		}
+		c->started = 1;
+		c->size = strtoull(c->line, &nl, 10);
+		c->seed = strtoull(nl, NULL, 10);
+		bufferevent_setwatermark(bev, EV_WRITE, T_BLAST_LOWAT, 0);
+		blast_fill(c);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+t_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct tconn *c = arg;
+
+	switch (c->kind) {
+	case IT_ECHO:
+		if (c->eof)
+			tconn_free(c);
+		else
+			bufferevent_enable(bev, EV_READ);
+		break;
+	case IT_LATE:
+	case IT_SINK:
+		if (c->eof)
+			tconn_free(c);
+		break;
+	case IT_BANNER:
+		if (!c->shut) {
+			c->shut = 1;
+			(void)shutdown(bufferevent_getfd(bev), SHUT_WR);
+		}
+		break;
+	case IT_BLAST:
+		if (c->started)
+			blast_fill(c);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+t_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct tconn *c = arg;
+	struct evbuffer *out = bufferevent_get_output(bev);
+
+	if (!(what & BEV_EVENT_EOF) || (what & BEV_EVENT_ERROR)) {
+		tconn_free(c);
+		return;
+	}
+	c->eof = 1;
+	switch (c->kind) {
+	case IT_ECHO:
+		if (evbuffer_get_length(out) == 0)
+			tconn_free(c);
+		break;
+	case IT_LATE:
+		evbuffer_add_buffer(out, c->acc);
+		if (evbuffer_get_length(out) == 0)
+			tconn_free(c);
+		break;
+	case IT_SINK:
+		evbuffer_add_printf(out, "%llu\n", (unsigned long long)c->n);
+		atomic_fetch_add(&c->st->sink_done, 1);
+		break;
+	case IT_HELLO:
+		if (c->n == 5 && memcmp(c->first, "hello", 5) == 0)
+			atomic_fetch_add(&c->st->hello, 1);
+		else
+			atomic_fetch_add(&c->st->hello_bad, 1);
+		tconn_free(c);
+		break;
+	case IT_BANNER:
+		atomic_store(&c->st->banner_len, c->n);
+		atomic_store(&c->st->banner_hash, c->hash);
+		atomic_fetch_add(&c->st->banner_done, 1);
+		tconn_free(c);
+		break;
+	default:	/* IT_BLAST: the client shut down; keep sending */
+		if (!c->started)
+			tconn_free(c);
+		break;
+	}
+}
+
+static void
+t_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct tlisten *tl = arg;
+	struct tconn *c;
+
+	(void)sa;
+	(void)salen;
+	atomic_fetch_add(&tl->st->accepted, 1);
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return;
+	}
+	c->kind = tl->kind;
+	c->st = tl->st;
+	c->hash = IT_HASH_INIT;
+	c->bev = bufferevent_socket_new(evconnlistener_get_base(l), fd,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL || (c->kind == IT_LATE &&
+	    (c->acc = evbuffer_new()) == NULL)) {
+		if (c->bev == NULL)
+			close(fd);
+		else
+			bufferevent_free(c->bev);
+		free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, t_read_cb, t_write_cb, t_event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (c->kind == IT_BANNER)
+		bufferevent_write(c->bev, IT_BANNER_TEXT,
+		    strlen(IT_BANNER_TEXT));
+}
+
+/* The target process: serve ${fds} until killed. */
+static void
+target_main(const int *fds, struct it_stats *st)
+{
+	struct tlisten tl[IT_NKINDS];
+	struct event_base *base;
+	int k;
+
+	if ((base = event_base_new()) == NULL)
+		_exit(1);
+	for (k = 0; k < IT_NKINDS; k++) {
+		tl[k].kind = (enum it_kind)k;
+		tl[k].st = st;
+		evutil_make_socket_nonblocking(fds[k]);
+		if (evconnlistener_new(base, t_accept_cb, &tl[k],
+		    LEV_OPT_CLOSE_ON_FREE, 0, fds[k]) == NULL)
+			_exit(1);
+	}
+	event_base_dispatch(base);
+	_exit(0);
+}
+
+struct it_targets *
+it_targets_start(void)
+{
+	struct it_targets *t;
+	struct sockaddr_in sin;
+	socklen_t sl;
+	int fds[IT_NKINDS], k, one = 1;
+	pid_t ppid = getpid();
+
+	ck_assert_msg(H.targets == NULL, "targets already started");
+	ck_assert_msg((t = calloc(1, sizeof(*t))) != NULL, "out of memory");
+	t->pid = -1;
+	t->st = mmap(NULL, sizeof(*t->st), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (t->st == MAP_FAILED) {
+		free(t);
+		ck_abort_msg("mmap: %s", strerror(errno));
+	}
+	H.targets = t;
+	for (k = 0; k < IT_NKINDS; k++) {
+		fds[k] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ck_assert_msg(fds[k] >= 0, "socket: %s", strerror(errno));
+		it_track(fds[k]);
+		(void)setsockopt(fds[k], SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one));
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ck_assert_msg(bind(fds[k], (struct sockaddr *)&sin,
+		    sizeof(sin)) == 0 && listen(fds[k], 4096) == 0,
+		    "bind/listen: %s", strerror(errno));
+		sl = sizeof(sin);
+		ck_assert_msg(getsockname(fds[k], (struct sockaddr *)&sin,
+		    &sl) == 0, "getsockname: %s", strerror(errno));
+		t->port[k] = ntohs(sin.sin_port);
+		if (H.nports < IT_MAX_PORTS)
+			H.ports[H.nports++] = t->port[k];
+	}
+	t->refused = it_free_port();
+	fflush(NULL);
+	t->pid = fork();
+	ck_assert_msg(t->pid >= 0, "fork: %s", strerror(errno));
+	if (t->pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != ppid)
+			_exit(1);
+		target_main(fds, t->st);
+	}
+	for (k = 0; k < IT_NKINDS; k++)
+		it_close(fds[k]);
+	return (t);
+}
+
+/* ------------------------------------------------------------ clients */
+
+/* Set receive and send timeouts of ${ms} on ${fd}. */
+static void
+set_timeouts(int fd, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static void
+loopback(struct sockaddr_in *sin, int port)
+{
+
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin->sin_port = htons((uint16_t)port);
+}
+
+int
+it_connect(int port)
+{
+	struct sockaddr_in sin;
+	int fd, e;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return (-1);
+	it_track(fd);
+	set_timeouts(fd, IT_WAIT_MS);
+	loopback(&sin, port);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+		e = errno;
+		it_close(fd);
+		errno = e;
+		return (-1);
+	}
+	return (fd);
+}
+
+int
+it_send_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return (-1);
+		p += n;
+		len -= (size_t)n;
+	}
+	return (0);
+}
+
+ssize_t
+it_recv_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = recv(fd, p + got, len - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return (-1);
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return ((ssize_t)got);
+}
+
+long
+it_recv_wait(int fd, void *buf, size_t len, int ms)
+{
+	int64_t deadline = it_now_ms() + ms;
+	struct pollfd pfd;
+	ssize_t n;
+	int left, r;
+
+	for (;;) {
+		left = (int)(deadline - it_now_ms());
+		if (left < 0)
+			left = 0;
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		r = poll(&pfd, 1, left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return (-errno);
+		if (r == 0)
+			return (IT_TIMEOUT);
+		n = recv(fd, buf, len, MSG_DONTWAIT);
+		if (n >= 0)
+			return ((long)n);
+		if (errno != EAGAIN && errno != EINTR)
+			return (-errno);
+		if (it_now_ms() >= deadline)
+			return (IT_TIMEOUT);
+	}
+}
+
+long
+it_drain_wait(int fd, int ms, uint64_t *total)
+{
+	int64_t deadline = it_now_ms() + ms;
+	char buf[16384];
+	long n;
+	int left;
+
+	*total = 0;
+	for (;;) {
+		left = (int)(deadline - it_now_ms());
+		n = it_recv_wait(fd, buf, sizeof(buf), left > 0 ? left : 0);
+		if (n <= 0)
+			return (n);
+		*total += (uint64_t)n;
+	}
+}
+
+/* Fail flow ${f} with ${err} (errno, or -1 for a mismatch, -2 for an early
+ * EOF), noting the first failure in ${msg}. */
+static void
+flow_fail(struct it_flow *f, size_t i, int err, const char *what, char *msg,
+    size_t msglen)
+{
+
+	f->err = err;
+	if (msg[0] == '\0')
+		snprintf(msg, msglen, "flow %zu (port %d, %zu bytes): %s: %s "
+		    "(sent %zu, got back %zu)", i, f->port, f->size, what,
+		    err == -1 ? "data differs" : err == -2 ? "early EOF" :
+		    err == -3 ? "too much data" : strerror(err), f->tx, f->rx);
+	if (f->fd >= 0) {
+		it_close(f->fd);
+		f->fd = -1;
+	}
+}
+
+size_t
+it_flows_run(struct it_flow *f, size_t n, int ms, char *msg, size_t msglen)
+{
+	int64_t deadline = it_now_ms() + ms;
+	struct sockaddr_in sin;
+	struct pollfd *pfd;
+	size_t *idx, i, k, active, bad = 0;
+	unsigned char *buf;
+	socklen_t sl;
+	ssize_t r;
+	long off;
+	int e, left;
+
+	msg[0] = '\0';
+	pfd = keep(calloc(n ? n : 1, sizeof(*pfd)));
+	idx = keep(calloc(n ? n : 1, sizeof(*idx)));
+	buf = keep(malloc(IT_CHUNK));
+	for (i = 0; i < n; i++) {
+		f[i].tx = f[i].rx = 0;
+		f[i].done = f[i].err = f[i].shut = f[i].connected = 0;
+		f[i].fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		if (f[i].fd < 0) {
+			flow_fail(&f[i], i, errno, "socket", msg, msglen);
+			continue;
+		}
+		it_track(f[i].fd);
+		loopback(&sin, f[i].port);
+		if (connect(f[i].fd, (struct sockaddr *)&sin,
+		    sizeof(sin)) == 0)
+			f[i].connected = 1;
+		else if (errno != EINPROGRESS)
+			flow_fail(&f[i], i, errno, "connect", msg, msglen);
+	}
+	for (;;) {
+		for (i = 0, active = 0; i < n; i++) {
+			if (f[i].fd < 0)
+				continue;
+			pfd[active].fd = f[i].fd;
+			pfd[active].events = POLLIN;
+			if (!f[i].connected || !f[i].shut)
+				pfd[active].events |= POLLOUT;
+			pfd[active].revents = 0;
+			idx[active++] = i;
+		}
+		if (active == 0)
+			break;
+		left = (int)(deadline - it_now_ms());
+		if (left <= 0) {
+			for (k = 0; k < active; k++)
+				flow_fail(&f[idx[k]], idx[k], ETIMEDOUT,
+				    "deadline", msg, msglen);
+			break;
+		}
+		if (poll(pfd, active, left < 100 ? left : 100) < 0) {
+			ck_assert_msg(errno == EINTR, "poll: %s",
+			    strerror(errno));
+			continue;
+		}
+		for (k = 0; k < active; k++) {
+			struct it_flow *fl = &f[idx[k]];
+			short re = pfd[k].revents;
+
+			if (re == 0)
+				continue;
+			i = idx[k];
+			if (!fl->connected) {
+				sl = sizeof(e);
+				if (getsockopt(fl->fd, SOL_SOCKET, SO_ERROR, &e,
+				    &sl) == -1)
+					e = errno;
+				if (e != 0) {
+					flow_fail(fl, i, e, "connect", msg,
+					    msglen);
+					continue;
+				}
+				fl->connected = 1;
+			}
+			while ((re & POLLOUT) && fl->tx < fl->size) {
+				size_t want = fl->size - fl->tx;
+
+				if (want > IT_CHUNK)
+					want = IT_CHUNK;
+				it_gen(fl->seed, fl->tx, buf, want);
+				r = send(fl->fd, buf, want, MSG_NOSIGNAL);
+				if (r < 0) {
+					if (errno != EAGAIN && errno != EINTR)
+						flow_fail(fl, i, errno, "send",
+						    msg, msglen);
+					break;
+				}
+				fl->tx += (size_t)r;
+			}
+			if (fl->fd < 0)
+				continue;
+			if (fl->tx == fl->size && !fl->shut) {
+				if (shutdown(fl->fd, SHUT_WR) == -1) {
+					flow_fail(fl, i, errno, "shutdown",
+					    msg, msglen);
+					continue;
+				}
+				fl->shut = 1;
+			}
+			if (!(re & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			for (;;) {
+				r = recv(fl->fd, buf, IT_CHUNK, 0);
+				if (r < 0) {
+					if (errno != EAGAIN && errno != EINTR)
+						flow_fail(fl, i, errno, "recv",
+						    msg, msglen);
+					break;
+				}
+				if (r == 0) {
+					if (fl->rx == fl->size && fl->shut) {
+						fl->done = 1;
+						it_close(fl->fd);
+						fl->fd = -1;
+					} else {
+						flow_fail(fl, i, -2, "recv",
+						    msg, msglen);
+					}
+					break;
+				}
+				if (fl->rx + (size_t)r > fl->size) {
+					flow_fail(fl, i, -3, "recv", msg,
+					    msglen);
+					break;
+				}
+				if ((off = it_verify(fl->seed, fl->rx, buf,
+				    (size_t)r)) >= 0) {
+					fl->rx += (size_t)off;
+					flow_fail(fl, i, -1, "recv", msg,
+					    msglen);
+					break;
+				}
+				fl->rx += (size_t)r;
+			}
+		}
+	}
+	for (i = 0; i < n; i++)
+		if (!f[i].done)
+			bad++;
+	unkeep(buf);
+	unkeep(idx);
+	unkeep(pfd);
+	return (bad);
+}

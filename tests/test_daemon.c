@@ -1,0 +1,950 @@
+/*
+ * Integration tests of the daemon: pairs of real mxd processes ($MXD_BIN)
+ * on 127.0.0.1, with targets in a child process and clients in this one
+ * (see itest.h).  Side A dials the link, side B listens for it; unless a
+ * test says otherwise clients connect to A and targets sit behind B.
+ *
+ * Every test ends with both mxd stopped by SIGTERM: each must exit 0 with
+ * no channel left over and no sanitizer report in its log.
+ */
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <check.h>
+#include <poll.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+#define MIB		(1024 * 1024)
+#define FLOW_MS		60000	/* deadline of a batch of echo flows */
+#define RESET_MS	3000	/* "promptly", well under any mxd timeout */
+
+static char msg[512];
+
+static void
+setup(void)
+{
+
+	it_init();
+}
+
+static void
+teardown(void)
+{
+
+	it_cleanup();
+}
+
+/* Concatenate services' ini text. */
+static char *
+svcs(const char *a, const char *b, const char *c, const char *d)
+{
+
+	return (it_fmt("%s%s%s%s", a ? a : "", b ? b : "", c ? c : "",
+	    d ? d : ""));
+}
+
+/* Send ${len} bytes of stream ${seed} on blocking ${fd} and expect them
+ * echoed back. */
+static void
+roundtrip(int fd, uint64_t seed, size_t len, const char *what)
+{
+	char *out = malloc(len), *in = malloc(len);
+	ssize_t n;
+	long bad;
+
+	ck_assert(out != NULL && in != NULL);
+	it_gen(seed, 0, out, len);
+	if (it_send_all(fd, out, len) != 0) {
+		free(out);
+		free(in);
+		ck_abort_msg("%s: send: %s", what, strerror(errno));
+	}
+	n = it_recv_full(fd, in, len);
+	bad = n == (ssize_t)len ? it_verify(seed, 0, in, len) : -2;
+	free(out);
+	free(in);
+	ck_assert_msg(n == (ssize_t)len, "%s: got %zd of %zu bytes back (%s)",
+	    what, n, len, n >= 0 ? "early EOF" : errno == EAGAIN ?
+	    "no reply within " IT_WAIT_STR : strerror(errno));
+	ck_assert_msg(bad == -1, "%s: echoed byte %ld differs", what, bad);
+}
+
+/* Shut down ${fd}'s sending side and expect a clean EOF (the channel ends
+ * gracefully both ways), then close it. */
+static void
+finish_client(int fd, const char *what)
+{
+	char c;
+	long r;
+
+	ck_assert_msg(shutdown(fd, SHUT_WR) == 0, "%s: shutdown: %s", what,
+	    strerror(errno));
+	r = it_recv_wait(fd, &c, 1, IT_WAIT_MS);
+	ck_assert_msg(r == 0, "%s: expected EOF, got %ld (%s)", what, r,
+	    r < 0 && r != IT_TIMEOUT ? strerror((int)-r) : "");
+	it_close(fd);
+}
+
+/* Expect ${fd} (a client of a channel that cannot work) to be reset
+ * within RESET_MS; returns how long it took. */
+static int64_t
+expect_reset(int fd, const char *what)
+{
+	int64_t t0 = it_now_ms();
+	uint64_t n;
+	long r = it_drain_wait(fd, RESET_MS, &n);
+
+	ck_assert_msg(r != IT_TIMEOUT, "%s: no reset within %d ms", what,
+	    RESET_MS);
+	ck_assert_msg(r == -ECONNRESET, "%s: expected a reset (ECONNRESET), "
+	    "got %s after %ju bytes", what, r == 0 ? "EOF" : strerror((int)-r),
+	    (uintmax_t)n);
+	it_close(fd);
+	return (it_now_ms() - t0);
+}
+
+/*
+ * Send small pieces on ${fd} every ${gap_ns}, for at most ${ms},
+ * until the channel is reset, so that client data keeps arriving while
+ * mxd handles the reset.  Then expect the reset: returns how long it took
+ * from the start.
+ */
+static int64_t
+spray_until_reset(int fd, int ms, long gap_ns, const char *what)
+{
+	int64_t t0 = it_now_ms();
+	struct timespec ts = { 0, gap_ns };
+	char piece[16];
+	int e;
+
+	memset(piece, 'x', sizeof(piece));
+	while (it_now_ms() - t0 < ms) {
+		if (send(fd, piece, sizeof(piece), MSG_NOSIGNAL |
+		    MSG_DONTWAIT) < 0 && errno != EAGAIN) {
+			e = errno;
+			ck_assert_msg(e == ECONNRESET, "%s: send: %s (not a "
+			    "reset)", what, strerror(e));
+			it_close(fd);
+			return (it_now_ms() - t0);
+		}
+		nanosleep(&ts, NULL);
+	}
+	return (expect_reset(fd, what) + ms);
+}
+
+/* Run ${n} flows and fail the test unless all of them finish cleanly. */
+static void
+run_flows(struct it_flow *f, size_t n)
+{
+	size_t bad = it_flows_run(f, n, FLOW_MS, msg, sizeof(msg));
+
+	ck_assert_msg(bad == 0, "%zu of %zu echo flows failed; first: %s",
+	    bad, n, msg);
+}
+
+/* Wait at most ${ms} for the counter ${c} to reach ${want}. */
+static unsigned long long
+wait_count(atomic_ullong *c, unsigned long long want, int ms)
+{
+	int64_t deadline = it_now_ms() + ms;
+	unsigned long long v;
+
+	while ((v = atomic_load(c)) < want && it_now_ms() < deadline)
+		usleep(5000);
+	return (v);
+}
+
+/* ------------------------------------------------------------ 1. echo */
+
+START_TEST(echo_small_and_large)
+{
+	static const char hello[] = "hello, mxd\n";
+	struct it_targets *t = it_targets_start();
+	int port = it_free_port(), fd;
+	struct it_pair p;
+	struct it_flow f;
+	char buf[sizeof(hello)];
+	ssize_t n;
+
+	it_pair_start(&p, it_svc_accept("echo", port),
+	    it_svc_connect("echo", t->port[IT_ECHO]));
+
+	fd = it_connect(port);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	ck_assert(it_send_all(fd, hello, sizeof(hello) - 1) == 0);
+	n = it_recv_full(fd, buf, sizeof(hello) - 1);
+	ck_assert_msg(n == (ssize_t)sizeof(hello) - 1, "got %zd bytes", n);
+	ck_assert(memcmp(buf, hello, sizeof(hello) - 1) == 0);
+	finish_client(fd, "small echo");
+
+	memset(&f, 0, sizeof(f));
+	f.port = port;
+	f.size = 8 * MIB;
+	f.seed = 1;
+	run_flows(&f, 1);
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ 2. many */
+
+START_TEST(thousand_concurrent_channels)
+{
+	struct it_targets *t = it_targets_start();
+	int port = it_free_port();
+	size_t n = 1000, i, max = 256 * 1024;
+	uint64_t x = 12345, total = 0;
+	struct it_pair p;
+	struct it_flow *f;
+	int64_t t0;
+
+	it_pair_start(&p, it_svc_accept("echo", port),
+	    it_svc_connect("echo", t->port[IT_ECHO]));
+	f = it_calloc(n, sizeof(*f));
+	for (i = 0; i < n; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		f[i].port = port;
+		f[i].size = (size_t)((x >> 33) % (max + 1));
+		if (i == 0)
+			f[i].size = 0;
+		if (i == 1)
+			f[i].size = max;
+		f[i].seed = 1000 + i;
+		total += f[i].size;
+	}
+	t0 = it_now_ms();
+	run_flows(f, n);
+	printf("thousand_concurrent_channels: %zu channels, %ju bytes each "
+	    "way, %jd ms\n", n, (uintmax_t)total, (intmax_t)(it_now_ms() - t0));
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ 3. half-close */
+
+START_TEST(half_close_client_first)
+{
+	struct it_targets *t = it_targets_start();
+	int pl = it_free_port(), ps = it_free_port(), fd;
+	size_t len = MIB, sink_len = 100000;
+	char *buf, reply[32], want[32];
+	struct it_pair p;
+	ssize_t n;
+	long bad, r;
+
+	it_pair_start(&p,
+	    svcs(it_svc_accept("late", pl), it_svc_accept("sink", ps), 0, 0),
+	    svcs(it_svc_connect("late", t->port[IT_LATE]),
+	    it_svc_connect("sink", t->port[IT_SINK]), 0, 0));
+
+	/* The target replies only after the client's EOF came through. */
+	buf = it_calloc(1, len);
+	fd = it_connect(pl);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	it_gen(77, 0, buf, len);
+	ck_assert(it_send_all(fd, buf, len) == 0);
+	ck_assert(shutdown(fd, SHUT_WR) == 0);
+	memset(buf, 0, len);
+	n = it_recv_full(fd, buf, len);
+	ck_assert_msg(n == (ssize_t)len, "late echo: got %zd of %zu (%s)", n,
+	    len, n < 0 ? strerror(errno) : "EOF");
+	bad = it_verify(77, 0, buf, len);
+	ck_assert_msg(bad == -1, "late echo: byte %ld differs", bad);
+	r = it_recv_wait(fd, reply, 1, IT_WAIT_MS);
+	ck_assert_msg(r == 0, "late echo: expected EOF after the reply, got "
+	    "%ld", r);
+	it_close(fd);
+
+	/* The same with a short reply: the count of bytes received. */
+	fd = it_connect(ps);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	it_gen(78, 0, buf, sink_len);
+	ck_assert(it_send_all(fd, buf, sink_len) == 0);
+	ck_assert(shutdown(fd, SHUT_WR) == 0);
+	memset(reply, 0, sizeof(reply));
+	n = it_recv_full(fd, reply, sizeof(reply) - 1);
+	snprintf(want, sizeof(want), "%zu\n", sink_len);
+	ck_assert_msg(n == (ssize_t)strlen(want) && strcmp(reply, want) == 0,
+	    "sink replied \"%s\" (%zd bytes then EOF), wanted \"%s\"", reply,
+	    n, want);
+	it_close(fd);
+	it_finish();
+}
+END_TEST
+
+START_TEST(half_close_target_first)
+{
+	struct it_targets *t = it_targets_start();
+	int pb = it_free_port(), fd;
+	size_t blen = strlen(IT_BANNER_TEXT), len = 200000;
+	char banner[128], *buf;
+	struct it_pair p;
+	unsigned long long done;
+	ssize_t n;
+	long r;
+
+	it_pair_start(&p, it_svc_accept("banner", pb),
+	    it_svc_connect("banner", t->port[IT_BANNER]));
+	fd = it_connect(pb);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	memset(banner, 0, sizeof(banner));
+	n = it_recv_full(fd, banner, sizeof(banner) - 1);
+	ck_assert_msg(n == (ssize_t)blen && strcmp(banner, IT_BANNER_TEXT) == 0,
+	    "banner: got %zd bytes \"%s\" then EOF", n, banner);
+	/* The target's side has ended; ours must still carry data. */
+	buf = it_calloc(1, len);
+	it_gen(99, 0, buf, len);
+	ck_assert_msg(it_send_all(fd, buf, len) == 0,
+	    "send after the target's EOF: %s", strerror(errno));
+	ck_assert(shutdown(fd, SHUT_WR) == 0);
+	r = it_recv_wait(fd, banner, 1, IT_WAIT_MS);
+	ck_assert_msg(r == 0, "expected EOF again at the end, got %ld", r);
+	it_close(fd);
+	done = wait_count(&t->st->banner_done, 1, IT_WAIT_MS);
+	ck_assert_msg(done == 1, "the target did not see the client's EOF");
+	ck_assert_msg(atomic_load(&t->st->banner_len) == len,
+	    "the target received %llu of %zu bytes",
+	    atomic_load(&t->st->banner_len), len);
+	ck_assert_msg(atomic_load(&t->st->banner_hash) ==
+	    it_hash(IT_HASH_INIT, buf, len), "the target received other bytes");
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ 4, 5. resets */
+
+/*
+ * Each of these runs a few rounds: a reset with client data in flight has
+ * left the link unable to send (a stale output signal), which only the
+ * next channel shows, and only sometimes.
+ */
+#define RESET_ROUNDS	24
+
+START_TEST(target_refused_resets_client)
+{
+	struct it_targets *t = it_targets_start();
+	int port = it_free_port(), pe = it_free_port(), fd, i;
+	struct it_pair p;
+	int64_t ms;
+
+	it_pair_start(&p,
+	    svcs(it_svc_accept("nobody", port), it_svc_accept("echo", pe), 0,
+	    0),
+	    svcs(it_svc_connect("nobody", t->refused),
+	    it_svc_connect("echo", t->port[IT_ECHO]), 0, 0));
+	for (i = 0; i < RESET_ROUNDS; i++) {
+		fd = it_connect(port);
+		ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+		/* With data in flight, or without. */
+		if (i % 4 != 3)
+			ms = spray_until_reset(fd, 1000, 5000 * (i % 8),
+			    it_fmt("refused target, round %d", i));
+		else
+			ms = expect_reset(fd,
+			    it_fmt("refused target, round %d", i));
+		/* connect_timeout is 10 s: far longer than this. */
+		ck_assert_msg(ms < 2000, "reset took %jd ms", (intmax_t)ms);
+		/* The link still carries channels. */
+		fd = it_connect(pe);
+		ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+		roundtrip(fd, 7, 100, it_fmt("echo after reset %d", i));
+		finish_client(fd, "echo after a reset");
+	}
+	it_mxd_wait_log(p.b, it_fmt("target %s:%d:", IT_HOST, t->refused),
+	    IT_WAIT_MS);
+	it_finish();
+}
+END_TEST
+
+START_TEST(unknown_service_resets_client)
+{
+	struct it_targets *t = it_targets_start();
+	int pg = it_free_port(), pe = it_free_port(), fd, i;
+	struct it_pair p;
+	int64_t ms;
+
+	it_pair_start(&p,
+	    svcs(it_svc_accept("ghost", pg), it_svc_accept("echo", pe), 0, 0),
+	    it_svc_connect("echo", t->port[IT_ECHO]));
+	for (i = 0; i < RESET_ROUNDS; i++) {
+		fd = it_connect(pg);
+		ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+		if (i % 4 != 3)
+			ms = spray_until_reset(fd, 1000, 5000 * (i % 8),
+			    it_fmt("unknown service, round %d", i));
+		else
+			ms = expect_reset(fd,
+			    it_fmt("unknown service, round %d", i));
+		ck_assert_msg(ms < 2000, "reset took %jd ms", (intmax_t)ms);
+		/* The link still carries channels. */
+		fd = it_connect(pe);
+		ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+		roundtrip(fd, 5, 1000, it_fmt("echo after reset %d", i));
+		finish_client(fd, "echo after a reset");
+	}
+	it_mxd_wait_log(p.b, "service \"ghost\"", IT_WAIT_MS);
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ 6. both ways */
+
+START_TEST(services_both_directions)
+{
+	struct it_targets *t = it_targets_start();
+	int pa = it_free_port(), pb = it_free_port();
+	struct it_flow f[40];
+	struct it_pair p;
+	size_t i;
+
+	it_pair_start(&p,
+	    svcs(it_svc_accept("a2b", pa), it_svc_connect("b2a",
+	    t->port[IT_ECHO]), 0, 0),
+	    svcs(it_svc_connect("a2b", t->port[IT_ECHO]),
+	    it_svc_accept("b2a", pb), 0, 0));
+	memset(f, 0, sizeof(f));
+	for (i = 0; i < 40; i++) {
+		f[i].port = i % 2 ? pb : pa;
+		f[i].size = (i * 37813) % (512 * 1024);
+		f[i].seed = 500 + i;
+	}
+	run_flows(f, 40);
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ 7. peer killed */
+
+START_TEST(peer_killed_resets_then_redials)
+{
+	struct it_targets *t = it_targets_start();
+	int port = it_free_port(), fd[3], i;
+	struct it_flow f[4];
+	struct it_pair p;
+	uint64_t n;
+	int64_t t0, ms;
+	long r;
+
+	it_pair_start(&p, it_svc_accept("echo", port),
+	    it_svc_connect("echo", t->port[IT_ECHO]));
+	for (i = 0; i < 3; i++) {
+		fd[i] = it_connect(port);
+		ck_assert_msg(fd[i] >= 0, "connect: %s", strerror(errno));
+		roundtrip(fd[i], 10 + (uint64_t)i, 4096, "before the kill");
+	}
+
+	it_mxd_mark(p.a);
+	it_mxd_kill(p.b);
+	t0 = it_now_ms();
+	for (i = 0; i < 3; i++) {
+		r = it_drain_wait(fd[i], RESET_MS, &n);
+		ck_assert_msg(r != IT_TIMEOUT, "open channel %d: no reset or "
+		    "EOF within %d ms of the peer's death", i, RESET_MS);
+		ck_assert_msg(r <= 0 && n == 0, "open channel %d: got %ju "
+		    "bytes", i, (uintmax_t)n);
+		it_close(fd[i]);
+	}
+	ms = it_now_ms() - t0;
+	ck_assert_msg(ms < RESET_MS, "open channels ended after %jd ms",
+	    (intmax_t)ms);
+
+	/* With the link down a new client is turned away at once. */
+	it_mxd_wait_log(p.a, "down", IT_WAIT_MS);
+	t0 = it_now_ms();
+	fd[0] = it_connect(port);
+	if (fd[0] >= 0) {
+		char c;
+
+		r = it_recv_wait(fd[0], &c, 1, RESET_MS);
+		ck_assert_msg(r != IT_TIMEOUT && r <= 0, "client while the "
+		    "link is down: not turned away within %d ms (%ld)",
+		    RESET_MS, r);
+		it_close(fd[0]);
+	} else {
+		ck_assert_msg(errno == ECONNREFUSED, "connect: %s",
+		    strerror(errno));
+	}
+	ck_assert_msg(it_now_ms() - t0 < RESET_MS, "turned away too slowly");
+
+	/* The peer comes back: A redials (reconnect_max 1s) on its own. */
+	p.b = it_mxd_start(p.b_conf);
+	it_mxd_wait_log(p.a, "up (connected)", IT_WAIT_MS);
+	it_mxd_wait_log(p.b, "up (accepted)", IT_WAIT_MS);
+	memset(f, 0, sizeof(f));
+	for (i = 0; i < 4; i++) {
+		f[i].port = port;
+		f[i].size = 100000 * (size_t)i;
+		f[i].seed = 40 + (uint64_t)i;
+	}
+	run_flows(f, 4);
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ 8. reload */
+
+START_TEST(sighup_adds_and_removes_services)
+{
+	struct it_targets *t = it_targets_start();
+	int pk = it_free_port(), pg = it_free_port(), pn = it_free_port();
+	int keep, gone, fresh, e;
+	struct it_pair p;
+	int echo = t->port[IT_ECHO];
+
+	it_pair_start(&p,
+	    svcs(it_svc_accept("keep", pk), it_svc_accept("gone", pg), 0, 0),
+	    svcs(it_svc_connect("keep", echo), it_svc_connect("gone", echo),
+	    it_svc_connect("svc2", echo), 0));
+	keep = it_connect(pk);
+	ck_assert_msg(keep >= 0, "connect keep: %s", strerror(errno));
+	roundtrip(keep, 1, 10000, "keep before the reload");
+	gone = it_connect(pg);
+	ck_assert_msg(gone >= 0, "connect gone: %s", strerror(errno));
+	roundtrip(gone, 2, 10000, "gone before the reload");
+	/* Nothing listens on svc2's address yet. */
+	fresh = it_connect(pn);
+	e = errno;
+	ck_assert_msg(fresh < 0 && e == ECONNREFUSED,
+	    "svc2 accepted before it was configured");
+
+	it_pair_write_a(&p, svcs(it_svc_accept("keep", pk),
+	    it_svc_accept("svc2", pn), 0, 0));
+	it_mxd_mark(p.a);
+	it_mxd_signal(p.a, SIGHUP);
+	it_mxd_wait_log(p.a, "reloaded", IT_WAIT_MS);
+
+	/* Added: works. */
+	fresh = it_connect(pn);
+	ck_assert_msg(fresh >= 0, "connect svc2 after the reload: %s",
+	    strerror(errno));
+	roundtrip(fresh, 3, 10000, "svc2 after the reload");
+	finish_client(fresh, "svc2");
+	/* Removed: refused. */
+	fresh = it_connect(pg);
+	e = errno;
+	ck_assert_msg(fresh < 0 && e == ECONNREFUSED, "removed service still "
+	    "accepts (%s)", fresh < 0 ? strerror(e) : "connected");
+	/* The open channel of the unchanged service goes on. */
+	roundtrip(keep, 4, 10000, "keep after the reload");
+	finish_client(keep, "keep");
+	/* So does the removed service's open channel ("open channels
+	 * finish", service.h). */
+	roundtrip(gone, 5, 10000, "removed service's open channel");
+	finish_client(gone, "gone");
+	it_finish();
+}
+END_TEST
+
+/*
+ * A reload that renames a service keeps its accept address: the address
+ * must go on accepting, now for the new name.
+ */
+START_TEST(sighup_renames_service_same_address)
+{
+	struct it_targets *t = it_targets_start();
+	int port = it_free_port(), fd, e;
+	int echo = t->port[IT_ECHO];
+	struct it_pair p;
+
+	it_pair_start(&p, it_svc_accept("old", port),
+	    svcs(it_svc_connect("old", echo), it_svc_connect("new", echo), 0,
+	    0));
+	fd = it_connect(port);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	roundtrip(fd, 1, 1000, "old");
+	finish_client(fd, "old");
+
+	it_pair_write_a(&p, it_svc_accept("new", port));
+	it_mxd_mark(p.a);
+	it_mxd_mark(p.b);
+	it_mxd_signal(p.a, SIGHUP);
+	it_mxd_wait_log(p.a, "reloaded", IT_WAIT_MS);
+	fd = it_connect(port);
+	e = errno;
+	if (fd < 0)
+		it_mxd_show_log(p.a);
+	ck_assert_msg(fd >= 0, "after renaming [old] to [new] on the same "
+	    "address, connect: %s", strerror(e));
+	roundtrip(fd, 2, 1000, "new");
+	finish_client(fd, "new");
+	it_mxd_wait_log(p.b, "service new: channel", IT_WAIT_MS);
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ 9. drain */
+
+START_TEST(sigterm_lets_transfer_finish)
+{
+	struct it_targets *t = it_targets_start();
+	int port = it_free_port(), fd, fd2, e, st;
+	uint64_t size = 32 * (uint64_t)MIB, got = 0;
+	const char *req = it_fmt("%ju 4242\n", (uintmax_t)size);
+	static char buf[64 * 1024];
+	struct it_pair p;
+	long r, bad = -1;
+
+	it_pair_start(&p, it_svc_accept("blast", port),
+	    it_svc_connect("blast", t->port[IT_BLAST]));
+	fd = it_connect(port);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	ck_assert(it_send_all(fd, req, strlen(req)) == 0);
+
+	for (;;) {
+		if (got == MIB) {
+			/* Under way: stop A, which carries the transfer. */
+			it_mxd_mark(p.a);
+			it_mxd_signal(p.a, SIGTERM);
+			it_mxd_wait_log(p.a, "draining", IT_WAIT_MS);
+			fd2 = it_connect(port);
+			e = errno;
+			ck_assert_msg(fd2 < 0 && e == ECONNREFUSED,
+			    "a new client was accepted after SIGTERM (%s)",
+			    fd2 < 0 ? strerror(e) : "connected");
+		}
+		r = it_recv_wait(fd, buf, got < MIB && MIB - got < sizeof(buf) ?
+		    MIB - got : sizeof(buf), IT_WAIT_MS);
+		if (r <= 0)
+			break;
+		if (bad < 0 && (bad = it_verify(4242, got, buf, (size_t)r)) >=
+		    0)
+			bad += (long)got;
+		got += (uint64_t)r;
+		if (got > MIB)
+			usleep(1000);	/* a slow-ish reader */
+	}
+	ck_assert_msg(r == 0, "transfer ended with %s after %ju of %ju bytes",
+	    r == IT_TIMEOUT ? "a stall" : strerror((int)-r), (uintmax_t)got,
+	    (uintmax_t)size);
+	ck_assert_msg(got == size, "got %ju of %ju bytes", (uintmax_t)got,
+	    (uintmax_t)size);
+	ck_assert_msg(bad == -1, "byte %ld differs", bad);
+	it_close(fd);
+
+	st = it_mxd_wait_exit(p.a, IT_WAIT_MS);
+	ck_assert_msg(st != -1, "A did not exit after the drain");
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "A ended with status %#x", st);
+	ck_assert_msg(it_mxd_log_has(p.a, "drained: exiting"),
+	    "A did not log its drain");
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ 10. config */
+
+static const struct bad_conf {
+	const char	*text;
+	int		line;
+	const char	*where;		/* "[section] key" or "[section]" */
+	const char	*what;
+} bad_confs[] = {
+	{ "[link]\nconnect = 127.0.0.1:7000\nbogus = 1\n",
+	    3, "[link] bogus", "unknown key" },
+	{ "[link]\nconnect = 127.0.0.1:7000\nkeepalive = 10 parsecs\n",
+	    3, "[link] keepalive", "bad duration" },
+	{ "[link]\nconnect = 127.0.0.1:7000\n\n[web]\naccept = 127.0.0.1\n",
+	    5, "[web] accept", "bad address" },
+	{ "[daemon]\nlog_level = info\n\n[link]\nkeepalive = 5s\n\n"
+	    "[web]\naccept = 127.0.0.1:8080\n",
+	    4, "[link]", "needs connect or listen" },
+	{ "[link]\nlisten = 127.0.0.1:7000\n\n[web]\nconnect = 10.0.0.1:80\n"
+	    "connect = 10.0.0.2:80\n",
+	    6, "[web] connect", "duplicate key" },
+	{ "[link]\nconnect = 127.0.0.1:7000\n\n[web server]\n"
+	    "accept = 127.0.0.1:8080\n",
+	    4, "[web server]", "bad service name" },
+	{ "[link]\nconnect = 127.0.0.1:7000\n\n[web]\n; nothing\n\n"
+	    "[db]\nconnect = 127.0.0.1:5432\n",
+	    4, "[web]", "needs accept or connect" },
+};
+
+START_TEST(config_errors)
+{
+	const struct bad_conf *b = &bad_confs[_i];
+	const char *path = it_write_file("bad.conf", b->text);
+	const char *args[] = { "-t", "-c", path, NULL };
+	char *out, *err, *want;
+	int st;
+
+	st = it_run_mxd(args, &out, &err, IT_WAIT_MS);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1,
+	    "case %d: status %#x, wanted exit 1 (stderr: %s)", _i, st, err);
+	want = it_fmt("mxd: %s:%d: %s: ", path, b->line, b->where);
+	ck_assert_msg(strncmp(err, want, strlen(want)) == 0,
+	    "case %d: stderr \"%s\" does not start \"%s\"", _i, err, want);
+	ck_assert_msg(strstr(err, b->what) != NULL,
+	    "case %d: stderr \"%s\" does not say \"%s\"", _i, err, b->what);
+	ck_assert_msg(strchr(err, '\n') == err + strlen(err) - 1,
+	    "case %d: stderr is not one line: \"%s\"", _i, err);
+	ck_assert_msg(strstr(err, "Sanitizer") == NULL &&
+	    strstr(err, "runtime error:") == NULL, "sanitizer: %s", err);
+	it_finish();
+}
+END_TEST
+
+START_TEST(config_good)
+{
+	const char *path = it_write_file("good.conf",
+	    "; every key\n[daemon]\nlog_level = warn\n"
+	    "metrics = 127.0.0.1:9108\n\n"
+	    "[link]\nconnect = peer.example.net:7000\nkeepalive = 10s\n"
+	    "timeout = 30s\nreconnect_min = 500ms\nreconnect_max = 1m\n"
+	    "connect_timeout = 5s\nwindow = 1m\nmax_channels = 1000\n"
+	    "drain_timeout = 0s\n\n"
+	    "[postgres]\naccept = 127.0.0.1:5432\n\n"
+	    "[web.v2_x-y]\nconnect = [::1]:8080\naccept = 127.0.0.1:8080\n");
+	const char *args[] = { "-t", "-c", path, NULL };
+	char *out, *err;
+	int st;
+
+	st = it_run_mxd(args, &out, &err, IT_WAIT_MS);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "status %#x (stderr: %s)", st, err);
+	ck_assert_msg(strstr(out, "configuration OK") != NULL, "stdout: %s",
+	    out);
+	ck_assert_msg(err[0] == '\0', "stderr: %s", err);
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ 11. slow reader */
+
+START_TEST(slow_reader_bounded_memory)
+{
+	struct it_targets *t = it_targets_start();
+	int pb = it_free_port(), pe = it_free_port(), fd, fe, trips = 0;
+	uint64_t size = 1024 * (uint64_t)MIB, got = 0;
+	uint64_t sent, limit_kb = 64 * 1024;
+	const char *req = it_fmt("%ju 1111\n", (uintmax_t)size);
+	long rss_a = 0, rss_b = 0, v, r, bad = -1;
+	char *buf = it_calloc(1, 1024 * 1024);
+	struct it_pair p;
+	int64_t t0, end;
+
+	it_pair_start(&p,
+	    svcs(it_svc_accept("blast", pb), it_svc_accept("echo", pe), 0, 0),
+	    svcs(it_svc_connect("blast", t->port[IT_BLAST]),
+	    it_svc_connect("echo", t->port[IT_ECHO]), 0, 0));
+	fd = it_connect(pb);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	fe = it_connect(pe);
+	ck_assert_msg(fe >= 0, "connect: %s", strerror(errno));
+	ck_assert(it_send_all(fd, req, strlen(req)) == 0);
+	ck_assert_msg(wait_count(&t->st->blast_sent, 4 * MIB, IT_WAIT_MS) >=
+	    4 * MIB, "the blast did not start");
+
+	/* The client reads nothing for 2 s: both mxd must hold little. */
+	t0 = it_now_ms();
+	end = t0 + 2000;
+	while (it_now_ms() < end) {
+		if ((v = it_rss_kb(p.a->pid)) > rss_a)
+			rss_a = v;
+		if ((v = it_rss_kb(p.b->pid)) > rss_b)
+			rss_b = v;
+		roundtrip(fe, 300 + (uint64_t)trips, 1000 + 97 * (size_t)trips,
+		    "echo beside the stalled channel");
+		trips++;
+		usleep(20000);
+	}
+	sent = atomic_load(&t->st->blast_sent);
+	printf("slow_reader_bounded_memory: peak VmRSS A %ld KiB, B %ld KiB; "
+	    "%d echo round trips; target blocked after %ju MiB of %ju\n",
+	    rss_a, rss_b, trips, (uintmax_t)(sent / MIB),
+	    (uintmax_t)(size / MIB));
+	ck_assert_msg(rss_a > 0 && rss_b > 0, "no RSS figures");
+	ck_assert_msg((uint64_t)rss_a < limit_kb && (uint64_t)rss_b < limit_kb,
+	    "RSS too large: A %ld KiB, B %ld KiB (limit %ju KiB)", rss_a,
+	    rss_b, (uintmax_t)limit_kb);
+	ck_assert_msg(atomic_load(&t->st->blast_done) == 0 && sent < size / 4,
+	    "the target was not held back: %ju bytes sent", (uintmax_t)sent);
+	ck_assert_msg(trips >= 10, "only %d echo round trips in 2 s", trips);
+
+	/* Now read it all. */
+	for (;;) {
+		r = it_recv_wait(fd, buf, 1024 * 1024, IT_WAIT_MS);
+		if (r <= 0)
+			break;
+		if (bad < 0 && (bad = it_verify(1111, got, buf, (size_t)r)) >=
+		    0)
+			bad += (long)got;
+		got += (uint64_t)r;
+	}
+	ck_assert_msg(r == 0, "transfer ended with %s after %ju of %ju bytes",
+	    r == IT_TIMEOUT ? "a stall" : strerror((int)-r), (uintmax_t)got,
+	    (uintmax_t)size);
+	ck_assert_msg(got == size, "got %ju of %ju bytes", (uintmax_t)got,
+	    (uintmax_t)size);
+	ck_assert_msg(bad == -1, "byte %ld differs", bad);
+	it_close(fd);
+	roundtrip(fe, 9999, 50000, "echo after the transfer");
+	finish_client(fe, "echo");
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ 12. hellos */
+
+START_TEST(ten_thousand_hellos)
+{
+	struct it_targets *t = it_targets_start();
+	int port = it_free_port();
+	const unsigned total = 10000, window = 500;
+	struct it_pair p;
+	struct pollfd *pfd;
+	unsigned started = 0, failed = 0, open = 0, i, j;
+	unsigned long long delivered;
+	struct sockaddr_in sin;
+	int64_t t0, deadline, ms;
+	socklen_t sl;
+	int fd, e;
+
+	it_pair_start(&p, it_svc_accept("hello", port),
+	    it_svc_connect("hello", t->port[IT_HELLO]));
+	pfd = it_calloc(window, sizeof(*pfd));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(0x7f000001);
+	sin.sin_port = htons((uint16_t)port);
+
+	t0 = it_now_ms();
+	deadline = t0 + 90000;
+	for (;;) {
+		delivered = atomic_load(&t->st->hello) +
+		    atomic_load(&t->st->hello_bad);
+		if (delivered + failed >= total || it_now_ms() > deadline)
+			break;
+		/* Start channels while fewer than window are in flight
+		 * (started, not yet seen by the target). */
+		while (started < total && open < window &&
+		    started - failed - delivered < window) {
+			fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK |
+			    SOCK_CLOEXEC, 0);
+			ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+			it_track(fd);
+			started++;
+			if (connect(fd, (struct sockaddr *)&sin,
+			    sizeof(sin)) == -1 && errno != EINPROGRESS) {
+				it_close(fd);
+				failed++;
+				continue;
+			}
+			pfd[open].fd = fd;
+			pfd[open].events = POLLOUT;
+			pfd[open].revents = 0;
+			open++;
+		}
+		if (open == 0) {
+			usleep(1000);
+			continue;
+		}
+		if (poll(pfd, open, 5) < 0)
+			continue;
+		for (i = j = 0; i < open; i++) {
+			if (pfd[i].revents == 0) {
+				pfd[j++] = pfd[i];
+				continue;
+			}
+			sl = sizeof(e);
+			if (getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &e,
+			    &sl) == -1 || e != 0 ||
+			    send(pfd[i].fd, "hello", 5, MSG_NOSIGNAL) != 5)
+				failed++;
+			it_close(pfd[i].fd);
+		}
+		open = j;
+	}
+	ms = it_now_ms() - t0;
+	for (i = 0; i < open; i++)
+		it_close(pfd[i].fd);
+	delivered = atomic_load(&t->st->hello);
+	printf("ten_thousand_hellos: %llu of %u channels delivered \"hello\" "
+	    "in %jd ms (%u in flight at most)%s\n", delivered, total,
+	    (intmax_t)ms, window, it_san() ? " [sanitizers]" : "");
+	ck_assert_msg(failed == 0, "%u clients failed to connect or send",
+	    failed);
+	ck_assert_msg(atomic_load(&t->st->hello_bad) == 0, "%llu channels "
+	    "delivered something other than \"hello\"",
+	    atomic_load(&t->st->hello_bad));
+	ck_assert_msg(delivered == total, "%llu of %u delivered", delivered,
+	    total);
+	it_finish();
+}
+END_TEST
+
+/* MXD_TEST=NAME[,NAME...] runs only those tests. */
+static int
+wanted(const char *name)
+{
+	const char *only = getenv("MXD_TEST"), *p;
+	size_t len = strlen(name);
+
+	if (only == NULL || only[0] == '\0')
+		return (1);
+	for (p = only; (p = strstr(p, name)) != NULL; p += len)
+		if ((p == only || p[-1] == ',') &&
+		    (p[len] == '\0' || p[len] == ','))
+			return (1);
+	return (0);
+}
+
+#define ADD(tc, fn)	do {						\
+	if (wanted(#fn))						\
+		tcase_add_test(tc, fn);					\
+} while (0)
+
+static Suite *
+daemon_suite(void)
+{
+	Suite *s = suite_create("daemon");
+	TCase *t = tcase_create("pair");
+	TCase *c = tcase_create("config");
+
+	tcase_set_timeout(t, 240);
+	tcase_add_checked_fixture(t, setup, teardown);
+	ADD(t, echo_small_and_large);
+	ADD(t, thousand_concurrent_channels);
+	ADD(t, half_close_client_first);
+	ADD(t, half_close_target_first);
+	ADD(t, target_refused_resets_client);
+	ADD(t, unknown_service_resets_client);
+	ADD(t, services_both_directions);
+	ADD(t, peer_killed_resets_then_redials);
+	ADD(t, sighup_adds_and_removes_services);
+	ADD(t, sighup_renames_service_same_address);
+	ADD(t, sigterm_lets_transfer_finish);
+	ADD(t, slow_reader_bounded_memory);
+	ADD(t, ten_thousand_hellos);
+	suite_add_tcase(s, t);
+
+	tcase_set_timeout(c, 30);
+	tcase_add_checked_fixture(c, setup, teardown);
+	if (wanted("config_errors"))
+		tcase_add_loop_test(c, config_errors, 0,
+		    (int)(sizeof(bad_confs) / sizeof(bad_confs[0])));
+	ADD(c, config_good);
+	suite_add_tcase(s, c);
+	return (s);
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(daemon_suite());
+	int failed;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+}
