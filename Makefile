@@ -42,9 +42,18 @@ SCRIPT_TESTS := $(wildcard tests/test_*.sh)
 .PHONY: all check check-run deps clean install uninstall demo fuzz
 all: $(B)/mxd $(B)/mxload
 
-$(B)/%.o: %.c $(wildcard src/*.h src/mux/*.h tests/*.h)
+# Objects depend on every header (few and small: simpler than generated
+# dependency files); test support objects on the test headers as well.
+$(B)/src/%.o: src/%.c $(wildcard src/*.h src/mux/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/tests/%.o: tests/%.c $(wildcard src/*.h src/mux/*.h tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -c -o $@ $<
+
+# Keep objects that only chained rules make.
+.SECONDARY:
 
 $(B)/libmxd.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
