@@ -23,6 +23,7 @@ struct side {
 	int		opened, closed_reset, closed_session, readable;
 	int		writable, pongs, goaways, errors, wants;
 	int		refill;		/* on_stream_writable writes more */
+	int		open_in_writable; /* ... or opens a stream and writes */
 	uint32_t	goaway_code;
 	char		why[128];
 	struct mux_stream *last_open;	/* last stream the peer opened */
@@ -64,6 +65,10 @@ cb_writable(struct mux_stream *s, void *sarg)
 	if (sd && sd->refill) {
 		sd->refill--;
 		write_fill(s, 1000, 'r');
+	}
+	if (sd && sd->open_in_writable) {
+		sd->open_in_writable = 0;
+		write_fill(mux_stream_open(sd->m, sd), 10, 'n');
 	}
 }
 
@@ -598,6 +603,76 @@ START_TEST(want_output_after_output)
 	before = A.wants;
 	write_str(sa, "after");
 	ck_assert_int_gt(A.wants, before);
+	pair_free();
+}
+END_TEST
+
+START_TEST(syn_before_data_opened_in_callback)
+{
+	struct mux_stream *sa;
+	struct frame_hdr h[64];
+	int n, i, syn_at = -1, data_at = -1;
+
+	/* A stream opened by a callback during mux_output: its SYN still
+	 * precedes its data in the same output. */
+	pair_init(NULL, NULL);
+	sa = mux_stream_open(A.m, &A);
+	A.open_in_writable = 1;
+	write_fill(sa, 200 * 1024, 'a');
+	mux_output(A.m, B.in, 1 << 20);
+	n = frames(B.in, h, 64);
+	for (i = 0; i < n; i++) {
+		if (h[i].stream_id != 3)
+			continue;
+		if ((h[i].flags & FRAME_SYN) && syn_at < 0)
+			syn_at = i;
+		if (h[i].type == FRAME_DATA && data_at < 0)
+			data_at = i;
+	}
+	ck_assert_int_ge(syn_at, 0);
+	ck_assert_int_gt(data_at, syn_at);
+	ck_assert_int_eq(mux_input(B.m, B.in), 0);
+	ck_assert_int_eq(B.errors, 0);
+	pair_free();
+}
+END_TEST
+
+START_TEST(frame_for_waiting_open)
+{
+	struct mux_config ca;
+
+	/* Our stream whose SYN has not gone out is unknown to the peer: a
+	 * frame for it is a protocol error, not data to take. */
+	mux_config_default(&ca, 1);
+	ca.max_inflight_opens = 1;
+	pair_init(&ca, NULL);
+	mux_stream_open(A.m, &A);
+	mux_stream_open(A.m, &A);	/* id 3 waits */
+	ck_assert_int_eq(feed(&A, FRAME_DATA, 0, 3, 0), -1);
+	ck_assert_str_eq(A.why, "frame for a stream never opened");
+	pair_free();
+}
+END_TEST
+
+START_TEST(goaway_drops_waiting_opens)
+{
+	struct mux_config ca;
+	struct frame_hdr h[8];
+	int n, i;
+
+	/* After our Go Away no SYN goes out, not even of opens that were
+	 * waiting for a slot: they end as reset. */
+	mux_config_default(&ca, 1);
+	ca.max_inflight_opens = 1;
+	pair_init(&ca, NULL);
+	mux_stream_open(A.m, &A);
+	mux_stream_open(A.m, &A);
+	ck_assert_int_eq(mux_goaway(A.m, MUX_GOAWAY_NORMAL), 0);
+	ck_assert_int_eq(A.closed_reset, 1);
+	mux_output(A.m, B.in, 1 << 20);
+	n = frames(B.in, h, 8);
+	for (i = 0; i < n; i++)
+		ck_assert_uint_ne(h[i].stream_id, 3);
 	pair_free();
 }
 END_TEST
@@ -1280,6 +1355,9 @@ mux_suite(void)
 	tcase_add_test(t, flow_control_exact_window);
 	tcase_add_test(t, writable_after_drain);
 	tcase_add_test(t, want_output_after_output);
+	tcase_add_test(t, syn_before_data_opened_in_callback);
+	tcase_add_test(t, frame_for_waiting_open);
+	tcase_add_test(t, goaway_drops_waiting_opens);
 	tcase_add_test(t, fairness);
 	tcase_add_test(t, control_before_data);
 	tcase_add_test(t, limit_max_streams);

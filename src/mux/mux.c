@@ -70,6 +70,7 @@ struct mux {
 	uint32_t	inflight;	/* our SYNs awaiting an answer */
 	uint32_t	backlog;	/* peer SYNs acked since last output */
 	uint64_t	window_used;	/* receive window beyond cfg.window */
+	size_t		queued;		/* bytes in every sendq and recvq */
 	struct squeue	waiting;	/* opens waiting for an inflight slot */
 	struct squeue	ready;		/* streams with a frame to send */
 	struct mux_stream *zombies;	/* freed on leave() */
@@ -296,6 +297,7 @@ stream_drop(struct mux_stream *s, int rst, enum mux_close_reason reason)
 	if (m->rx_stream == s)
 		m->rx_stream = NULL;
 	m->window_used -= s->recv_window - m->cfg.window;
+	m->queued -= mux_stream_queued(s) + mux_stream_readable(s);
 	if (s->sendq != NULL)		/* evbuffer_free(NULL) crashes */
 		evbuffer_free(s->sendq);
 	if (s->recvq != NULL)
@@ -461,7 +463,9 @@ input_stream_frame(struct mux *m, const struct frame_hdr *h)
 			return;
 		}
 		s = stream_accept(m, h->stream_id);
-	} else if (s == NULL && !id_was_used(m, h->stream_id)) {
+	} else if ((s == NULL && !id_was_used(m, h->stream_id)) ||
+	    (s != NULL && (s->flags & S_SYN_WAIT))) {
+		/* (A stream whose SYN still waits is unknown to the peer.) */
 		session_fail(m, MUX_GOAWAY_PROTOCOL,
 		    "frame for a stream never opened");
 		return;
@@ -573,6 +577,7 @@ input_payload(struct mux *m, struct evbuffer *in)
 			session_fail(m, MUX_GOAWAY_INTERNAL, "out of memory");
 			return (0);
 		}
+		m->queued += n;
 	}
 	m->rx_left -= (uint32_t)n;
 	if (s != NULL)
@@ -638,6 +643,7 @@ stream_emit(struct mux_stream *s, struct evbuffer *out)
 	if (evbuffer_add(out, buf, sizeof(buf)) ||
 	    (n && evbuffer_remove_buffer(s->sendq, out, n) != (int)n))
 		return (-1);
+	m->queued -= n;
 	s->send_window -= n;
 	if (queued == n && s->sendq != NULL) {
 		evbuffer_free(s->sendq);
@@ -674,6 +680,13 @@ mux_output(struct mux *m, struct evbuffer *out, size_t budget)
 		rc = -1;
 	while (rc == 0 && !m->dead && (s = m->ready.head) != NULL &&
 	    evbuffer_get_length(out) - start < budget) {
+		/* A callback may have queued control frames (a SYN for a
+		 * stream now ready): they go first, as always. */
+		if (evbuffer_get_length(m->ctrl) > 0 &&
+		    evbuffer_add_buffer(out, m->ctrl)) {
+			rc = -1;
+			break;
+		}
 		squeue_remove(&m->ready, s);
 		s->flags &= ~S_READY;
 		if (stream_emit(s, out))
@@ -776,10 +789,19 @@ int
 mux_goaway(struct mux *m, uint32_t code)
 {
 
+	struct mux_stream *w;
+	int rc;
+
 	if (m->goaway_sent)
 		return (0);
 	m->goaway_sent = 1;
-	return (queue_ctrl(m, FRAME_GO_AWAY, 0, 0, code));
+	rc = queue_ctrl(m, FRAME_GO_AWAY, 0, 0, code);
+	/* Opens still waiting for a slot would be new streams after it. */
+	enter(m);
+	while ((w = m->waiting.head) != NULL)
+		stream_drop(w, 0, MUX_CLOSE_RESET);
+	leave(m);
+	return (rc);
 }
 
 void *
@@ -808,6 +830,13 @@ mux_stream_count(const struct mux *m)
 {
 
 	return (m->streams.count);
+}
+
+size_t
+mux_queued(const struct mux *m)
+{
+
+	return (m->queued);
 }
 
 /* Open a stream on ${m} with argument ${sarg}. */
@@ -868,15 +897,17 @@ mux_stream_session(const struct mux_stream *s)
 int
 mux_stream_write(struct mux_stream *s, struct evbuffer *src)
 {
+	size_t len = evbuffer_get_length(src);
 
 	if ((s->flags & (S_DEAD | S_FIN_QUEUED | S_FIN_SENT)) || s->m->dead)
 		return (-1);
-	if (evbuffer_get_length(src) == 0)
+	if (len == 0)
 		return (0);
 	if (s->sendq == NULL && (s->sendq = evbuffer_new()) == NULL)
 		return (-1);
 	if (evbuffer_add_buffer(s->sendq, src))
 		return (-1);
+	s->m->queued += len;
 	stream_schedule(s);
 	if (evbuffer_get_length(s->sendq) >= s->m->cfg.send_hiwat) {
 		s->flags |= S_WANT_WRITE;
@@ -947,6 +978,7 @@ mux_stream_read(struct mux_stream *s, struct evbuffer *dst, size_t max)
 		return (0);
 	if (evbuffer_remove_buffer(s->recvq, dst, n) != (int)n)
 		return (-1);
+	s->m->queued -= n;
 	if (evbuffer_get_length(s->recvq) == 0) {
 		evbuffer_free(s->recvq);
 		s->recvq = NULL;
