@@ -686,7 +686,7 @@ it_pair_write_a(struct it_pair *p, const char *services)
 {
 
 	p->a_conf = it_write_file("a.conf", it_fmt(
-	    "; side A: dials the link\n[daemon]\nlog_level = debug\n\n"
+	    "; side A: dials the link (mxd runs with -v: debug)\n"
 	    "[link]\nconnect = %s:%d\n%s\n%s", IT_HOST, p->link_port, A_LINK,
 	    services));
 }
@@ -696,7 +696,7 @@ it_pair_write_b(struct it_pair *p, const char *services)
 {
 
 	p->b_conf = it_write_file("b.conf", it_fmt(
-	    "; side B: listens for the link\n[daemon]\nlog_level = debug\n\n"
+	    "; side B: listens for the link (mxd runs with -v: debug)\n"
 	    "[link]\nlisten = %s:%d\n%s\n%s", IT_HOST, p->link_port, B_LINK,
 	    services));
 }

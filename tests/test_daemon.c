@@ -881,6 +881,110 @@ START_TEST(ten_thousand_hellos)
 }
 END_TEST
 
+/* ------------------------------------------------- 13. operations */
+
+/*
+ * A reload with a bad file leaves the running configuration in force, says
+ * why, and touches no channel.
+ */
+START_TEST(sighup_bad_file_keeps_running)
+{
+	struct it_targets *t = it_targets_start();
+	int pk = it_free_port(), fd;
+	struct it_pair p;
+
+	it_pair_start(&p, svcs(it_svc_accept("keep", pk), 0, 0, 0),
+	    svcs(it_svc_connect("keep", t->port[IT_ECHO]), 0, 0, 0));
+	fd = it_connect(pk);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	roundtrip(fd, 1, 10000, "before the reload");
+	it_write_file("a.conf", "[link]\nconnect = 127.0.0.1:1\n"
+	    "keepalive = 30 seconds\n");
+	it_mxd_mark(p.a);
+	it_mxd_signal(p.a, SIGHUP);
+	it_mxd_wait_log(p.a, "reload failed, keeping the running "
+	    "configuration", IT_WAIT_MS);
+	ck_assert(it_mxd_log_has(p.a, "a.conf:3: [link] keepalive"));
+	roundtrip(fd, 2, 10000, "the open channel after the bad reload");
+	finish_client(fd, "keep");
+	fd = it_connect(pk);
+	ck_assert_msg(fd >= 0, "the service stopped accepting: %s",
+	    strerror(errno));
+	roundtrip(fd, 3, 10000, "a new channel after the bad reload");
+	finish_client(fd, "keep (new)");
+	it_finish();
+}
+END_TEST
+
+/* GET ${path} from 127.0.0.1:${port}; the whole response (freed by
+ * it_cleanup). */
+static char *
+http_get(int port, const char *path)
+{
+	char req[128], *buf = it_calloc(1, 65536);
+	size_t have = 0;
+	int fd = it_connect(port);
+	ssize_t n;
+
+	ck_assert_msg(fd >= 0, "connect to metrics: %s", strerror(errno));
+	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
+	ck_assert_int_eq(it_send_all(fd, req, strlen(req)), 0);
+	while (have < 65535 && (n = it_recv_wait(fd, buf + have,
+	    65535 - have, IT_WAIT_MS)) > 0)
+		have += (size_t)n;
+	it_close(fd);
+	return (buf);
+}
+
+/*
+ * The metrics endpoint: Prometheus text with the link and per-service
+ * series, counting what went through; /healthz follows the link.
+ */
+START_TEST(metrics_and_healthz)
+{
+	struct it_targets *t = it_targets_start();
+	int pe = it_free_port(), pm = it_free_port(), fd, i;
+	struct it_pair p;
+	char *a_svcs, *body;
+
+	a_svcs = svcs(it_svc_accept("echo", pe),
+	    it_fmt("[daemon]\nmetrics = 127.0.0.1:%d\n", pm), 0, 0);
+	it_pair_start(&p, a_svcs,
+	    svcs(it_svc_connect("echo", t->port[IT_ECHO]), 0, 0, 0));
+	for (i = 0; i < 3; i++) {
+		fd = it_connect(pe);
+		ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+		roundtrip(fd, (uint64_t)i, 1000, "echo");
+		finish_client(fd, "echo");
+	}
+	body = http_get(pm, "/metrics");
+	ck_assert_msg(strstr(body, "HTTP/1.0 200") || strstr(body,
+	    "HTTP/1.1 200"), "/metrics: %s", body);
+	ck_assert_msg(strstr(body, "\nmxd_link_up 1\n") != NULL, "%s", body);
+	ck_assert_msg(strstr(body, "# TYPE mxd_channels_opened_total counter")
+	    != NULL, "%s", body);
+	ck_assert_msg(strstr(body, "mxd_channels_opened_total{service=\"echo\"}"
+	    " 3\n") != NULL, "%s", body);
+	ck_assert_msg(strstr(body, "mxd_sent_bytes_total{service=\"echo\"}"
+	    " 3000\n") != NULL, "%s", body);
+	ck_assert_msg(strstr(body, "mxd_received_bytes_total{service=\"echo\"}"
+	    " 3000\n") != NULL, "%s", body);
+	body = http_get(pm, "/healthz");
+	ck_assert_msg(strstr(body, " 200 ") != NULL, "/healthz up: %s", body);
+
+	/* The peer gone: the link is down, and /healthz says so. */
+	it_mxd_mark(p.a);
+	it_mxd_kill(p.b);
+	it_mxd_wait_log(p.a, "down", IT_WAIT_MS);
+	body = http_get(pm, "/healthz");
+	ck_assert_msg(strstr(body, " 503 ") != NULL, "/healthz down: %s",
+	    body);
+	body = http_get(pm, "/metrics");
+	ck_assert_msg(strstr(body, "\nmxd_link_up 0\n") != NULL, "%s", body);
+	it_finish();
+}
+END_TEST
+
 /* MXD_TEST=NAME[,NAME...] runs only those tests. */
 static int
 wanted(const char *name)
@@ -924,6 +1028,8 @@ daemon_suite(void)
 	ADD(t, sigterm_lets_transfer_finish);
 	ADD(t, slow_reader_bounded_memory);
 	ADD(t, ten_thousand_hellos);
+	ADD(t, sighup_bad_file_keeps_running);
+	ADD(t, metrics_and_healthz);
 	suite_add_tcase(s, t);
 
 	tcase_set_timeout(c, 30);
