@@ -265,7 +265,9 @@ stream_answered(struct mux_stream *s)
 
 	s->flags &= ~S_INFLIGHT;
 	m->inflight--;
-	while (m->inflight < m->cfg.max_inflight_opens &&
+	/* After Go Away, a protocol error or during mux_free, no new SYN. */
+	while (!mux_is_closing(m) &&
+	    m->inflight < m->cfg.max_inflight_opens &&
 	    (w = m->waiting.head) != NULL) {
 		squeue_remove(&m->waiting, w);
 		stream_send_syn(w);
