@@ -1,8 +1,9 @@
 # mxd: many TCP connections over one link.
 #
 #   make            build build/mxd
-#   make check      install missing packages, build and run every test, then
-#                   the same suite under AddressSanitizer + UBSan
+#   make check      install missing packages, build and run every test, a
+#                   30 s fuzz smoke run, then the same suite under
+#                   AddressSanitizer + UBSan
 #   make demo       run a pair of mxd on loopback and push traffic through
 #   make fuzz       long libFuzzer run of the frame engine and config parser
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -79,6 +80,7 @@ deps:
 # The README's test command.  Runs the suite twice: plain, then sanitized.
 check: deps
 	$(MAKE) check-run
+	$(MAKE) fuzz-smoke
 	$(MAKE) SAN=1 check-run
 
 # Sanitized tests run unforked so that LeakSanitizer sees every test's end.
