@@ -61,22 +61,59 @@ static const struct number integer = {
 	parse_uint, "number", "use decimal digits", 0
 };
 
+/* A keyword value: its words (NULL-terminated; the value stored is the
+ * word's index), and for messages what it is and the words to use. */
+struct words {
+	const char	*const *names;
+	const char	*what;
+	const char	*hint;
+};
+
+static const char *const level_names[] = {
+	[LOG_DEBUG] = "debug", [LOG_INFO] = "info", [LOG_WARN] = "warn",
+	[LOG_ERROR] = "error", NULL
+};
+static const char *const on_off_names[] = { "off", "on", NULL };
+static const char *const proxy_names[] = {
+	[PROXY_OFF] = "off", [PROXY_V1] = "v1", [PROXY_V2] = "v2", NULL
+};
+static const char *const tls_version_names[] = {
+	[TLS_V12] = "1.2", [TLS_V13] = "1.3", NULL
+};
+
+static const struct words level = {
+	level_names, "log level", "debug, info, warn or error"
+};
+static const struct words on_off = { on_off_names, "value", "on or off" };
+static const struct words proxy = {
+	proxy_names, "PROXY protocol version", "off, v1 or v2"
+};
+static const struct words tls_version = {
+	tls_version_names, "TLS version", "1.2 or 1.3"
+};
+
 /* The keys; an index into keys[]. */
 enum key_id {
-	K_LOG_LEVEL, K_METRICS,
+	K_LOG_LEVEL, K_METRICS, K_USER,
 	K_LINK_CONNECT, K_LINK_LISTEN, K_KEEPALIVE, K_TIMEOUT, K_RECONNECT_MIN,
 	K_RECONNECT_MAX, K_WINDOW, K_MAX_CHANNELS, K_DRAIN_TIMEOUT,
-	K_CONNECT_TIMEOUT,
-	K_ACCEPT, K_CONNECT,
+	K_CONNECT_TIMEOUT, K_MAX_PENDING_CONNECTS, K_MAX_BUFFERED,
+	K_TLS, K_TLS_CERT, K_TLS_KEY, K_TLS_CA, K_TLS_PEER_NAME, K_TLS_PIN,
+	K_TLS_MIN_VERSION,
+	K_ACCEPT, K_CONNECT, K_PROXY_PROTOCOL, K_RATE_LIMIT,
 	NKEYS
 };
 
 /* How a key's value is parsed. */
-enum type { T_LEVEL, T_ADDR, T_LINK_ADDR, T_NUMBER };
+enum type { T_WORD, T_ADDR, T_LINK_ADDR, T_NUMBER, T_STRING, T_PIN };
 
 #define CFG(f)	offsetof(struct config, f)
 #define SVC(f)	offsetof(struct config_service, f)
-#define DURATION(min, range)	T_NUMBER, &duration, (min), UINT64_MAX, (range)
+#define NUMBER(n, min, max, range)					\
+	T_NUMBER, &(n), (min), (max), (range), NULL
+#define DURATION(min, range)	NUMBER(duration, (min), UINT64_MAX, (range))
+#define WORD(w)		T_WORD, NULL, 0, 0, NULL, &(w)
+#define PLAIN(t)	(t), NULL, 0, 0, NULL, NULL
 
 static const struct key {
 	enum section	sec;
@@ -86,15 +123,16 @@ static const struct key {
 	const struct number *num;	/* T_NUMBER: syntax and range */
 	uint64_t	min, max;
 	const char	*range;		/* min..max, for messages */
+	const struct words *words;	/* T_WORD */
 } keys[NKEYS] = {
-	[K_LOG_LEVEL] = { SEC_DAEMON, "log_level", CFG(log_level), T_LEVEL,
-	    NULL, 0, 0, NULL },
-	[K_METRICS] = { SEC_DAEMON, "metrics", CFG(metrics), T_ADDR,
-	    NULL, 0, 0, NULL },
-	[K_LINK_CONNECT] = { SEC_LINK, "connect", CFG(link_addr), T_LINK_ADDR,
-	    NULL, 0, 0, NULL },
-	[K_LINK_LISTEN] = { SEC_LINK, "listen", CFG(link_addr), T_LINK_ADDR,
-	    NULL, 0, 0, NULL },
+	[K_LOG_LEVEL] = { SEC_DAEMON, "log_level", CFG(log_level),
+	    WORD(level) },
+	[K_METRICS] = { SEC_DAEMON, "metrics", CFG(metrics), PLAIN(T_ADDR) },
+	[K_USER] = { SEC_DAEMON, "user", CFG(user), PLAIN(T_STRING) },
+	[K_LINK_CONNECT] = { SEC_LINK, "connect", CFG(link_addr),
+	    PLAIN(T_LINK_ADDR) },
+	[K_LINK_LISTEN] = { SEC_LINK, "listen", CFG(link_addr),
+	    PLAIN(T_LINK_ADDR) },
 	[K_KEEPALIVE] = { SEC_LINK, "keepalive", CFG(keepalive_ms),
 	    DURATION(1, "nonzero") },
 	[K_TIMEOUT] = { SEC_LINK, "timeout", CFG(timeout_ms),
@@ -103,24 +141,44 @@ static const struct key {
 	    DURATION(1, "nonzero") },
 	[K_RECONNECT_MAX] = { SEC_LINK, "reconnect_max", CFG(reconnect_max_ms),
 	    DURATION(1, "nonzero") },
-	[K_WINDOW] = { SEC_LINK, "window", CFG(window), T_NUMBER, &size,
-	    262144, 16777216, "256k..16m" },
+	[K_WINDOW] = { SEC_LINK, "window", CFG(window),
+	    NUMBER(size, 262144, 16777216, "256k..16m") },
 	[K_MAX_CHANNELS] = { SEC_LINK, "max_channels", CFG(max_channels),
-	    T_NUMBER, &integer, 1, 1048576, "1..1048576" },
+	    NUMBER(integer, 1, CONFIG_MAX_CHANNELS, "1..1048576") },
 	[K_DRAIN_TIMEOUT] = { SEC_LINK, "drain_timeout", CFG(drain_timeout_ms),
 	    DURATION(0, "any duration") },
 	[K_CONNECT_TIMEOUT] = { SEC_LINK, "connect_timeout",
 	    CFG(connect_timeout_ms), DURATION(1, "nonzero") },
-	[K_ACCEPT] = { SEC_SERVICE, "accept", SVC(accept), T_ADDR,
-	    NULL, 0, 0, NULL },
-	[K_CONNECT] = { SEC_SERVICE, "connect", SVC(connect), T_ADDR,
-	    NULL, 0, 0, NULL },
+	[K_MAX_PENDING_CONNECTS] = { SEC_LINK, "max_pending_connects",
+	    CFG(max_pending_connects), NUMBER(integer, 1, 1048576,
+	    "1..1048576") },
+	[K_MAX_BUFFERED] = { SEC_LINK, "max_buffered", CFG(max_buffered),
+	    NUMBER(size, 65536, 4293918720u, "64k..4095m") },
+	[K_TLS] = { SEC_LINK, "tls", CFG(tls), WORD(on_off) },
+	[K_TLS_CERT] = { SEC_LINK, "tls_cert", CFG(tls_cert),
+	    PLAIN(T_STRING) },
+	[K_TLS_KEY] = { SEC_LINK, "tls_key", CFG(tls_key), PLAIN(T_STRING) },
+	[K_TLS_CA] = { SEC_LINK, "tls_ca", CFG(tls_ca), PLAIN(T_STRING) },
+	[K_TLS_PEER_NAME] = { SEC_LINK, "tls_peer_name", CFG(tls_peer_name),
+	    PLAIN(T_STRING) },
+	[K_TLS_PIN] = { SEC_LINK, "tls_pin", CFG(tls_pin), PLAIN(T_PIN) },
+	[K_TLS_MIN_VERSION] = { SEC_LINK, "tls_min_version",
+	    CFG(tls_min_version), WORD(tls_version) },
+	[K_ACCEPT] = { SEC_SERVICE, "accept", SVC(accept), PLAIN(T_ADDR) },
+	[K_CONNECT] = { SEC_SERVICE, "connect", SVC(connect), PLAIN(T_ADDR) },
+	[K_PROXY_PROTOCOL] = { SEC_SERVICE, "proxy_protocol",
+	    SVC(proxy_protocol), WORD(proxy) },
+	[K_RATE_LIMIT] = { SEC_SERVICE, "rate_limit", SVC(rate_limit),
+	    NUMBER(integer, 1, 1000000, "1..1000000") },
 };
 
-static const char *const level_names[] = {
-	[LOG_DEBUG] = "debug", [LOG_INFO] = "info", [LOG_WARN] = "warn",
-	[LOG_ERROR] = "error"
+/* The [link] keys that only mean something with tls = on; the first three
+ * are required then. */
+static const enum key_id tls_keys[] = {
+	K_TLS_CERT, K_TLS_KEY, K_TLS_CA, K_TLS_PEER_NAME, K_TLS_PIN,
+	K_TLS_MIN_VERSION
 };
+#define TLS_REQUIRED	3
 
 /* State while loading one file. */
 struct parser {
@@ -367,7 +425,9 @@ config_service_equal(const struct config_service *a,
 
 	return (strcmp(a->name, b->name) == 0 &&
 	    addr_equal(&a->accept, &b->accept) &&
-	    addr_equal(&a->connect, &b->connect));
+	    addr_equal(&a->connect, &b->connect) &&
+	    a->proxy_protocol == b->proxy_protocol &&
+	    a->rate_limit == b->rate_limit);
 }
 
 /* Free ${c}; NULL is ok. */
@@ -387,6 +447,11 @@ config_free(struct config *c)
 	}
 	config_addr_free(&c->metrics);
 	config_addr_free(&c->link_addr);
+	free(c->user);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->tls_ca);
+	free(c->tls_peer_name);
 	free(c->path);
 	free(c);
 }
@@ -410,6 +475,9 @@ config_new(const char *path)
 	c->reconnect_max_ms = 60000;
 	c->window = 262144;
 	c->max_channels = 65536;
+	c->max_pending_connects = 4096;
+	c->max_buffered = 256 * 1048576;
+	c->tls_min_version = TLS_V13;
 	c->drain_timeout_ms = 30000;
 	c->connect_timeout_ms = 10000;
 	return (c);
@@ -433,6 +501,40 @@ check_order(struct parser *p, int ok, enum key_id lo, enum key_id hi,
 	    strict ? "<" : "<=", keys[hi].name));
 }
 
+/*
+ * With tls = on in the [link] section of ${p}, the certificate, key and CA
+ * are required; with it off, no other tls_ key may be set (a certificate
+ * configured on a plain link is a mistake, not a choice).
+ */
+static int
+check_tls(struct parser *p)
+{
+	enum key_id k;
+	size_t i;
+
+	for (i = 0; i < sizeof(tls_keys) / sizeof(tls_keys[0]); i++) {
+		k = tls_keys[i];
+		if (p->c->tls && i < TLS_REQUIRED && p->keyline[k] == 0)
+			return (fail(p, p->keyline[K_TLS], "link", "tls",
+			    "needs %s", keys[k].name));
+		if (!p->c->tls && p->keyline[k] != 0)
+			return (fail(p, p->keyline[k], "link", keys[k].name,
+			    "needs tls = on"));
+	}
+	return (0);
+}
+
+/* Unless ${ok}, fail on service key ${k} of ${p}: it needs ${other}. */
+static int
+check_needs(struct parser *p, int ok, enum key_id k, const char *other)
+{
+
+	if (ok || p->keyline[k] == 0)
+		return (0);
+	return (fail(p, p->keyline[k], p->section, keys[k].name, "needs %s",
+	    other));
+}
+
 /* Check the section of ${p} that has just ended. */
 static int
 section_end(struct parser *p)
@@ -447,13 +549,20 @@ section_end(struct parser *p)
 		if (check_order(p, c->reconnect_min_ms <= c->reconnect_max_ms,
 		    K_RECONNECT_MIN, K_RECONNECT_MAX, 0))
 			return (-1);
-		return (check_order(p, c->keepalive_ms < c->timeout_ms,
-		    K_KEEPALIVE, K_TIMEOUT, 1));
+		if (check_order(p, c->keepalive_ms < c->timeout_ms,
+		    K_KEEPALIVE, K_TIMEOUT, 1))
+			return (-1);
+		return (check_tls(p));
 	case SEC_SERVICE:
 		if (p->svc->accept.host == NULL && p->svc->connect.host == NULL)
 			return (fail(p, p->section_line, p->section, NULL,
 			    "needs accept or connect"));
-		return (0);
+		if (check_needs(p, p->svc->connect.host != NULL ||
+		    p->svc->proxy_protocol == PROXY_OFF, K_PROXY_PROTOCOL,
+		    "connect"))
+			return (-1);
+		return (check_needs(p, p->svc->accept.host != NULL,
+		    K_RATE_LIMIT, "accept"));
 	default:
 		return (0);
 	}
@@ -582,21 +691,116 @@ read_line(char *buf, int size, void *cookie)
 	return (buf);
 }
 
-/* Set level key ${k} of ${p} to ${value} at ${dst}. */
+/* Set keyword key ${k} of ${p} to ${value} at ${dst} (an enum or int). */
 static int
-set_level(struct parser *p, const struct key *k, const char *value,
+set_word(struct parser *p, const struct key *k, const char *value,
     void *dst)
 {
-	size_t i;
+	const struct words *w = k->words;
+	int i;
 
-	for (i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
-		if (strcmp(value, level_names[i]) == 0) {
-			*(enum log_level *)dst = (enum log_level)i;
+	for (i = 0; w->names[i] != NULL; i++) {
+		if (strcmp(value, w->names[i]) == 0) {
+			*(int *)dst = i;
 			return (0);
 		}
 	}
 	return (fail(p, p->lineno, p->section, k->name,
-	    "bad log level \"%s\" (use debug, info, warn or error)", value));
+	    "bad %s \"%s\" (use %s)", w->what, value, w->hint));
+}
+
+/* Set string key ${k} of ${p} to a copy of ${value} at ${dst}. */
+static int
+set_string(struct parser *p, const struct key *k, const char *value,
+    void *dst)
+{
+
+	(void)k;
+	if ((*(char **)dst = strdup(value)) == NULL)
+		return (fail(p, 0, NULL, NULL, "out of memory"));
+	return (0);
+}
+
+/* The value of hex digit ${c}, or -1. */
+static int
+hex_digit(int c)
+{
+
+	if (c >= '0' && c <= '9')
+		return (c - '0');
+	if (c >= 'a' && c <= 'f')
+		return (c - 'a' + 10);
+	if (c >= 'A' && c <= 'F')
+		return (c - 'A' + 10);
+	return (-1);
+}
+
+/* The value of base64 digit ${c}, or -1. */
+static int
+base64_digit(int c)
+{
+
+	if (c >= 'A' && c <= 'Z')
+		return (c - 'A');
+	if (c >= 'a' && c <= 'z')
+		return (c - 'a' + 26);
+	if (c >= '0' && c <= '9')
+		return (c - '0' + 52);
+	return (c == '+' ? 62 : c == '/' ? 63 : -1);
+}
+
+/*
+ * Decode the ${n} digits at ${s}, of ${width} bits each as ${digit} maps
+ * them, into exactly CONFIG_PIN_LEN bytes at ${out}; the bits left over
+ * must be zero.  Returns 0 or -1.
+ */
+static int
+decode_digits(const char *s, size_t n, int width, int (*digit)(int),
+    uint8_t *out)
+{
+	uint32_t acc = 0;
+	size_t i, len = 0;
+	int v, bits = 0;
+
+	for (i = 0; i < n; i++) {
+		if ((v = digit((unsigned char)s[i])) < 0)
+			return (-1);
+		acc = (acc << width | (uint32_t)v) & 0xffff;
+		if ((bits += width) >= 8) {
+			bits -= 8;
+			if (len == CONFIG_PIN_LEN)
+				return (-1);
+			out[len++] = (uint8_t)(acc >> bits);
+		}
+	}
+	return (len == CONFIG_PIN_LEN && (acc & ((1u << bits) - 1)) == 0 ?
+	    0 : -1);
+}
+
+/* Set pin key ${k} of ${p} to ${value}, "sha256:" and 64 hex digits or 44
+ * base64 characters, at ${dst}. */
+static int
+set_pin(struct parser *p, const struct key *k, const char *value, void *dst)
+{
+	static const char prefix[] = "sha256:";
+	struct config_pin *pin = dst;
+	const char *d;
+	size_t len;
+
+	if (strncmp(value, prefix, sizeof(prefix) - 1) != 0)
+		goto bad;
+	d = value + sizeof(prefix) - 1;
+	len = strlen(d);
+	if ((len == 2 * CONFIG_PIN_LEN &&
+	    decode_digits(d, len, 4, hex_digit, pin->sha256) == 0) ||
+	    (len == 44 && d[43] == '=' &&
+	    decode_digits(d, 43, 6, base64_digit, pin->sha256) == 0)) {
+		pin->set = 1;
+		return (0);
+	}
+bad:
+	return (fail(p, p->lineno, p->section, k->name, "bad pin \"%s\" "
+	    "(use sha256: and 64 hex digits or 44 base64 characters)", value));
 }
 
 /* Set address key ${k} of ${p} to ${value} at ${dst}. */
@@ -664,8 +868,12 @@ set_key(struct parser *p, const char *name, const char *value)
 	base = (k->sec == SEC_SERVICE) ? (char *)p->svc : (char *)p->c;
 
 	switch (k->type) {
-	case T_LEVEL:
-		return (set_level(p, k, value, base + k->off));
+	case T_WORD:
+		return (set_word(p, k, value, base + k->off));
+	case T_STRING:
+		return (set_string(p, k, value, base + k->off));
+	case T_PIN:
+		return (set_pin(p, k, value, base + k->off));
 	case T_LINK_ADDR:
 		if (p->c->link_addr.host != NULL)
 			return (fail(p, p->lineno, p->section, name,

@@ -11,6 +11,18 @@
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
+/* [service] proxy_protocol: the PROXY protocol header sent to targets. */
+enum proxy_version { PROXY_OFF, PROXY_V1, PROXY_V2 };
+
+/* [link] tls_min_version. */
+enum tls_version { TLS_V12, TLS_V13 };
+
+/* The largest [link] max_channels. */
+#define CONFIG_MAX_CHANNELS	1048576
+
+/* The SHA-256 length, for [link] tls_pin. */
+#define CONFIG_PIN_LEN	32
+
 /* An address; both strings are malloc'd, host has no brackets. */
 struct config_addr {
 	char	*host;
@@ -22,20 +34,37 @@ struct config_service {
 	char	*name;
 	struct config_addr accept;	/* host == NULL if not set */
 	struct config_addr connect;	/* host == NULL if not set */
+	enum proxy_version proxy_protocol;	/* header sent to the target */
+	uint32_t rate_limit;		/* new connections/s; 0: no limit */
 	int	line;			/* line of the [section] header */
 	struct config_service *next;	/* in file order */
+};
+
+/* [link] tls_pin: the SHA-256 of the peer's public key (its DER
+ * SubjectPublicKeyInfo). */
+struct config_pin {
+	int	set;
+	uint8_t	sha256[CONFIG_PIN_LEN];
 };
 
 struct config {
 	char	*path;
 	enum log_level log_level;
 	struct config_addr metrics;	/* host == NULL if off */
+	char	*user;			/* run as this user; NULL: as started */
 	int	link_listen;		/* 1: [link] listen, 0: connect */
 	struct config_addr link_addr;
 	uint64_t keepalive_ms, timeout_ms, reconnect_min_ms, reconnect_max_ms,
 	    drain_timeout_ms, connect_timeout_ms;
 	uint32_t window;
 	uint32_t max_channels;
+	uint32_t max_pending_connects;	/* peer's channels awaiting targets */
+	uint32_t max_buffered;		/* bytes held for the link's channels */
+	int	tls;			/* 1: [link] tls = on */
+	enum tls_version tls_min_version;
+	char	*tls_cert, *tls_key, *tls_ca;	/* paths; NULL if not set */
+	char	*tls_peer_name;		/* NULL: any name the CA signed */
+	struct config_pin tls_pin;
 	struct config_service *services;
 	unsigned nservices;
 };
@@ -53,8 +82,8 @@ int config_load(const char *path, struct config **out, char *err,
 const struct config_service *config_service_find(const struct config *c,
     const char *name, size_t len);
 
-/* Nonzero if services ${a} and ${b} are configured identically (same name,
- * accept and connect). */
+/* Nonzero if services ${a} and ${b} are configured identically (every key
+ * the same). */
 int config_service_equal(const struct config_service *a,
     const struct config_service *b);
 

@@ -3,18 +3,23 @@
  */
 #include <sys/uio.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "conn.h"
+#include "tls.h"
 
 /* Bytes read from a plain socket per readable event. */
 #define READ_MAX	(256 * 1024)
+/* The first byte of a TLS handshake record; a yamux frame starts with 0. */
+#define TLS_HANDSHAKE	0x16
 
 struct conn {
 	struct conn_handlers h;
@@ -24,7 +29,9 @@ struct conn {
 	int		fd;
 	struct event	*rd_ev, *wr_ev;
 	struct evbuffer	*in, *out;
+	int		got;		/* read something already */
 	struct bufferevent *bev;
+	char		why[160];	/* a TLS error, for failed */
 };
 
 /* rd_ev: read what the socket has, up to READ_MAX, into c->in. */
@@ -49,6 +56,14 @@ plain_read_cb(evutil_socket_t fd, short what, void *arg)
 		    c->arg);
 		return;
 	}
+	/* A TLS peer on a plain link: say so, rather than "bad version". */
+	if (!c->got && *(unsigned char *)v[0].iov_base == TLS_HANDSHAKE) {
+		event_del(c->rd_ev);
+		c->h.failed(c, "the peer sent a TLS handshake, but tls = off "
+		    "here", c->arg);
+		return;
+	}
+	c->got = 1;
 	if ((size_t)n <= v[0].iov_len) {
 		v[0].iov_len = (size_t)n;
 		nv = 1;
@@ -132,18 +147,26 @@ bev_write_cb(struct bufferevent *bev, void *arg)
 	c->h.drained(c, c->arg);
 }
 
-/* bufferevent: EOF or error. */
+/* bufferevent: EOF or error, the TLS one if there is one. */
 static void
 bev_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
+	unsigned long first;
+	char why[sizeof(c->why) - 5];
 
-	(void)bev;
-	if (what & BEV_EVENT_EOF)
+	if (what & BEV_EVENT_EOF) {
 		c->h.failed(c, "peer closed the link", c->arg);
-	else if (what & BEV_EVENT_ERROR)
-		c->h.failed(c, evutil_socket_error_to_string(
-		    EVUTIL_SOCKET_ERROR()), c->arg);
+	} else if (what & BEV_EVENT_ERROR) {
+		if ((first = tls_bev_error(bev)) == 0) {
+			c->h.failed(c, evutil_socket_error_to_string(
+			    EVUTIL_SOCKET_ERROR()), c->arg);
+			return;
+		}
+		tls_error(first, why, sizeof(why));
+		snprintf(c->why, sizeof(c->why), "TLS: %s", why);
+		c->h.failed(c, c->why, c->arg);
+	}
 }
 
 /* A connection on bufferevent ${bev}. */

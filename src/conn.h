@@ -22,7 +22,9 @@ struct conn_handlers {
 	void (*readable)(struct conn *, void *arg);
 	/* conn_output fell to the low mark (after a write). */
 	void (*drained)(struct conn *, void *arg);
-	/* The connection ended: EOF or an error, ${why}. */
+	/* The connection ended: EOF or an error, ${why} (for a TLS error,
+	 * OpenSSL's reason; on a plain connection whose peer starts a TLS
+	 * handshake, a message that says so). */
 	void (*failed)(struct conn *, const char *why, void *arg);
 };
 

@@ -25,6 +25,27 @@
 /* How long accepting pauses when the process is out of descriptors. */
 #define EMFILE_PAUSE_MS	100
 
+/*
+ * Take a token from ${svc}'s bucket of rate_limit tokens, refilled at
+ * rate_limit a second.  Returns 0, or -1 if it is empty.  (The generic cell
+ * rate algorithm: rate_tat is when the bucket will be full again.)
+ */
+static int
+rate_take(struct service *svc)
+{
+	uint64_t now = session_now_us(), tat, t;
+
+	if (svc->rate_limit == 0)
+		return (0);
+	t = 1000000 / svc->rate_limit;
+	tat = svc->rate_tat > now ? svc->rate_tat : now;
+	if (tat - now > 1000000 - t)
+		return (-1);
+	svc->rate_tat = tat + t;
+	svc->rate_hit = 0;
+	return (0);
+}
+
 /* Refuse client ${fd}: close it with RST, as a refused connection looks. */
 static void
 refuse(int fd)
@@ -52,9 +73,16 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		log_debug("service %s: link down: client refused", svc->name);
 		goto refused;
 	}
+	if (rate_take(svc)) {
+		link_limit_refused(d->link, LIMIT_RATE, &svc->rate_hit,
+		    svc->name, svc->rate_limit);
+		goto refused;
+	}
+	if (link_admit(d->link, 0))
+		goto refused;
 	if ((s = mux_stream_open(session_mux(sess), NULL)) == NULL) {
 		log_warn("service %s: cannot open a channel: %s", svc->name,
-		    errno == EMFILE ? "max_channels reached" : strerror(errno));
+		    strerror(errno));
 		goto refused;
 	}
 	if ((hdr = evbuffer_new()) == NULL)

@@ -2,6 +2,7 @@
  * link: see link.h.
  */
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
@@ -22,9 +25,19 @@
 #include "relay.h"
 #include "service.h"
 #include "session.h"
+#include "tls.h"
 
 /* How often sessions on their way out are checked for open channels. */
 #define REAP_MS	200
+/* TLS handshakes under way at once; connections beyond are refused. */
+#define HANDSHAKES_MAX	16
+
+const char *const link_limit_keys[NLIMITS] = {
+	[LIMIT_CHANNELS] = "max_channels",
+	[LIMIT_PENDING] = "max_pending_connects",
+	[LIMIT_BUFFERED] = "max_buffered",
+	[LIMIT_RATE] = "rate_limit",
+};
 
 /* One session of the link: the current one, or one finishing. */
 struct lsess {
@@ -36,8 +49,18 @@ struct lsess {
 	struct lsess	*next;
 };
 
+/* A new connection to or from the peer, during its TLS handshake. */
+struct handshake {
+	struct link	*l;
+	struct bufferevent *bev;
+	struct event	*deadline;	/* connect_timeout */
+	char		peer[64];	/* address, for logs */
+	struct handshake *next;
+};
+
 struct link {
 	struct daemon	*d;
+	int		listening;	/* [link] listen, not connect */
 	struct lsess	*cur;		/* where new channels go */
 	struct lsess	*all;		/* cur and the draining ones */
 	struct evconnlistener *listener;
@@ -46,6 +69,11 @@ struct link {
 	struct event	*reap_ev;
 	uint64_t	backoff_ms;
 	int		failing;	/* dial failures logged once */
+	SSL_CTX		*tls;		/* NULL: a plain link */
+	struct handshake *hs;		/* TLS handshakes under way */
+	unsigned	nhs;
+	uint32_t	pending;	/* peer's channels dialing targets */
+	int		hit[NLIMITS];	/* refusing since last logged */
 	struct link_stats st;
 	int		draining;	/* the daemon is shutting down */
 };
@@ -56,7 +84,7 @@ static void link_redial(struct link *);
 static void
 peer_name(int fd, char *buf, size_t len)
 {
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = { .ss_family = AF_UNSPEC };
 	socklen_t sl = sizeof(ss);
 	char host[INET6_ADDRSTRLEN] = "?";
 	unsigned port = 0;
@@ -144,6 +172,8 @@ on_stream_open(struct session *sess, struct mux_stream *s, void *arg)
 	struct lsess *ls = arg;
 
 	(void)sess;
+	if (link_admit(ls->l, 1))
+		return (-1);
 	return (service_stream_open(ls->l->d, s));
 }
 
@@ -159,19 +189,36 @@ on_goaway(struct session *sess, uint32_t code, void *arg)
 	log_info("link %s: peer sent Go Away (%u); open channels finish, new "
 	    "ones take a fresh link", ls->peer, code);
 	lsess_retire(ls);
-	if (was_cur && !l->d->cfg->link_listen && !l->draining) {
+	if (was_cur && !l->listening && !l->draining) {
 		l->backoff_ms = l->d->cfg->reconnect_min_ms;
 		link_redial(l);
 	}
 }
 
-/* session: the link is gone (${why}). */
+/* Unless ${l} listens, count a failed attempt and dial again later. */
+static void
+link_retry(struct link *l)
+{
+
+	if (l->listening || l->draining)
+		return;
+	l->failing++;
+	link_redial(l);
+}
+
+/*
+ * session: the link is gone (${why}).  A session whose peer never answered
+ * a ping (no round trip measured) counts as a failed attempt: redialing a
+ * peer that accepts and then drops the link backs off, as a refused dial
+ * does.
+ */
 static void
 on_down(struct session *sess, const char *why, void *arg)
 {
 	struct lsess *ls = arg;
 	struct link *l = ls->l;
 	int was_cur = l->cur == ls;
+	int answered = mux_rtt(session_mux(sess)) > 0;
 	uint32_t n = mux_stream_count(session_mux(sess));
 
 	if (was_cur || n > 0)
@@ -180,8 +227,15 @@ on_down(struct session *sess, const char *why, void *arg)
 	else
 		log_info("link %s: closed: %s", ls->peer, why);
 	lsess_free(ls);
-	if (was_cur && !l->d->cfg->link_listen && !l->draining)
+	if (!was_cur)
+		return;
+	if (!answered) {
+		link_retry(l);
+	} else if (!l->listening && !l->draining) {
+		l->failing = 0;
+		l->backoff_ms = l->d->cfg->reconnect_min_ms;
 		link_redial(l);
+	}
 }
 
 static const struct session_handlers handlers = {
@@ -193,30 +247,33 @@ static const struct session_handlers handlers = {
 	.on_down = on_down,
 };
 
-/* Make ${fd}, connected to the peer, the current session of ${l}. */
+/*
+ * Make ${conn} (taken over), connected to the peer at ${peer}, the current
+ * session of ${l}; ${tls} names its TLS version, NULL if plain.
+ */
 static void
-link_adopt(struct link *l, int fd)
+link_adopt(struct link *l, struct conn *conn, const char *peer,
+    const char *tls)
 {
 	const struct config *cfg = l->d->cfg;
 	struct session_params sp;
-	struct conn *conn;
 	struct lsess *ls;
 
 	if ((ls = calloc(1, sizeof(*ls))) == NULL)
 		goto err0;
 	ls->l = l;
 	ls->up_since = session_now_us();
-	peer_name(fd, ls->peer, sizeof(ls->peer));
-	mux_config_default(&sp.mux, !cfg->link_listen);
+	snprintf(ls->peer, sizeof(ls->peer), "%s", peer);
+	mux_config_default(&sp.mux, !l->listening);
 	sp.mux.window = cfg->window;
-	sp.mux.max_streams = cfg->max_channels;
+	/* link_admit enforces max_channels, which a reload may raise; the
+	 * engine's own limit (silent RST) stays above it. */
+	sp.mux.max_streams = CONFIG_MAX_CHANNELS + 1;
 	sp.keepalive_ms = cfg->keepalive_ms;
 	sp.timeout_ms = cfg->timeout_ms;
-	if (sock_nonblock(fd) || (conn = conn_new_plain(l->d->base, fd)) == NULL)
-		goto err1;
 	if ((ls->sess = session_new(l->d->base, conn, &sp, &handlers,
 	    ls)) == NULL)
-		goto err2;
+		goto err1;
 	if (l->cur != NULL) {
 		log_warn("link %s: replaced by a new link from %s",
 		    l->cur->peer, ls->peer);
@@ -226,19 +283,170 @@ link_adopt(struct link *l, int fd)
 	l->all = ls;
 	l->cur = ls;
 	l->st.ups++;
-	log_info("link %s: up (%s)", ls->peer,
-	    cfg->link_listen ? "accepted" : "connected");
+	log_info("link %s: up (%s%s%s)", ls->peer,
+	    l->listening ? "accepted" : "connected", tls ? ", " : "",
+	    tls ? tls : "");
 	return;
 
-err2:
-	conn_free(conn);
-	fd = -1;
 err1:
 	free(ls);
 err0:
+	conn_free(conn);
+	log_error("link %s: cannot start a session: out of memory", peer);
+	link_retry(l);
+}
+
+/* Free handshake ${h} of its link, with its connection unless taken. */
+static void
+hs_free(struct handshake *h)
+{
+	struct link *l = h->l;
+	struct handshake **pp;
+
+	for (pp = &l->hs; *pp != h; pp = &(*pp)->next)
+		continue;
+	*pp = h->next;
+	l->nhs--;
+	event_free(h->deadline);
+	if (h->bev != NULL)
+		bufferevent_free(h->bev);
+	free(h);
+}
+
+/* Refuse the peer of handshake ${h} because of ${why}. */
+static void
+hs_refuse(struct handshake *h, const char *why)
+{
+	struct link *l = h->l;
+
+	l->st.tls_refused++;
+	log_warn("link %s: TLS refused: %s", h->peer, why);
+	hs_free(h);
+	link_retry(l);
+}
+
+/* bufferevent: the handshake ${arg} finished (${what} has CONNECTED) or
+ * failed. */
+static void
+hs_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct handshake *h = arg;
+	struct link *l = h->l;
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	char why[256], peer[sizeof(h->peer)];
+	struct conn *conn;
+
+	if (!(what & BEV_EVENT_CONNECTED)) {
+		tls_why(ssl, tls_bev_error(bev), why, sizeof(why));
+		hs_refuse(h, why);
+		return;
+	}
+	if (tls_check(ssl, l->d->cfg, why, sizeof(why))) {
+		hs_refuse(h, why);
+		return;
+	}
+	snprintf(peer, sizeof(peer), "%s", h->peer);
+	h->bev = NULL;
+	hs_free(h);
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	if ((conn = conn_new_bufferevent(bev)) == NULL) {
+		bufferevent_free(bev);
+		log_error("link %s: cannot start a session: out of memory",
+		    peer);
+		link_retry(l);
+		return;
+	}
+	link_adopt(l, conn, peer, SSL_get_version(ssl));
+}
+
+/* deadline: the handshake ${arg} took longer than connect_timeout. */
+static void
+hs_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+
+	(void)fd;
+	(void)what;
+	hs_refuse(arg, "handshake timed out");
+}
+
+/* Start the TLS handshake of ${l} on ${fd}, connected to ${peer}. */
+static void
+hs_start(struct link *l, int fd, const char *peer)
+{
+	const struct config *cfg = l->d->cfg;
+	struct handshake *h;
+	struct timeval tv;
+	SSL *ssl;
+
+	if (l->nhs >= HANDSHAKES_MAX) {
+		close(fd);
+		l->st.tls_refused++;
+		log_warn("link %s: TLS refused: %u handshakes already under "
+		    "way", peer, l->nhs);
+		return;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		goto err0;
+	h->l = l;
+	snprintf(h->peer, sizeof(h->peer), "%s", peer);
+	if ((h->deadline = evtimer_new(l->d->base, hs_deadline_cb,
+	    h)) == NULL)
+		goto err1;
+	if ((ssl = SSL_new(l->tls)) == NULL)
+		goto err2;
+	/* On failure libevent has freed ssl and closed fd, unless it could
+	 * allocate nothing at all. */
+	if ((h->bev = bufferevent_openssl_socket_new(l->d->base, fd, ssl,
+	    l->listening ? BUFFEREVENT_SSL_ACCEPTING :
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		fd = -1;
+		goto err2;
+	}
+	/* A peer that closes without close_notify has merely closed. */
+	bufferevent_openssl_set_allow_dirty_shutdown(h->bev, 1);
+	bufferevent_setcb(h->bev, NULL, NULL, hs_event_cb, h);
+	tv.tv_sec = (time_t)(cfg->connect_timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)(cfg->connect_timeout_ms % 1000) * 1000;
+	evtimer_add(h->deadline, &tv);
+	h->next = l->hs;
+	l->hs = h;
+	l->nhs++;
+	return;
+
+err2:
+	event_free(h->deadline);
+err1:
+	free(h);
+err0:
 	if (fd >= 0)
 		close(fd);
-	log_error("link: cannot start a session: out of memory");
+	log_error("link %s: cannot start TLS: out of memory", peer);
+	link_retry(l);
+}
+
+/* A connection ${fd} to or from the peer is up: start TLS, or a plain
+ * session on it. */
+static void
+link_connected(struct link *l, int fd)
+{
+	char peer[64];
+	struct conn *conn;
+
+	peer_name(fd, peer, sizeof(peer));
+	if (sock_nonblock(fd)) {
+		log_error("link %s: %s", peer, strerror(errno));
+		close(fd);
+		link_retry(l);
+	} else if (l->tls != NULL) {
+		hs_start(l, fd, peer);
+	} else if ((conn = conn_new_plain(l->d->base, fd)) == NULL) {
+		close(fd);
+		log_error("link %s: cannot start a session: out of memory",
+		    peer);
+		link_retry(l);
+	} else {
+		link_adopt(l, conn, peer, NULL);
+	}
 }
 
 /* dial: the connection to the peer is up (${fd}) or failed. */
@@ -251,9 +459,7 @@ dialed_cb(int fd, int err, const char *why, void *arg)
 	(void)err;
 	l->dial = NULL;
 	if (fd >= 0) {
-		l->failing = 0;
-		l->backoff_ms = cfg->reconnect_min_ms;
-		link_adopt(l, fd);
+		link_connected(l, fd);
 		return;
 	}
 	if (!l->failing++)
@@ -276,7 +482,7 @@ dial_now_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (l->dial != NULL || l->cur != NULL || l->draining)
+	if (l->dial != NULL || l->cur != NULL || l->hs != NULL || l->draining)
 		return;
 	l->st.dials++;
 	l->dial = dial_start(l->d->base, l->d->dns, cfg->link_addr.host,
@@ -324,7 +530,7 @@ peer_accept_cb(struct evconnlistener *lst, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
-	link_adopt(l, fd);
+	link_connected(l, fd);
 }
 
 /* evconnlistener error on the link listener ${lst}. */
@@ -353,8 +559,59 @@ link_listen(struct link *l)
 		return (-1);
 	}
 	evconnlistener_set_error_cb(l->listener, peer_accept_error_cb);
-	log_info("link: waiting for the peer on %s:%s", cfg->link_addr.host,
+	log_info("link: waiting for the peer on %s:%s%s", cfg->link_addr.host,
+	    cfg->link_addr.port, l->tls != NULL ? " (TLS)" : "");
+	return (0);
+}
+
+/* Nonzero if ${sa} is a loopback address (IPv4, IPv6 or IPv4-mapped). */
+static int
+is_loopback(const struct sockaddr *sa)
+{
+	const struct sockaddr_in *sin = (const void *)sa;
+	const struct sockaddr_in6 *sin6 = (const void *)sa;
+
+	if (sa->sa_family == AF_INET)
+		return ((ntohl(sin->sin_addr.s_addr) >> 24) == 127);
+	if (sa->sa_family == AF_INET6)
+		return (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) &&
+		    sin6->sin6_addr.s6_addr[12] == 127));
+	return (0);
+}
+
+/* Warn if ${l} listens, without TLS, where other hosts can reach it. */
+static void
+warn_plain(struct link *l)
+{
+	const struct config *cfg = l->d->cfg;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (l->tls != NULL || l->listener == NULL ||
+	    getsockname(evconnlistener_get_fd(l->listener),
+	    (struct sockaddr *)&ss, &sl) == -1 ||
+	    is_loopback((struct sockaddr *)&ss))
+		return;
+	log_warn("link: plain link (tls = off) listening on %s:%s, which is "
+	    "not a loopback address: whoever reaches it can open channels to "
+	    "every service here; set tls = on", cfg->link_addr.host,
 	    cfg->link_addr.port);
+}
+
+/* Use the TLS settings of ${cfg} from now on. */
+int
+link_reload(struct link *l, const struct config *cfg, char *err,
+    size_t errlen)
+{
+	SSL_CTX *ctx = NULL;
+
+	if (cfg->tls && (ctx = tls_ctx_new(cfg, err, errlen)) == NULL)
+		return (-1);
+	/* Handshakes and sessions under way hold their own references. */
+	SSL_CTX_free(l->tls);
+	l->tls = ctx;
+	warn_plain(l);
 	return (0);
 }
 
@@ -363,18 +620,25 @@ struct link *
 link_new(struct daemon *d)
 {
 	struct link *l;
+	char err[512];
 
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		goto err0;
 	l->d = d;
+	l->listening = d->cfg->link_listen;
 	l->backoff_ms = d->cfg->reconnect_min_ms;
+	if (link_reload(l, d->cfg, err, sizeof(err))) {
+		log_error("link: %s", err);
+		goto err1;
+	}
 	if ((l->redial_ev = evtimer_new(d->base, dial_now_cb, l)) == NULL)
 		goto err1;
 	if ((l->reap_ev = evtimer_new(d->base, reap_cb, l)) == NULL)
 		goto err2;
-	if (d->cfg->link_listen) {
+	if (l->listening) {
 		if (link_listen(l))
 			goto err3;
+		warn_plain(l);
 	} else {
 		log_info("link: connecting to %s:%s", d->cfg->link_addr.host,
 		    d->cfg->link_addr.port);
@@ -387,6 +651,7 @@ err3:
 err2:
 	event_free(l->redial_ev);
 err1:
+	SSL_CTX_free(l->tls);
 	free(l);
 err0:
 	return (NULL);
@@ -401,12 +666,15 @@ link_free(struct link *l)
 		return;
 	while (l->all != NULL)
 		lsess_free(l->all);
+	while (l->hs != NULL)
+		hs_free(l->hs);
 	if (l->dial != NULL)
 		dial_cancel(l->dial);
 	if (l->listener != NULL)
 		evconnlistener_free(l->listener);
 	event_free(l->reap_ev);
 	event_free(l->redial_ev);
+	SSL_CTX_free(l->tls);
 	free(l);
 }
 
@@ -425,6 +693,8 @@ link_drain(struct link *l)
 
 	l->draining = 1;
 	event_del(l->redial_ev);
+	while (l->hs != NULL)
+		hs_free(l->hs);
 	if (l->dial != NULL) {
 		dial_cancel(l->dial);
 		l->dial = NULL;
@@ -492,6 +762,18 @@ link_uptime(const struct link *l)
 	    (double)(session_now_us() - l->cur->up_since) / 1e6);
 }
 
+/* Bytes held for the channels of ${l}: in the relays and the streams. */
+static uint64_t
+link_buffered(const struct link *l)
+{
+	const struct lsess *ls;
+	uint64_t n = relay_buffered();
+
+	for (ls = l->all; ls != NULL; ls = ls->next)
+		n += mux_queued(session_mux(ls->sess));
+	return (n);
+}
+
 /* Counters of ${l}, with the current round trip, for metrics. */
 void
 link_get_stats(const struct link *l, struct link_stats *st)
@@ -500,4 +782,65 @@ link_get_stats(const struct link *l, struct link_stats *st)
 	*st = l->st;
 	st->rtt_us = l->cur != NULL ? mux_rtt(session_mux(l->cur->sess)) : 0;
 	st->channels = link_channels(l);
+	st->buffered = link_buffered(l);
+	st->pending = l->pending;
+}
+
+/* Count a channel refused by ${lim} (${value}) for ${svc}; log once. */
+void
+link_limit_refused(struct link *l, enum link_limit lim, int *hit,
+    const char *svc, uint64_t value)
+{
+
+	l->st.refused[lim]++;
+	if (*hit)
+		return;
+	*hit = 1;
+	log_warn("%s%s: %s (%ju) reached: refusing new channels",
+	    svc != NULL ? "service " : "link", svc != NULL ? svc : "",
+	    link_limit_keys[lim], (uintmax_t)value);
+}
+
+/* Check max_channels and max_buffered before a new channel on ${l}. */
+int
+link_admit(struct link *l, unsigned self)
+{
+	const struct config *cfg = l->d->cfg;
+
+	if (link_channels(l) - self >= cfg->max_channels) {
+		link_limit_refused(l, LIMIT_CHANNELS, &l->hit[LIMIT_CHANNELS],
+		    NULL, cfg->max_channels);
+		return (-1);
+	}
+	if (link_buffered(l) >= cfg->max_buffered) {
+		link_limit_refused(l, LIMIT_BUFFERED, &l->hit[LIMIT_BUFFERED],
+		    NULL, cfg->max_buffered);
+		return (-1);
+	}
+	l->hit[LIMIT_CHANNELS] = l->hit[LIMIT_BUFFERED] = 0;
+	return (0);
+}
+
+/* A channel from the peer starts connecting to its target. */
+int
+link_pending_begin(struct link *l)
+{
+	uint32_t max = l->d->cfg->max_pending_connects;
+
+	if (l->pending >= max) {
+		link_limit_refused(l, LIMIT_PENDING, &l->hit[LIMIT_PENDING],
+		    NULL, max);
+		return (-1);
+	}
+	l->pending++;
+	l->hit[LIMIT_PENDING] = 0;
+	return (0);
+}
+
+/* A connect counted by link_pending_begin ended. */
+void
+link_pending_end(struct link *l)
+{
+
+	l->pending--;
 }

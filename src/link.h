@@ -5,6 +5,12 @@
  * its peer, a new connection replacing the old.  A session the peer sent
  * Go Away on keeps its open channels until they finish, while new channels
  * use a fresh link.
+ *
+ * With tls = on, a new connection becomes a session only after its TLS
+ * handshake (within connect_timeout) and the checks of tls_check; a peer
+ * that fails is logged with its address and the reason, and dropped before
+ * any frame is read.  The link also keeps the per-link limits on new
+ * channels, with a count and one log line each time one is hit.
  */
 #ifndef MXD_LINK_H
 #define MXD_LINK_H
@@ -12,15 +18,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct config;
 struct daemon;
 struct link;
 struct session;
 
+/* The limits on new channels, each a configuration key. */
+enum link_limit {
+	LIMIT_CHANNELS,		/* [link] max_channels */
+	LIMIT_PENDING,		/* [link] max_pending_connects */
+	LIMIT_BUFFERED,		/* [link] max_buffered */
+	LIMIT_RATE,		/* [service] rate_limit */
+	NLIMITS
+};
+
+/* The key of each limit, for logs and metrics. */
+extern const char *const link_limit_keys[NLIMITS];
+
 struct link_stats {
 	uint64_t	dials;		/* connection attempts to the peer */
 	uint64_t	ups;		/* sessions that came up */
+	uint64_t	tls_refused;	/* peers refused by TLS checks */
+	uint64_t	refused[NLIMITS];	/* new channels refused */
 	uint64_t	rtt_us;		/* smoothed ping round trip, 0: none */
+	uint64_t	buffered;	/* bytes held for the channels */
 	uint32_t	channels;	/* open on all sessions */
+	uint32_t	pending;	/* the peer's, connecting to targets */
 };
 
 /* Start ${d}'s link as its configuration says.  NULL on failure (logged). */
@@ -47,5 +70,37 @@ double link_uptime(const struct link *l);
 
 /* Fill ${st} with the counters of ${l}. */
 void link_get_stats(const struct link *l, struct link_stats *st);
+
+/*
+ * Use the [link] TLS settings of ${cfg} (a configuration being reloaded)
+ * for the connections ${l} makes or accepts from now on.  Returns 0, or -1
+ * with a message in ${err} (size ${errlen}) if they cannot be loaded.
+ */
+int link_reload(struct link *l, const struct config *cfg, char *err,
+    size_t errlen);
+
+/*
+ * May a new channel open on ${l}: are max_channels and max_buffered
+ * respected?  ${self} is 1 if the new channel is already counted (the peer
+ * opened it).  Returns 0, or -1 after link_limit_refused.
+ */
+int link_admit(struct link *l, unsigned self);
+
+/*
+ * A channel from the peer starts connecting to its target: returns 0, or
+ * -1 (after link_limit_refused) if max_pending_connects are under way.
+ * Each 0 is matched by a link_pending_end when the connect ends.
+ */
+int link_pending_begin(struct link *l);
+void link_pending_end(struct link *l);
+
+/*
+ * Count a new channel refused on ${l} by limit ${lim}, configured as
+ * ${value}, for service ${svc} (NULL: the whole link).  Unless *${hit} is
+ * set it is logged, once, and *${hit} set; the next channel admitted past
+ * that limit clears *${hit}.
+ */
+void link_limit_refused(struct link *l, enum link_limit lim, int *hit,
+    const char *svc, uint64_t value);
 
 #endif

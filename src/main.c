@@ -5,7 +5,10 @@
  * configuration), 1 bad configuration or failure to start, 2 bad usage.
  */
 #include <sys/resource.h>
+#include <sys/types.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +26,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "service.h"
+#include "tls.h"
 
 #define DEFAULT_CONFIG	"/etc/mxd/mxd.conf"
 /* How often a draining daemon checks for open channels. */
@@ -58,6 +62,93 @@ raise_nofile(void)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
 		log_info("descriptor limit %ju (at most about that many "
 		    "channels)", (uintmax_t)rl.rlim_cur);
+}
+
+/*
+ * The account [daemon] user of ${cfg} names, or NULL with a message in
+ * ${err} (size ${errlen}) if there is none, or it is root.
+ */
+static struct passwd *
+lookup_user(const struct config *cfg, char *err, size_t errlen)
+{
+	struct passwd *pw;
+
+	if ((pw = getpwnam(cfg->user)) == NULL)
+		snprintf(err, errlen, "%s: [daemon] user: no such user \"%s\"",
+		    cfg->path, cfg->user);
+	else if (pw->pw_uid == 0)
+		snprintf(err, errlen, "%s: [daemon] user: \"%s\" is root",
+		    cfg->path, cfg->user);
+	return (pw == NULL || pw->pw_uid == 0 ? NULL : pw);
+}
+
+/*
+ * Check, for -t, what ${cfg} names outside itself: the user, and the TLS
+ * files (loaded as at start).  Returns 0, or -1 with a message in ${err}
+ * (size ${errlen}).
+ */
+static int
+check_outside(const struct config *cfg, char *err, size_t errlen)
+{
+	char why[400];
+	SSL_CTX *ctx;
+
+	if (cfg->user != NULL && lookup_user(cfg, err, errlen) == NULL)
+		return (-1);
+	if (!cfg->tls)
+		return (0);
+	if ((ctx = tls_ctx_new(cfg, why, sizeof(why))) == NULL) {
+		snprintf(err, errlen, "%s: [link] %s", cfg->path, why);
+		return (-1);
+	}
+	SSL_CTX_free(ctx);
+	return (0);
+}
+
+/*
+ * If started as root with [daemon] user in ${cfg}, become that user for
+ * good, now that every listener is bound: its groups, then its group and
+ * user ids; then make sure root cannot be regained.  Returns 0, or -1
+ * (logged).
+ */
+static int
+drop_privileges(const struct config *cfg)
+{
+	struct passwd *pw;
+	char err[512];
+	uid_t uid;
+	gid_t gid;
+
+	if (cfg->user == NULL)
+		return (0);
+	if ((pw = lookup_user(cfg, err, sizeof(err))) == NULL) {
+		log_error("%s", err);
+		return (-1);
+	}
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	if (geteuid() != 0) {
+		if (geteuid() != uid)
+			log_warn("[daemon] user %s: not started as root, so "
+			    "running on as uid %u", cfg->user,
+			    (unsigned)geteuid());
+		return (0);
+	}
+	if (initgroups(cfg->user, gid) != 0 || setgid(gid) != 0 ||
+	    setuid(uid) != 0) {
+		log_error("[daemon] user %s: %s", cfg->user, strerror(errno));
+		return (-1);
+	}
+	if (setuid(0) != -1 || seteuid(0) != -1 || setgid(0) != -1 ||
+	    getuid() == 0 || geteuid() == 0 || getgid() == 0 ||
+	    getegid() == 0) {
+		log_error("[daemon] user %s: root privileges could be "
+		    "regained", cfg->user);
+		return (-1);
+	}
+	log_info("running as user %s (uid %u, gid %u)", cfg->user,
+	    (unsigned)uid, (unsigned)gid);
+	return (0);
 }
 
 /* State of the running process, for the signal handlers. */
@@ -125,6 +216,13 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 	if (config_load(x->path, &cfg, err, sizeof(err))) {
 		log_error("reload failed, keeping the running configuration: "
 		    "%s", err);
+		notify_state("READY=1");
+		return;
+	}
+	if (link_reload(x->d.link, cfg, err, sizeof(err))) {
+		log_error("reload failed, keeping the running configuration: "
+		    "%s: [link] %s", x->path, err);
+		config_free(cfg);
 		notify_state("READY=1");
 		return;
 	}
@@ -230,9 +328,13 @@ main(int argc, char *argv[])
 		return (1);
 	}
 	if (test) {
-		printf("mxd: %s: configuration OK\n", x.path);
+		rc = check_outside(x.d.cfg, err, sizeof(err));
+		if (rc != 0)
+			fprintf(stderr, "mxd: %s\n", err);
+		else
+			printf("mxd: %s: configuration OK\n", x.path);
 		config_free(x.d.cfg);
-		return (0);
+		return (rc != 0);
 	}
 	log_set_level(x.verbose ? LOG_DEBUG : x.d.cfg->log_level);
 	log_info("mxd %s starting with %s", MXD_VERSION, x.path);
@@ -270,12 +372,15 @@ main(int argc, char *argv[])
 	if (x.d.cfg->metrics.host != NULL &&
 	    (x.metrics = metrics_new(&x.d)) == NULL)
 		goto err4;
+	if (drop_privileges(x.d.cfg))
+		goto err5;
 	notify_state("READY=1");
 	status_cb(-1, 0, &x);
 
 	event_base_dispatch(x.d.base);
 	rc = 0;
 
+err5:
 	metrics_free(x.metrics);
 err4:
 	link_free(x.d.link);

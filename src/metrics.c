@@ -69,9 +69,28 @@ metrics_render(struct daemon *d, struct evbuffer *out)
 	    "# HELP mxd_link_rtt_seconds Smoothed ping round trip.\n"
 	    "# TYPE mxd_link_rtt_seconds gauge\nmxd_link_rtt_seconds %.6f\n"
 	    "# HELP mxd_link_channels Channels open on the link.\n"
-	    "# TYPE mxd_link_channels gauge\nmxd_link_channels %u\n",
+	    "# TYPE mxd_link_channels gauge\nmxd_link_channels %u\n"
+	    "# HELP mxd_link_pending_connects Channels from the peer whose "
+	    "target connect is under way.\n"
+	    "# TYPE mxd_link_pending_connects gauge\n"
+	    "mxd_link_pending_connects %u\n"
+	    "# HELP mxd_link_buffered_bytes Bytes held for the link's "
+	    "channels.\n"
+	    "# TYPE mxd_link_buffered_bytes gauge\n"
+	    "mxd_link_buffered_bytes %ju\n"
+	    "# HELP mxd_link_tls_refused_total Peer connections refused by "
+	    "TLS.\n"
+	    "# TYPE mxd_link_tls_refused_total counter\n"
+	    "mxd_link_tls_refused_total %ju\n"
+	    "# HELP mxd_limit_refused_total New channels refused by a limit.\n"
+	    "# TYPE mxd_limit_refused_total counter\n",
 	    up >= 0, up >= 0 ? up : 0, (uintmax_t)ls.dials, (uintmax_t)ls.ups,
-	    ls.rtt_us / 1e6, ls.channels);
+	    ls.rtt_us / 1e6, ls.channels, ls.pending, (uintmax_t)ls.buffered,
+	    (uintmax_t)ls.tls_refused);
+	for (i = 0; i < NLIMITS; i++)
+		evbuffer_add_printf(out,
+		    "mxd_limit_refused_total{limit=\"%s\"} %ju\n",
+		    link_limit_keys[i], (uintmax_t)ls.refused[i]);
 	for (i = 0; i < sizeof(svc_series) / sizeof(svc_series[0]); i++) {
 		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n",
 		    svc_series[i].name, svc_series[i].help,

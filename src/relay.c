@@ -56,6 +56,9 @@ struct relay {
 /* Chains for socket reads, handed on to streams and so always empty. */
 static struct evbuffer *readbuf;
 
+/* Bytes in every relay's output buffer (one link per process). */
+static size_t out_bytes;
+
 static void relay_io_cb(evutil_socket_t, short, void *);
 
 /* Free ${r}; the stream and socket must already be dealt with. */
@@ -69,8 +72,10 @@ relay_free(struct relay *r)
 		event_del(&r->ev);
 		close(r->fd);
 	}
-	if (r->out != NULL)
+	if (r->out != NULL) {
+		out_bytes -= evbuffer_get_length(r->out);
 		evbuffer_free(r->out);
+	}
 	if (r->svc != NULL) {
 		r->svc->st.open--;
 		service_unref(r->svc);
@@ -139,6 +144,40 @@ relay_maybe_done(struct relay *r)
 	return (1);
 }
 
+/* out_cb: bytes were added to or drained from an output buffer. */
+static void
+out_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+
+	(void)b;
+	(void)arg;
+	out_bytes += info->n_added;
+	out_bytes -= info->n_deleted;
+}
+
+/* Give ${r} an (empty) output buffer.  Returns 0 or -1. */
+static int
+relay_out_new(struct relay *r)
+{
+
+	if ((r->out = evbuffer_new()) == NULL)
+		return (-1);
+	if (evbuffer_add_cb(r->out, out_cb, NULL) == NULL) {
+		evbuffer_free(r->out);
+		r->out = NULL;
+		return (-1);
+	}
+	return (0);
+}
+
+/* Bytes waiting in relays' buffers for their sockets. */
+size_t
+relay_buffered(void)
+{
+
+	return (out_bytes);
+}
+
 /*
  * Move what the stream has for ${r}'s socket into its output buffer (up to
  * OUT_HIWAT), write what the socket takes, and deliver the peer's FIN once
@@ -153,8 +192,7 @@ relay_pump_in(struct relay *r)
 	do {
 		have = r->out ? evbuffer_get_length(r->out) : 0;
 		if (have < OUT_HIWAT && mux_stream_readable(r->s) > 0) {
-			if (r->out == NULL &&
-			    (r->out = evbuffer_new()) == NULL)
+			if (r->out == NULL && relay_out_new(r))
 				goto fail;
 			n = mux_stream_read(r->s, r->out, OUT_HIWAT - have);
 			if (n < 0)
@@ -165,8 +203,7 @@ relay_pump_in(struct relay *r)
 		if (r->fd < 0) {
 			if (r->pending != NULL)
 				return (0);
-			if (r->out == NULL &&
-			    (r->out = evbuffer_new()) == NULL)
+			if (r->out == NULL && relay_out_new(r))
 				goto fail;
 			r->prelude(r, r->s, r->d, r->out);
 			return (0);	/* the prelude may have freed r */

@@ -45,6 +45,9 @@ void relay_reset(struct relay *r);
  * with ${cancel} if the relay ends first. */
 void relay_set_pending(struct relay *r, void *ptr, void (*cancel)(void *));
 
+/* Bytes waiting in the relays' buffers for their sockets, all relays. */
+size_t relay_buffered(void);
+
 /* The stream callbacks for the session (the argument is the relay). */
 void relay_on_readable(struct mux_stream *s, void *r);
 void relay_on_writable(struct mux_stream *s, void *r);

@@ -1,9 +1,11 @@
 /*
  * service: see service.h.
  */
+#include <sys/socket.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 
@@ -11,7 +13,9 @@
 #include "daemon.h"
 #include "dial.h"
 #include "forward.h"
+#include "link.h"
 #include "log.h"
+#include "proxy.h"
 #include "relay.h"
 #include "service.h"
 #include "svchdr.h"
@@ -66,6 +70,8 @@ service_new(struct daemon *d, const struct config_service *cs)
 		return (NULL);
 	svc->d = d;
 	svc->refs = 1;
+	svc->proxy = cs->proxy_protocol;
+	svc->rate_limit = cs->rate_limit;
 	if ((svc->name = strdup(cs->name)) == NULL ||
 	    strdup_opt(&svc->accept_host, cs->accept.host) ||
 	    strdup_opt(&svc->accept_port, cs->accept.port) ||
@@ -129,10 +135,13 @@ service_table_apply(struct daemon *d, const struct config *cfg)
 		if (old != NULL) {
 			/* Counters carry over; channels keep the old object. */
 			svc->st = old->st;
+			svc->rate_tat = old->rate_tat;
 			if (!streq_opt(old->connect_host, svc->connect_host) ||
 			    !streq_opt(old->connect_port, svc->connect_port) ||
 			    !streq_opt(old->accept_host, svc->accept_host) ||
-			    !streq_opt(old->accept_port, svc->accept_port))
+			    !streq_opt(old->accept_port, svc->accept_port) ||
+			    old->proxy != svc->proxy ||
+			    old->rate_limit != svc->rate_limit)
 				log_info("service %s: changed", svc->name);
 		} else if (d->link != NULL) {	/* a reload */
 			log_info("service %s: added", svc->name);
@@ -176,13 +185,27 @@ service_stop_listening(struct daemon *d)
 		forward_close(svc);
 }
 
-/* What an inbound channel waits on while its target connects. */
+/*
+ * What an inbound channel waits on while its target connects; counted by
+ * link_pending_begin.
+ */
 struct pending {
 	struct relay	*r;
 	struct service	*svc;
 	struct dial	*dial;
 	uint32_t	id;
+	struct sockaddr_storage client;	/* from the header; for PROXY */
 };
+
+/* Free ${p}, a connect that ended. */
+static void
+pending_free(struct pending *p)
+{
+
+	link_pending_end(p->svc->d->link);
+	service_unref(p->svc);
+	free(p);
+}
 
 /* relay: the relay ended before the target answered; cancel the dial. */
 static void
@@ -191,8 +214,7 @@ pending_cancel(void *arg)
 	struct pending *p = arg;
 
 	dial_cancel(p->dial);
-	service_unref(p->svc);
-	free(p);
+	pending_free(p);
 }
 
 /* dial: the target of ${arg} answered with socket ${fd}, or failed. */
@@ -205,6 +227,12 @@ target_dialed(int fd, int err, const char *why, void *arg)
 
 	(void)err;
 	relay_set_pending(r, NULL, NULL);
+	if (fd >= 0 && svc->proxy != PROXY_OFF &&
+	    proxy_send(fd, svc->proxy, (struct sockaddr *)&p->client)) {
+		why = strerror(errno);
+		close(fd);
+		fd = -1;
+	}
 	if (fd < 0) {
 		log_warn("service %s: channel %u: target %s:%s: %s", svc->name,
 		    p->id, svc->connect_host, svc->connect_port, why);
@@ -215,8 +243,7 @@ target_dialed(int fd, int err, const char *why, void *arg)
 		    svc->name, p->id);
 		relay_attach(r, fd, svc);
 	}
-	service_unref(svc);
-	free(p);
+	pending_free(p);
 }
 
 /*
@@ -255,17 +282,24 @@ route_stream(struct relay *r, struct mux_stream *s, struct daemon *d,
 		relay_reset(r);
 		return;
 	}
-	if ((p = calloc(1, sizeof(*p))) == NULL)
+	if (link_pending_begin(d->link)) {
+		svc->st.refused++;
+		relay_reset(r);
+		return;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		link_pending_end(d->link);
 		goto fail;
+	}
 	p->r = r;
 	p->svc = svc;
 	p->id = mux_stream_id(s);
+	p->client = h.client;
 	service_ref(svc);
 	p->dial = dial_start(d->base, d->dns, svc->connect_host,
 	    svc->connect_port, d->cfg->connect_timeout_ms, target_dialed, p);
 	if (p->dial == NULL) {
-		service_unref(svc);
-		free(p);
+		pending_free(p);
 		goto fail;
 	}
 	relay_set_pending(r, p, pending_cancel);

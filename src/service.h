@@ -8,7 +8,8 @@
 
 #include <stdint.h>
 
-struct config;
+#include "config.h"	/* enum proxy_version */
+
 struct daemon;
 struct event;
 struct evconnlistener;
@@ -17,7 +18,7 @@ struct mux_stream;
 struct service_stats {
 	uint64_t	opened;		/* channels opened, both directions */
 	uint64_t	open;		/* channels open now */
-	uint64_t	refused;	/* refused: link down, target refused */
+	uint64_t	refused;	/* refused: link down, limit, target */
 	uint64_t	reset;		/* ended by a reset */
 	uint64_t	bytes_in;	/* from the peer to local sockets */
 	uint64_t	bytes_out;	/* from local sockets to the peer */
@@ -31,6 +32,10 @@ struct service {
 	struct evconnlistener *listener;		/* for accept */
 	struct event	*accept_pause;	/* resumes accepts after EMFILE */
 	int		accept_paused;
+	enum proxy_version proxy;	/* PROXY header sent to the target */
+	uint32_t	rate_limit;	/* new connections/s; 0: no limit */
+	uint64_t	rate_tat;	/* when the rate bucket is full again */
+	int		rate_hit;	/* rate_limit refusing, logged */
 	struct daemon	*d;
 	struct service_stats st;
 	unsigned	refs;		/* the table's, and one per channel */

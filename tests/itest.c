@@ -1427,3 +1427,52 @@ it_flows_run(struct it_flow *f, size_t n, int ms, char *msg, size_t msglen)
 	unkeep(pfd);
 	return (bad);
 }
+
+/* ------------------------------------------------------------ suites */
+
+int
+it_main(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+}
+
+void
+it_echo(int fd, const char *msg)
+{
+	size_t len = strlen(msg);
+	char buf[256];
+
+	ck_assert(len < sizeof(buf));
+	ck_assert_msg(it_send_all(fd, msg, len) == 0, "send: %s",
+	    strerror(errno));
+	ck_assert_msg(it_recv_full(fd, buf, len) == (ssize_t)len,
+	    "\"%s\": no echo: %s", msg, strerror(errno));
+	ck_assert(memcmp(buf, msg, len) == 0);
+}
+
+char *
+it_http_get(int port, const char *path)
+{
+	char *req = it_fmt("GET %s HTTP/1.0\r\n\r\n", path);
+	char *buf = it_calloc(1, 65536);
+	size_t have = 0;
+	long n;
+	int fd;
+
+	fd = it_connect(port);
+	ck_assert_msg(fd >= 0, "connect to HTTP port %d: %s", port,
+	    strerror(errno));
+	ck_assert(it_send_all(fd, req, strlen(req)) == 0);
+	while (have < 65535 && (n = it_recv_wait(fd, buf + have,
+	    65535 - have, IT_WAIT_MS)) > 0)
+		have += (size_t)n;
+	it_close(fd);
+	return (buf);
+}

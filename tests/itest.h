@@ -32,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <check.h>
+
 /* Built with AddressSanitizer (mxd is then slower; the tests fit anyway). */
 #if defined(__SANITIZE_ADDRESS__)
 #define IT_SAN	1
@@ -125,6 +127,18 @@ void	it_mxd_show_log(const struct it_mxd *m);
 
 /* Fail the test if the log holds a sanitizer report. */
 void	it_mxd_check_log(struct it_mxd *m);
+
+/* ------------------------------------------------------------ suites */
+
+/* Run ${s} (CK_NORMAL; stdout line-buffered); the exit status for main. */
+int	it_main(Suite *s);
+
+/* Send ${msg} on ${fd} and expect it echoed back. */
+void	it_echo(int fd, const char *msg);
+
+/* GET ${path} from the HTTP server at IT_HOST:${port}: the whole response
+ * (freed by it_cleanup). */
+char	*it_http_get(int port, const char *path);
 
 /* ------------------------------------------------------------ a pair */
 

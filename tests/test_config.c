@@ -4,6 +4,7 @@
  * Run from the top of the source tree (conf/ and tests/corpus/ are read).
  */
 #include <check.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -102,6 +103,20 @@ assert_addr(const struct config_addr *a, const char *host, const char *port)
 #define RANGE(key, v, range)						\
 	{ LINK key " = " v "\n",					\
 	  ":3: [link] " key ": \"" v "\" out of range (must be " range ")" }
+#define BAD_PIN(v)							\
+	{ LINK "tls_pin = " v "\n",					\
+	  ":3: [link] tls_pin: bad pin \"" v "\" "			\
+	  "(use sha256: and 64 hex digits or 44 base64 characters)" }
+#define BAD_WORD(key, v, what, hint)					\
+	{ LINK key " = " v "\n",					\
+	  ":3: [link] " key ": bad " what " \"" v "\" (use " hint ")" }
+/* SHA-256 of nothing, in hex and in base64. */
+#define PIN_HEX	"e3b0c44298fc1c149afbf4c8996fb924"			\
+		"27ae41e4649b934ca495991b7852b855"
+#define PIN_B64	"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+/* A [link] with tls = on and all it needs, on lines 2 to 6. */
+#define TLS_LINK LINK "tls = on\ntls_cert = c.pem\ntls_key = k.pem\n"	\
+		"tls_ca = ca.pem\n"
 #define BAD_NAME(n)							\
 	{ LINK "[" n "]\naccept = 127.0.0.1:1\n",			\
 	  ":3: [" n "]: bad service name "				\
@@ -229,6 +244,84 @@ static const struct bad {
 	{ LINK "[svc]\n; accept = 127.0.0.1:1\n",
 	  ":3: [svc]: needs accept or connect" },
 
+	/* TLS: on or off, and what on needs. */
+	BAD_WORD("tls", "yes", "value", "on or off"),
+	BAD_WORD("tls", "ON", "value", "on or off"),
+	BAD_WORD("tls_min_version", "1.1", "TLS version", "1.2 or 1.3"),
+	BAD_WORD("tls_min_version", "13", "TLS version", "1.2 or 1.3"),
+	{ LINK "tls = on\n", ":3: [link] tls: needs tls_cert" },
+	{ LINK "tls = on\ntls_cert = c.pem\n",
+	  ":3: [link] tls: needs tls_key" },
+	{ LINK "tls = on\ntls_cert = c.pem\ntls_key = k.pem\n",
+	  ":3: [link] tls: needs tls_ca" },
+	{ LINK "tls_key = k.pem\ntls_cert = c.pem\n"
+	  "tls = on\n[svc]\naccept = 127.0.0.1:1\n",
+	  ":5: [link] tls: needs tls_ca" },
+	{ LINK "tls_cert = c.pem\n", ":3: [link] tls_cert: needs tls = on" },
+	{ LINK "tls = off\ntls_key = k.pem\n",
+	  ":4: [link] tls_key: needs tls = on" },
+	{ LINK "tls_peer_name = peer\n",
+	  ":3: [link] tls_peer_name: needs tls = on" },
+	{ LINK "tls_pin = sha256:" PIN_B64 "\n",
+	  ":3: [link] tls_pin: needs tls = on" },
+	{ LINK "tls_min_version = 1.2\n",
+	  ":3: [link] tls_min_version: needs tls = on" },
+	{ TLS_LINK "tls_cert = d.pem\n",
+	  ":7: [link] tls_cert: duplicate key (first on line 4)" },
+	{ TLS_LINK "tls_peer_name =\n",
+	  ":7: [link] tls_peer_name: empty value" },
+	BAD_PIN("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
+	BAD_PIN("sha256:"),
+	BAD_PIN("sha256"),
+	BAD_PIN("sha1:" PIN_B64),
+	BAD_PIN("SHA256:" PIN_B64),
+	BAD_PIN("sha256: " PIN_B64),
+	BAD_PIN("sha256:" PIN_B64 "x"),
+	BAD_PIN("sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"),
+	BAD_PIN("sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuF=="),
+	BAD_PIN("sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFV="),
+	BAD_PIN("sha256:47DEQpj8HBSa-_TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
+	BAD_PIN("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca4959"
+	    "91b7852b85"),
+	BAD_PIN("sha256:" PIN_HEX "5"),
+	BAD_PIN("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca4959"
+	    "91b7852b85g"),
+	BAD_PIN("sha256:e3:b0:c4:42:98:fc:1c:14:9a:fb:f4:c8:99:6f:b9:24:27:ae"
+	    ":41:e4:64:9b:93:4c:a4:95:99:1b:78:52:b8:55"),
+
+	/* Limits. */
+	RANGE("max_pending_connects", "0", "1..1048576"),
+	RANGE("max_pending_connects", "1048577", "1..1048576"),
+	RANGE("max_buffered", "63k", "64k..4095m"),
+	RANGE("max_buffered", "4096m", "64k..4095m"),
+	{ LINK "max_buffered = 1g\n", ":3: [link] max_buffered: bad size "
+	  "\"1g\" (use a number with optional k or m)" },
+	{ LINK "max_pending_connects = 1k\n", ":3: [link] "
+	  "max_pending_connects: bad number \"1k\" (use decimal digits)" },
+
+	/* Service keys, and what they need. */
+	{ LINK "[s]\naccept = h:1\nrate_limit = 0\n",
+	  ":5: [s] rate_limit: \"0\" out of range (must be 1..1000000)" },
+	{ LINK "[s]\naccept = h:1\nrate_limit = 1000001\n",
+	  ":5: [s] rate_limit: \"1000001\" out of range (must be 1..1000000)" },
+	{ LINK "[s]\nconnect = h:1\nrate_limit = 5\n",
+	  ":5: [s] rate_limit: needs accept" },
+	{ LINK "[s]\nrate_limit = 5\nconnect = h:1\n[t]\naccept = h:2\n",
+	  ":4: [s] rate_limit: needs accept" },
+	{ LINK "[s]\naccept = h:1\nproxy_protocol = v1\n",
+	  ":5: [s] proxy_protocol: needs connect" },
+	{ LINK "[s]\nconnect = h:1\nproxy_protocol = v3\n",
+	  ":5: [s] proxy_protocol: bad PROXY protocol version \"v3\" "
+	  "(use off, v1 or v2)" },
+	{ LINK "[s]\nconnect = h:1\nproxy_protocol = 1\n",
+	  ":5: [s] proxy_protocol: bad PROXY protocol version \"1\" "
+	  "(use off, v1 or v2)" },
+	{ LINK "[s]\nconnect = h:1\ntls = on\n", ":5: [s] tls: unknown key" },
+	{ LINK "user = nobody\n", ":3: [link] user: unknown key" },
+	{ "[daemon]\nuser =\n" LINK, ":2: [daemon] user: empty value" },
+	{ "[daemon]\nuser = a\nuser = b\n" LINK,
+	  ":3: [daemon] user: duplicate key (first on line 2)" },
+
 	/* Relations between [link] keys. */
 	{ LINK "reconnect_min = 10s\nreconnect_max = 5s\n",
 	  ":4: [link] reconnect_max: must be >= reconnect_min" },
@@ -283,6 +376,7 @@ START_TEST(test_full)
 	    "[daemon]\n"
 	    "log_level = debug\n"
 	    "metrics = 127.0.0.1:9108\n"
+	    "user = mxd\n"
 	    "\n"
 	    "[link]\n"
 	    "connect = peer.example.net:7000\n"
@@ -292,19 +386,33 @@ START_TEST(test_full)
 	    "reconnect_max = 1h\n"
 	    "window = 1m\n"
 	    "max_channels = 1024\n"
+	    "max_pending_connects = 10\n"
+	    "max_buffered = 64m\n"
 	    "drain_timeout = 45s\n"
 	    "connect_timeout = 5s\n"
+	    "tls = on\n"
+	    "tls_cert = /etc/mxd/cert.pem\n"
+	    "tls_key = /etc/mxd/key.pem\n"
+	    "tls_ca = /etc/mxd/ca.pem\n"
+	    "tls_peer_name = peer.example.net\n"
+	    "tls_pin = sha256:" PIN_HEX "\n"
+	    "tls_min_version = 1.2\n"
 	    "\n"
 	    "[postgres]\n"
 	    "accept = 127.0.0.1:5432\n"
 	    "connect = 10.0.0.5:5432\n"
+	    "proxy_protocol = v2\n"
+	    "rate_limit = 100\n"
 	    "[web.front-1_A]\n"
 	    "connect = [2001:db8::1]:443\n"
+	    "proxy_protocol = v1\n"
 	    "[in]\n"
-	    "accept = [::]:8080\n");
+	    "accept = [::]:8080\n"
+	    "proxy_protocol = off\n");
 	ck_assert_str_eq(c->path, conf_path);
 	ck_assert_int_eq(c->log_level, LOG_DEBUG);
 	assert_addr(&c->metrics, "127.0.0.1", "9108");
+	ck_assert_str_eq(c->user, "mxd");
 	ck_assert_int_eq(c->link_listen, 0);
 	assert_addr(&c->link_addr, "peer.example.net", "7000");
 	ck_assert_uint_eq(c->keepalive_ms, 500);
@@ -313,25 +421,42 @@ START_TEST(test_full)
 	ck_assert_uint_eq(c->reconnect_max_ms, 3600000);
 	ck_assert_uint_eq(c->window, 1048576);
 	ck_assert_uint_eq(c->max_channels, 1024);
+	ck_assert_uint_eq(c->max_pending_connects, 10);
+	ck_assert_uint_eq(c->max_buffered, 64 * 1048576);
 	ck_assert_uint_eq(c->drain_timeout_ms, 45000);
 	ck_assert_uint_eq(c->connect_timeout_ms, 5000);
+	ck_assert_int_eq(c->tls, 1);
+	ck_assert_str_eq(c->tls_cert, "/etc/mxd/cert.pem");
+	ck_assert_str_eq(c->tls_key, "/etc/mxd/key.pem");
+	ck_assert_str_eq(c->tls_ca, "/etc/mxd/ca.pem");
+	ck_assert_str_eq(c->tls_peer_name, "peer.example.net");
+	ck_assert_int_eq(c->tls_pin.set, 1);
+	ck_assert_mem_eq(c->tls_pin.sha256, "\xe3\xb0\xc4\x42\x98\xfc\x1c\x14"
+	    "\x9a\xfb\xf4\xc8\x99\x6f\xb9\x24\x27\xae\x41\xe4\x64\x9b\x93\x4c"
+	    "\xa4\x95\x99\x1b\x78\x52\xb8\x55", CONFIG_PIN_LEN);
+	ck_assert_int_eq(c->tls_min_version, TLS_V12);
 	ck_assert_uint_eq(c->nservices, 3);
 
 	s = c->services;
 	ck_assert_str_eq(s->name, "postgres");
 	assert_addr(&s->accept, "127.0.0.1", "5432");
 	assert_addr(&s->connect, "10.0.0.5", "5432");
-	ck_assert_int_eq(s->line, 17);
+	ck_assert_int_eq(s->proxy_protocol, PROXY_V2);
+	ck_assert_uint_eq(s->rate_limit, 100);
+	ck_assert_int_eq(s->line, 27);
 	s = s->next;
 	ck_assert_str_eq(s->name, "web.front-1_A");
 	assert_addr(&s->accept, NULL, NULL);
 	assert_addr(&s->connect, "2001:db8::1", "443");
-	ck_assert_int_eq(s->line, 20);
+	ck_assert_int_eq(s->proxy_protocol, PROXY_V1);
+	ck_assert_uint_eq(s->rate_limit, 0);
+	ck_assert_int_eq(s->line, 32);
 	s = s->next;
 	ck_assert_str_eq(s->name, "in");
 	assert_addr(&s->accept, "::", "8080");
 	assert_addr(&s->connect, NULL, NULL);
-	ck_assert_int_eq(s->line, 22);
+	ck_assert_int_eq(s->proxy_protocol, PROXY_OFF);
+	ck_assert_int_eq(s->line, 35);
 	ck_assert_ptr_null(s->next);
 	config_free(c);
 }
@@ -352,8 +477,18 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(c->reconnect_max_ms, 60000);
 	ck_assert_uint_eq(c->window, 262144);
 	ck_assert_uint_eq(c->max_channels, 65536);
+	ck_assert_uint_eq(c->max_pending_connects, 4096);
+	ck_assert_uint_eq(c->max_buffered, 256 * 1048576);
 	ck_assert_uint_eq(c->drain_timeout_ms, 30000);
 	ck_assert_uint_eq(c->connect_timeout_ms, 10000);
+	ck_assert_ptr_null(c->user);
+	ck_assert_int_eq(c->tls, 0);
+	ck_assert_ptr_null(c->tls_cert);
+	ck_assert_ptr_null(c->tls_key);
+	ck_assert_ptr_null(c->tls_ca);
+	ck_assert_ptr_null(c->tls_peer_name);
+	ck_assert_int_eq(c->tls_pin.set, 0);
+	ck_assert_int_eq(c->tls_min_version, TLS_V13);
 	ck_assert_ptr_null(c->services);
 	ck_assert_uint_eq(c->nservices, 0);
 	config_free(c);
@@ -388,6 +523,47 @@ START_TEST(test_limits)
 	ck_assert_uint_eq(c->window, 16777216);
 	ck_assert_uint_eq(c->max_channels, 1048576);
 	ck_assert_uint_eq(c->timeout_ms, 5124095576030ULL * 3600000);
+	config_free(c);
+
+	c = load(LINK "max_pending_connects = 1\nmax_buffered = 64k\n"
+	    "[s]\naccept = h:1\nrate_limit = 1\n");
+	ck_assert_uint_eq(c->max_pending_connects, 1);
+	ck_assert_uint_eq(c->max_buffered, 65536);
+	ck_assert_uint_eq(c->services->rate_limit, 1);
+	config_free(c);
+
+	c = load(LINK "max_pending_connects = 1048576\nmax_buffered = 4095m\n"
+	    "[s]\naccept = h:1\nrate_limit = 1000000\n");
+	ck_assert_uint_eq(c->max_pending_connects, 1048576);
+	ck_assert_uint_eq(c->max_buffered, 4095u * 1048576);
+	ck_assert_uint_eq(c->services->rate_limit, 1000000);
+	config_free(c);
+}
+END_TEST
+
+/* A pin in hex (either case) and in base64 is the same key; tls = off with
+ * nothing else is a plain link. */
+START_TEST(test_tls_pin)
+{
+	struct config *c, *d;
+	char upper[sizeof(PIN_HEX)], text[256];
+	size_t i;
+
+	c = load(TLS_LINK "tls_pin = sha256:" PIN_B64 "\n");
+	d = load(TLS_LINK "tls_pin = sha256:" PIN_HEX "\n");
+	ck_assert_int_eq(c->tls_pin.set, 1);
+	ck_assert_mem_eq(c->tls_pin.sha256, d->tls_pin.sha256, CONFIG_PIN_LEN);
+	config_free(d);
+	for (i = 0; i < sizeof(PIN_HEX); i++)
+		upper[i] = (char)toupper((unsigned char)PIN_HEX[i]);
+	snprintf(text, sizeof(text), TLS_LINK "tls_pin = sha256:%s\n", upper);
+	d = load(text);
+	ck_assert_mem_eq(c->tls_pin.sha256, d->tls_pin.sha256, CONFIG_PIN_LEN);
+	config_free(d);
+	config_free(c);
+
+	c = load(LINK "tls = off\n");
+	ck_assert_int_eq(c->tls, 0);
 	config_free(c);
 }
 END_TEST
@@ -714,6 +890,15 @@ START_TEST(test_service_equal)
 	config_free(a);
 	config_free(b);
 	config_free(NULL);
+
+	/* The PROXY protocol and the rate limit count too. */
+	a = load(LINK "[p]\nconnect = h:1\n[r]\naccept = h:2\n");
+	b = load(LINK "[p]\nconnect = h:1\nproxy_protocol = v1\n"
+	    "[r]\naccept = h:2\nrate_limit = 5\n");
+	ck_assert_int_eq(same(a, b, "p"), 0);
+	ck_assert_int_eq(same(a, b, "r"), 0);
+	config_free(a);
+	config_free(b);
 }
 END_TEST
 
@@ -727,6 +912,7 @@ config_suite(void)
 	tcase_add_test(tc, test_full);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_limits);
+	tcase_add_test(tc, test_tls_pin);
 	tcase_add_test(tc, test_comments);
 	tcase_add_test(tc, test_layout);
 	tcase_add_test(tc, test_long_lines);

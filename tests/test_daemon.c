@@ -29,20 +29,6 @@
 
 static char msg[512];
 
-static void
-setup(void)
-{
-
-	it_init();
-}
-
-static void
-teardown(void)
-{
-
-	it_cleanup();
-}
-
 /* Concatenate services' ini text. */
 static char *
 svcs(const char *a, const char *b, const char *c, const char *d)
@@ -916,26 +902,6 @@ START_TEST(sighup_bad_file_keeps_running)
 }
 END_TEST
 
-/* GET ${path} from 127.0.0.1:${port}; the whole response (freed by
- * it_cleanup). */
-static char *
-http_get(int port, const char *path)
-{
-	char req[128], *buf = it_calloc(1, 65536);
-	size_t have = 0;
-	int fd = it_connect(port);
-	ssize_t n;
-
-	ck_assert_msg(fd >= 0, "connect to metrics: %s", strerror(errno));
-	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
-	ck_assert_int_eq(it_send_all(fd, req, strlen(req)), 0);
-	while (have < 65535 && (n = it_recv_wait(fd, buf + have,
-	    65535 - have, IT_WAIT_MS)) > 0)
-		have += (size_t)n;
-	it_close(fd);
-	return (buf);
-}
-
 /*
  * The metrics endpoint: Prometheus text with the link and per-service
  * series, counting what went through; /healthz follows the link.
@@ -957,7 +923,7 @@ START_TEST(metrics_and_healthz)
 		roundtrip(fd, (uint64_t)i, 1000, "echo");
 		finish_client(fd, "echo");
 	}
-	body = http_get(pm, "/metrics");
+	body = it_http_get(pm, "/metrics");
 	ck_assert_msg(strstr(body, "HTTP/1.0 200") || strstr(body,
 	    "HTTP/1.1 200"), "/metrics: %s", body);
 	ck_assert_msg(strstr(body, "\nmxd_link_up 1\n") != NULL, "%s", body);
@@ -969,17 +935,17 @@ START_TEST(metrics_and_healthz)
 	    " 3000\n") != NULL, "%s", body);
 	ck_assert_msg(strstr(body, "mxd_received_bytes_total{service=\"echo\"}"
 	    " 3000\n") != NULL, "%s", body);
-	body = http_get(pm, "/healthz");
+	body = it_http_get(pm, "/healthz");
 	ck_assert_msg(strstr(body, " 200 ") != NULL, "/healthz up: %s", body);
 
 	/* The peer gone: the link is down, and /healthz says so. */
 	it_mxd_mark(p.a);
 	it_mxd_kill(p.b);
 	it_mxd_wait_log(p.a, "down", IT_WAIT_MS);
-	body = http_get(pm, "/healthz");
+	body = it_http_get(pm, "/healthz");
 	ck_assert_msg(strstr(body, " 503 ") != NULL, "/healthz down: %s",
 	    body);
-	body = http_get(pm, "/metrics");
+	body = it_http_get(pm, "/metrics");
 	ck_assert_msg(strstr(body, "\nmxd_link_up 0\n") != NULL, "%s", body);
 	it_finish();
 }
@@ -1014,7 +980,7 @@ daemon_suite(void)
 	TCase *c = tcase_create("config");
 
 	tcase_set_timeout(t, 240);
-	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_checked_fixture(t, it_init, it_cleanup);
 	ADD(t, echo_small_and_large);
 	ADD(t, thousand_concurrent_channels);
 	ADD(t, half_close_client_first);
@@ -1033,7 +999,7 @@ daemon_suite(void)
 	suite_add_tcase(s, t);
 
 	tcase_set_timeout(c, 30);
-	tcase_add_checked_fixture(c, setup, teardown);
+	tcase_add_checked_fixture(c, it_init, it_cleanup);
 	if (wanted("config_errors"))
 		tcase_add_loop_test(c, config_errors, 0,
 		    (int)(sizeof(bad_confs) / sizeof(bad_confs[0])));
@@ -1045,12 +1011,6 @@ daemon_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(daemon_suite());
-	int failed;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	return (it_main(daemon_suite()));
 }

@@ -35,6 +35,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "itest.h"
 #include "conn.h"
 #include "dial.h"
 #include "session.h"
@@ -932,12 +933,8 @@ interop_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(interop_suite());
-	int failed;
+	int rc = it_main(interop_suite());
 
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
 	libevent_global_shutdown();
-	return (failed ? 1 : 0);
+	return (rc);
 }

@@ -13,6 +13,7 @@
 
 #include <event2/buffer.h>
 
+#include "itest.h"
 #include "mux/mux.c"
 
 /* One side of an in-memory session pair, with what its callbacks saw. */
@@ -1393,11 +1394,6 @@ mux_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(mux_suite());
-	int failed;
 
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed ? 1 : 0);
+	return (it_main(mux_suite()));
 }

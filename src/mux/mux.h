@@ -153,6 +153,10 @@ uint64_t mux_rtt(const struct mux *m);
 /* Number of open streams. */
 uint32_t mux_stream_count(const struct mux *m);
 
+/* Bytes held in all streams: received and not yet read, plus written and
+ * not yet handed to mux_output. */
+size_t mux_queued(const struct mux *m);
+
 /*
  * Open a stream with callback argument ${sarg}.  Data written before the
  * peer's ACK travels right behind the SYN (0-RTT).  Returns NULL, with errno

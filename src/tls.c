@@ -1,0 +1,170 @@
+/*
+ * tls: see tls.h.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/bufferevent_ssl.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <openssl/x509v3.h>
+
+#include "config.h"
+#include "log.h"
+#include "tls.h"
+
+/*
+ * Fail tls_ctx_new on key ${key} (file ${path}): free ${ctx} and write into
+ * ${err} (size ${errlen}) the first error OpenSSL queued.
+ */
+static SSL_CTX *
+ctx_fail(SSL_CTX *ctx, const char *key, const char *path, char *err,
+    size_t errlen)
+{
+	unsigned long e = ERR_peek_error();
+	char why[256] = "unknown error";
+
+	if (e != 0)
+		tls_error(e, why, sizeof(why));
+	snprintf(err, errlen, "%s %s: %s", key, path, why);
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return (NULL);
+}
+
+/* A context for the link of ${cfg}. */
+SSL_CTX *
+tls_ctx_new(const struct config *cfg, char *err, size_t errlen)
+{
+	STACK_OF(X509_NAME) *cas;
+	SSL_CTX *ctx;
+	X509 *cert;
+
+	ERR_clear_error();
+	if ((ctx = SSL_CTX_new(TLS_method())) == NULL) {
+		snprintf(err, errlen, "tls: out of memory");
+		return (NULL);
+	}
+	(void)SSL_CTX_set_min_proto_version(ctx,
+	    cfg->tls_min_version == TLS_V13 ? TLS1_3_VERSION : TLS1_2_VERSION);
+	/* Both sides must show a certificate; no session resumption, which
+	 * would skip the checks of tls_check. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
+	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* A peer that closes without close_notify has merely closed (the
+	 * link ends with it either way). */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET |
+	    SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	/* Loading the key checks that it matches the certificate. */
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1)
+		return (ctx_fail(ctx, "tls_cert", cfg->tls_cert, err, errlen));
+	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key,
+	    SSL_FILETYPE_PEM) != 1)
+		return (ctx_fail(ctx, "tls_key", cfg->tls_key, err, errlen));
+	if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1)
+		return (ctx_fail(ctx, "tls_ca", cfg->tls_ca, err, errlen));
+	/* The listening side names the CAs it accepts. */
+	if ((cas = SSL_load_client_CA_file(cfg->tls_ca)) == NULL)
+		return (ctx_fail(ctx, "tls_ca", cfg->tls_ca, err, errlen));
+	SSL_CTX_set_client_CA_list(ctx, cas);
+
+	cert = SSL_CTX_get0_certificate(ctx);
+	if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
+		log_warn("link: tls_cert %s has expired: the peer will refuse "
+		    "it", cfg->tls_cert);
+	return (ctx);
+}
+
+/* Check the peer of ${ssl} against ${cfg}. */
+int
+tls_check(SSL *ssl, const struct config *cfg, char *why, size_t len)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH], *der = NULL;
+	char name[256], b64[4 * ((SHA256_DIGEST_LENGTH + 2) / 3) + 1];
+	X509 *cert;
+	int n;
+
+	if ((cert = SSL_get0_peer_certificate(ssl)) == NULL) {
+		snprintf(why, len, "no certificate");
+		return (-1);
+	}
+	X509_NAME_oneline(X509_get_subject_name(cert), name, sizeof(name));
+	if (cfg->tls_peer_name != NULL && X509_check_host(cert,
+	    cfg->tls_peer_name, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
+	    NULL) != 1) {
+		snprintf(why, len, "certificate %s is not for %s "
+		    "(tls_peer_name)", name, cfg->tls_peer_name);
+		return (-1);
+	}
+	if (!cfg->tls_pin.set)
+		return (0);
+	if ((n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der)) < 0) {
+		snprintf(why, len, "cannot encode the public key");
+		return (-1);
+	}
+	SHA256(der, (size_t)n, md);
+	OPENSSL_free(der);
+	if (CRYPTO_memcmp(md, cfg->tls_pin.sha256, sizeof(md)) != 0) {
+		EVP_EncodeBlock((unsigned char *)b64, md, sizeof(md));
+		snprintf(why, len, "public key of certificate %s does not "
+		    "match tls_pin (it is sha256:%s)", name, b64);
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * The first error ${bev} queued.  libevent hands them out newest first, and
+ * among them SSL_get_error's code (SSL_ERROR_SSL, ...), which has no
+ * library: skip that one.
+ */
+unsigned long
+tls_bev_error(struct bufferevent *bev)
+{
+	unsigned long e, first = 0;
+
+	while ((e = bufferevent_get_openssl_error(bev)) != 0)
+		if (ERR_GET_LIB(e) != 0 || ERR_SYSTEM_ERROR(e))
+			first = e;
+	return (first);
+}
+
+/* Describe OpenSSL error ${err}. */
+void
+tls_error(unsigned long err, char *buf, size_t len)
+{
+	const char *reason = ERR_reason_error_string(err);
+
+	if (ERR_SYSTEM_ERROR(err))
+		snprintf(buf, len, "%s", strerror(ERR_GET_REASON(err)));
+	else if (reason != NULL)
+		snprintf(buf, len, "%s", reason);
+	else
+		ERR_error_string_n(err, buf, len);
+}
+
+/* Why the handshake of ${ssl} failed with ${err}. */
+void
+tls_why(SSL *ssl, unsigned long err, char *why, size_t len)
+{
+	long v = SSL_get_verify_result(ssl);
+
+	if (err == 0)
+		snprintf(why, len, "the peer closed the connection during the "
+		    "handshake (is its tls off?)");
+	else if (ERR_GET_REASON(err) == SSL_R_CERTIFICATE_VERIFY_FAILED &&
+	    v != X509_V_OK)
+		snprintf(why, len, "certificate verify failed: %s",
+		    X509_verify_cert_error_string(v));
+	else if (ERR_GET_REASON(err) == SSL_R_WRONG_VERSION_NUMBER)
+		snprintf(why, len, "not a TLS handshake (is the peer's tls "
+		    "off?)");
+	else
+		tls_error(err, why, len);
+}

@@ -1,0 +1,951 @@
+/*
+ * Integration tests of what bounds a daemon: the limits on new channels
+ * (max_channels, max_pending_connects, max_buffered, rate_limit), that a
+ * channel can only reach a configured service, the PROXY protocol header
+ * toward targets, and [daemon] user.  Real mxd processes ($MXD_BIN) on
+ * 127.0.0.1 (see itest.h).
+ *
+ * A limit refuses a new channel (its client is reset), counts it in
+ * mxd_limit_refused_total{limit="<key>"} and logs one line when it starts
+ * refusing; channels already open carry on.
+ *
+ * The crafted service headers come from a test peer in this process: the
+ * yamux engine (src/mux) on a plain socket to a listening mxd.
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "itest.h"
+#include "mux/mux.h"
+
+#define RESET_MS	3000	/* a refused client is reset within this */
+
+/* ------------------------------------------------------------ configs */
+
+/*
+ * Write configuration ${file}: metrics on ${metrics} (0: none) and
+ * ${daemon} lines in [daemon]; [link] ${mode} ("listen" or "connect") on
+ * ${port} with fast test settings and ${link} lines; then ${services}.
+ */
+static const char *
+conf(const char *file, int metrics, const char *daemon, const char *mode,
+    int port, const char *link, const char *services)
+{
+
+	return (it_write_file(file, it_fmt("[daemon]\nlog_level = debug\n%s%s"
+	    "\n[link]\n%s = %s:%d\nreconnect_min = 100ms\nreconnect_max = 1s\n"
+	    "connect_timeout = 30s\ndrain_timeout = 10s\n%s\n%s",
+	    metrics ? it_fmt("metrics = %s:%d\n", IT_HOST, metrics) : "",
+	    daemon, mode, IT_HOST, port, link, services)));
+}
+
+/* Start B on ${bconf} (it listens), then A on ${aconf}; wait for the link. */
+static void
+pair(struct it_mxd **a, struct it_mxd **b, const char *aconf,
+    const char *bconf)
+{
+
+	*b = it_mxd_start(bconf);
+	it_mxd_wait_log(*b, "link: waiting for the peer", IT_WAIT_MS);
+	*a = it_mxd_start(aconf);
+	it_mxd_wait_log(*a, "up (connected)", IT_WAIT_MS);
+	it_mxd_wait_log(*b, "up (accepted)", IT_WAIT_MS);
+}
+
+/* Lines of ${m}'s whole log that hold ${needle}. */
+static int
+log_count(struct it_mxd *m, const char *needle)
+{
+	char line[2048];
+	int n = 0;
+	FILE *f;
+
+	ck_assert_msg((f = fopen(m->log, "r")) != NULL, "%s: %s", m->log,
+	    strerror(errno));
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return (n);
+}
+
+/* ------------------------------------------------------------ metrics */
+
+/* The value of ${series} (a name with its labels) served at metrics port
+ * ${port}; -1 if it is missing. */
+static long long
+metric(int port, const char *series)
+{
+	char *buf = it_http_get(port, "/metrics"), *p, *want;
+
+	want = it_fmt("\n%s ", series);
+	if ((p = strstr(buf, want)) == NULL)
+		return (-1);
+	return (strtoll(p + strlen(want), NULL, 10));
+}
+
+/* Wait at most ${ms} for ${series} at ${port} to be ${want}; return the
+ * last value. */
+static long long
+wait_metric(int port, const char *series, long long want, int ms)
+{
+	int64_t deadline = it_now_ms() + ms;
+	long long v;
+
+	while ((v = metric(port, series)) != want && it_now_ms() < deadline)
+		usleep(20000);
+	return (v);
+}
+
+#define REFUSED(key)	"mxd_limit_refused_total{limit=\"" key "\"}"
+
+/* ------------------------------------------------------------ clients */
+
+/* A client of ${port} whose channel echoed once. */
+static int
+open_echo(int port)
+{
+	int fd = it_connect(port);
+
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	it_echo(fd, "hi");
+	return (fd);
+}
+
+/* End echo client ${fd} gracefully: FIN, then EOF back. */
+static void
+close_echo(int fd)
+{
+	char c;
+	long r;
+
+	ck_assert(shutdown(fd, SHUT_WR) == 0);
+	r = it_recv_wait(fd, &c, 1, IT_WAIT_MS);
+	ck_assert_msg(r == 0, "expected EOF, got %ld", r);
+	it_close(fd);
+}
+
+/* Close client ${fd} with a reset. */
+static void
+reset_close(int fd)
+{
+	struct linger lg = { 1, 0 };
+
+	ck_assert(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0);
+	it_close(fd);
+}
+
+/* Returns 1 if a new client of ${port} that sends a byte is reset within
+ * RESET_MS, 0 if its byte is echoed. */
+static int
+try_channel(int port)
+{
+	int fd = it_connect(port);
+	uint64_t n;
+	char c;
+	long r;
+
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	if (send(fd, "x", 1, MSG_NOSIGNAL) != 1) {
+		ck_assert_msg(errno == ECONNRESET || errno == EPIPE,
+		    "send: %s", strerror(errno));
+		it_close(fd);
+		return (1);
+	}
+	r = it_recv_wait(fd, &c, 1, RESET_MS);
+	if (r == 1) {
+		close_echo(fd);
+		return (0);
+	}
+	ck_assert_msg(r == -ECONNRESET || (r == 0 &&
+	    it_drain_wait(fd, RESET_MS, &n) == -ECONNRESET),
+	    "expected a reset, got %ld", r);
+	it_close(fd);
+	return (1);
+}
+
+/* A new client of ${port} is reset. */
+static void
+expect_refused(int port, const char *what)
+{
+
+	ck_assert_msg(try_channel(port) == 1, "%s: not refused", what);
+}
+
+/* ------------------------------------------------------------ listeners */
+
+/* A listening socket on 127.0.0.1 with ${backlog} and receive buffer
+ * ${rcvbuf} (0: the default); its port in *${port}. */
+static int
+t_listen(int backlog, int rcvbuf, int *port)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	int fd;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+	it_track(fd);
+	if (rcvbuf > 0)
+		ck_assert(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+		    sizeof(rcvbuf)) == 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons((uint16_t)it_free_port());
+	ck_assert_msg(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0,
+	    "bind: %s", strerror(errno));
+	ck_assert(listen(fd, backlog) == 0);
+	ck_assert(getsockname(fd, (struct sockaddr *)&sin, &sl) == 0);
+	*port = ntohs(sin.sin_port);
+	return (fd);
+}
+
+/* Accept on ${lfd} within IT_WAIT_MS: a blocking socket with timeouts. */
+static int
+t_accept(int lfd)
+{
+	struct timeval tv = { IT_WAIT_MS / 1000, 0 };
+	struct pollfd pfd = { lfd, POLLIN, 0 };
+	int fd;
+
+	ck_assert_msg(poll(&pfd, 1, IT_WAIT_MS) == 1, "nothing to accept");
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_msg(fd >= 0, "accept: %s", strerror(errno));
+	it_track(fd);
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return (fd);
+}
+
+/* ------------------------------------------------------------ test peer */
+
+/* A stream the test peer opened. */
+struct tp_stream {
+	struct mux_stream *s;		/* NULL once ended */
+	enum mux_close_reason closed;	/* 0 while open */
+	struct evbuffer	*rx;
+	int		eof;
+};
+
+#define TP_STREAMS	64
+
+/* A yamux peer of a listening mxd on a plain socket, on the mux engine. */
+struct tp {
+	int		fd;
+	struct mux	*m;
+	struct evbuffer	*in, *out;
+	const char	*error;		/* the protocol error mxd made */
+	struct tp_stream st[TP_STREAMS];
+	int		nst;
+};
+
+/* mux: mxd opened a stream; the test peer takes none. */
+static int
+tp_on_open(struct mux *m, struct mux_stream *s, void *arg)
+{
+
+	(void)m;
+	(void)s;
+	(void)arg;
+	return (-1);
+}
+
+/* mux: data or FIN for stream ${arg}. */
+static void
+tp_on_readable(struct mux_stream *s, void *arg)
+{
+	struct tp_stream *ts = arg;
+
+	ck_assert(mux_stream_read(s, ts->rx, SIZE_MAX) >= 0);
+	if (mux_stream_eof(s))
+		ts->eof = 1;
+}
+
+/* mux: stream ${arg} was reset (or the session ended). */
+static void
+tp_on_close(struct mux_stream *s, void *arg, enum mux_close_reason why)
+{
+	struct tp_stream *ts = arg;
+
+	(void)s;
+	ts->closed = why;
+	ts->s = NULL;
+}
+
+/* mux: mxd broke the protocol. */
+static void
+tp_on_error(struct mux *m, const char *why, void *arg)
+{
+	struct tp *tp = arg;
+
+	(void)m;
+	tp->error = why;
+}
+
+/* A test peer connected to the mxd listening on ${port}. */
+static struct tp *
+tp_connect(int port)
+{
+	static const struct mux_callbacks cb = {
+		.on_stream_open = tp_on_open,
+		.on_stream_readable = tp_on_readable,
+		.on_stream_close = tp_on_close,
+		.on_protocol_error = tp_on_error,
+	};
+	struct tp *tp = it_calloc(1, sizeof(*tp));
+	struct mux_config cfg;
+
+	tp->fd = it_connect(port);
+	ck_assert_msg(tp->fd >= 0, "connect: %s", strerror(errno));
+	ck_assert(fcntl(tp->fd, F_SETFL, O_NONBLOCK) == 0);
+	mux_config_default(&cfg, 1);
+	ck_assert((tp->m = mux_new(&cfg, &cb, tp)) != NULL);
+	ck_assert((tp->in = evbuffer_new()) != NULL);
+	ck_assert((tp->out = evbuffer_new()) != NULL);
+	return (tp);
+}
+
+/* Close ${tp}. */
+static void
+tp_free(struct tp *tp)
+{
+	int i;
+
+	mux_free(tp->m);
+	for (i = 0; i < tp->nst; i++)
+		evbuffer_free(tp->st[i].rx);
+	evbuffer_free(tp->in);
+	evbuffer_free(tp->out);
+	it_close(tp->fd);
+}
+
+/* Move bytes both ways for at most ${ms}, or until ${ts} has ended, or has
+ * ${want} bytes (0: only its end) and EOF. */
+static void
+tp_run(struct tp *tp, int ms, struct tp_stream *ts, size_t want)
+{
+	int64_t deadline = it_now_ms() + ms;
+	struct pollfd pfd;
+	int n;
+
+	for (;;) {
+		mux_set_time(tp->m, (uint64_t)it_now_ms() * 1000);
+		ck_assert(mux_output(tp->m, tp->out, 1 << 20) >= 0);
+		while (evbuffer_get_length(tp->out) > 0 &&
+		    evbuffer_write(tp->out, tp->fd) > 0)
+			continue;
+		ck_assert_msg(tp->error == NULL, "mxd broke the protocol: %s",
+		    tp->error);
+		if (ts != NULL && (ts->closed || (want > 0 && ts->eof &&
+		    evbuffer_get_length(ts->rx) >= want)))
+			return;
+		if (it_now_ms() >= deadline)
+			return;
+		pfd.fd = tp->fd;
+		pfd.events = POLLIN |
+		    (evbuffer_get_length(tp->out) > 0 ? POLLOUT : 0);
+		if (poll(&pfd, 1, 5) <= 0)
+			continue;
+		n = evbuffer_read(tp->in, tp->fd, 65536);
+		ck_assert_msg(n != 0, "mxd closed the link");
+		ck_assert_msg(n > 0 || errno == EAGAIN, "read: %s",
+		    strerror(errno));
+		ck_assert(mux_input(tp->m, tp->in) == 0);
+	}
+}
+
+/* Open a stream that sends the ${len} bytes at ${data}, then FIN if
+ * ${fin}. */
+static struct tp_stream *
+tp_open(struct tp *tp, const void *data, size_t len, int fin)
+{
+	struct tp_stream *ts;
+	struct evbuffer *b;
+
+	ck_assert(tp->nst < TP_STREAMS);
+	ts = &tp->st[tp->nst++];
+	ck_assert((ts->rx = evbuffer_new()) != NULL);
+	ck_assert((ts->s = mux_stream_open(tp->m, ts)) != NULL);
+	ck_assert((b = evbuffer_new()) != NULL);
+	evbuffer_add(b, data, len);
+	ck_assert(mux_stream_write(ts->s, b) >= 0);
+	evbuffer_free(b);
+	if (fin)
+		mux_stream_shutdown(ts->s);
+	return (ts);
+}
+
+/* ${ts} must be reset by mxd. */
+static void
+tp_expect_reset(struct tp *tp, struct tp_stream *ts, const char *what)
+{
+
+	tp_run(tp, RESET_MS, ts, 0);
+	ck_assert_msg(ts->closed == MUX_CLOSE_RESET, "%s: not reset%s", what,
+	    evbuffer_get_length(ts->rx) > 0 ? " (and got data)" : "");
+}
+
+/* ${ts} must get back exactly ${reply} and EOF once it sends FIN. */
+static void
+tp_expect_reply(struct tp *tp, struct tp_stream *ts, const char *reply,
+    const char *what)
+{
+	size_t len = strlen(reply);
+
+	if (ts->s != NULL)
+		mux_stream_shutdown(ts->s);
+	tp_run(tp, IT_WAIT_MS, ts, len);
+	ck_assert_msg(!ts->closed, "%s: reset", what);
+	ck_assert_msg(ts->eof && evbuffer_get_length(ts->rx) == len &&
+	    memcmp(evbuffer_pullup(ts->rx, -1), reply, len) == 0,
+	    "%s: got %zu bytes%s", what, evbuffer_get_length(ts->rx),
+	    ts->eof ? "" : " and no EOF");
+	mux_stream_release(ts->s);
+	ts->s = NULL;
+	tp_run(tp, 50, NULL, 0);	/* the FIN goes out */
+}
+
+/* ------------------------------------------------------------ no open proxy */
+
+#define BYTES(s)	s, sizeof(s) - 1
+
+/* Service headers (and any payload) sent by the test peer: only those that
+ * name a configured service with a target here get through. */
+static const struct crafted {
+	const char	*what;
+	const char	*bytes;
+	size_t		len;
+	int		fin;		/* FIN right after the bytes */
+	int		works;		/* else it is reset */
+} crafted[] = {
+	{ "empty name", BYTES("\x00\x00\x00ping"), 0, 0 },
+	{ "name with /", BYTES("\x09" "echo/../x" "\x00\x00ping"), 0, 0 },
+	{ "name with :", BYTES("\x0b" "127.0.0.1:7" "\x00\x00ping"), 0, 0 },
+	{ "name with NUL", BYTES("\x05" "ec\x00ho" "\x00\x00ping"), 0, 0 },
+	{ "name with space", BYTES("\x05" "echo " "\x00\x00ping"), 0, 0 },
+	{ "name ..", BYTES("\x02" ".." "\x00\x00ping"), 0, 0 },
+	{ "unknown service", BYTES("\x04" "nope" "\x00\x00ping"), 0, 0 },
+	{ "accept-only service", BYTES("\x03" "acc" "\x00\x00ping"), 0, 0 },
+	{ "record past its end", BYTES("\x04" "echo" "\x00\x03" "\x09\x05"
+	    "a" "ping"), 0, 0 },
+	{ "bad client address", BYTES("\x04" "echo" "\x00\x07" "\x01\x05"
+	    "\x04\x7f\x00\x00\x01" "ping"), 0, 0 },
+	{ "header cut by FIN", BYTES("\x04" "echo" "\x00\x09" "\x01\x07"), 1,
+	    0 },
+	{ "name cut by FIN", BYTES("\xff" "echo"), 1, 0 },
+	{ "nothing but FIN", "", 0, 1, 0 },
+	{ "unknown record (an address)", BYTES("\x04" "echo" "\x00\x0d"
+	    "\x09\x0b" "10.0.0.1:22" "ping"), 0, 1 },
+	{ "plain", BYTES("\x04" "echo" "\x00\x00" "ping"), 0, 1 },
+	{ "client address", BYTES("\x04" "echo" "\x00\x09" "\x01\x07"
+	    "\x04\x7f\x00\x00\x01\x9c\x40" "ping"), 0, 1 },
+};
+
+START_TEST(no_open_proxy)
+{
+	struct it_targets *t = it_targets_start();
+	int link = it_free_port(), works = 0;
+	char name[256], hdr[300];
+	struct tp_stream *ts;
+	struct it_mxd *b;
+	struct tp *tp;
+	size_t i;
+
+	memset(name, 'n', 255);
+	name[255] = '\0';
+	b = it_mxd_start(conf("b.conf", 0, "", "listen", link, "", it_fmt(
+	    "%s%s[%s]\nconnect = %s:%d\n", it_svc_connect("echo",
+	    t->port[IT_ECHO]), it_svc_accept("acc", it_free_port()), name,
+	    IT_HOST, t->port[IT_ECHO])));
+	it_mxd_wait_log(b, "link: waiting for the peer", IT_WAIT_MS);
+	tp = tp_connect(link);
+	it_mxd_wait_log(b, "up (accepted)", IT_WAIT_MS);
+
+	for (i = 0; i < sizeof(crafted) / sizeof(crafted[0]); i++) {
+		ts = tp_open(tp, crafted[i].bytes, crafted[i].len,
+		    crafted[i].fin);
+		if (crafted[i].works) {
+			tp_expect_reply(tp, ts, "ping", crafted[i].what);
+			works++;
+		} else {
+			tp_expect_reset(tp, ts, crafted[i].what);
+		}
+	}
+	/* 255 bytes: a configured name works, any other is reset. */
+	hdr[0] = (char)255;
+	memcpy(hdr + 1, name, 255);
+	memcpy(hdr + 256, "\x00\x00ping", 6);
+	ts = tp_open(tp, hdr, 262, 0);
+	tp_expect_reply(tp, ts, "ping", "255-byte configured name");
+	works++;
+	hdr[255] = 'x';
+	ts = tp_open(tp, hdr, 262, 0);
+	tp_expect_reset(tp, ts, "255-byte unknown name");
+
+	/* Only the channels that worked reached a target. */
+	ck_assert_msg(atomic_load(&t->st->accepted) == (unsigned)works,
+	    "the target saw %llu connections, not %d",
+	    atomic_load(&t->st->accepted), works);
+	it_mxd_wait_log(b, "malformed service header", IT_WAIT_MS);
+	it_mxd_wait_log(b, "peer asked for service \"nope\"", IT_WAIT_MS);
+	tp_free(tp);
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ PROXY */
+
+/* A PROXY protocol header as a target reads it. */
+struct pp {
+	int		version;	/* 1 or 2 */
+	int		family;		/* AF_INET, AF_INET6, or 0: unknown */
+	char		src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN];
+	unsigned	sport, dport;
+};
+
+/*
+ * Read and parse the PROXY protocol header at the start of ${fd} (blocking)
+ * into ${pp}: version 2 if it starts with its signature, else version 1.
+ * Nothing after the header is read.
+ */
+static void
+read_proxy(int fd, struct pp *pp)
+{
+	static const uint8_t sig[12] = "\r\n\r\n\0\r\nQUIT\n";
+	uint8_t b[256], fam2;
+	char fam, line[108];
+	size_t n = 0, alen;
+	int af;
+
+	memset(pp, 0, sizeof(*pp));
+	ck_assert(it_recv_full(fd, b, 1) == 1);
+	if (b[0] != sig[0]) {
+		/* Version 1: one text line, at most 107 bytes with CRLF. */
+		pp->version = 1;
+		line[n++] = (char)b[0];
+		while (n < sizeof(line) - 1 && (n < 2 || line[n - 2] != '\r' ||
+		    line[n - 1] != '\n'))
+			ck_assert(it_recv_full(fd, line + n++, 1) == 1);
+		line[n] = '\0';
+		ck_assert_msg(n >= 2 && strcmp(line + n - 2, "\r\n") == 0,
+		    "no CRLF in \"%s\"", line);
+		if (strcmp(line, "PROXY UNKNOWN\r\n") == 0)
+			return;
+		ck_assert_msg(sscanf(line, "PROXY TCP%c %45s %45s %u %u\r\n",
+		    &fam, pp->src, pp->dst, &pp->sport, &pp->dport) == 5 &&
+		    (fam == '4' || fam == '6'), "bad v1 line \"%s\"", line);
+		pp->family = fam == '4' ? AF_INET : AF_INET6;
+		ck_assert(inet_pton(pp->family, pp->src, b) == 1);
+		ck_assert(inet_pton(pp->family, pp->dst, b) == 1);
+		return;
+	}
+	/* Version 2: signature, version and command, family, length. */
+	pp->version = 2;
+	ck_assert(it_recv_full(fd, b + 1, 15) == 15);
+	ck_assert_msg(memcmp(b, sig, sizeof(sig)) == 0, "bad v2 signature");
+	ck_assert_msg(b[12] == 0x21, "v2 version/command %#x", b[12]);
+	fam2 = b[13];
+	n = (size_t)b[14] << 8 | b[15];
+	ck_assert(n <= sizeof(b) && it_recv_full(fd, b, n) == (ssize_t)n);
+	if (fam2 == 0x00)
+		return;
+	ck_assert_msg(fam2 == 0x11 || fam2 == 0x21, "v2 family %#x", fam2);
+	af = fam2 == 0x11 ? AF_INET : AF_INET6;
+	alen = af == AF_INET ? 4 : 16;
+	ck_assert_msg(n == 2 * alen + 4, "v2 length %zu", n);
+	pp->family = af;
+	inet_ntop(af, b, pp->src, sizeof(pp->src));
+	inet_ntop(af, b + alen, pp->dst, sizeof(pp->dst));
+	pp->sport = (unsigned)b[2 * alen] << 8 | b[2 * alen + 1];
+	pp->dport = (unsigned)b[2 * alen + 2] << 8 | b[2 * alen + 3];
+}
+
+/* The target's side of a channel on ${lfd}: the header must be ${family}
+ * ${src}:${sport} to ${dst}:${dport} (family 0: unknown), then "hello"
+ * arrives and "world" goes back. */
+static void
+serve_proxied(int lfd, int version, int family, const char *src,
+    unsigned sport, const char *dst, unsigned dport)
+{
+	int fd = t_accept(lfd);
+	struct pp pp;
+	char buf[5];
+
+	read_proxy(fd, &pp);
+	ck_assert_int_eq(pp.version, version);
+	ck_assert_int_eq(pp.family, family);
+	if (family != 0) {
+		ck_assert_str_eq(pp.src, src);
+		ck_assert_str_eq(pp.dst, dst);
+		ck_assert_uint_eq(pp.sport, sport);
+		ck_assert_uint_eq(pp.dport, dport);
+	}
+	ck_assert(it_recv_full(fd, buf, 5) == 5 &&
+	    memcmp(buf, "hello", 5) == 0);
+	ck_assert(it_send_all(fd, "world", 5) == 0);
+	it_close(fd);
+}
+
+/* proxy_protocol = v1 and v2: the target learns the real client. */
+START_TEST(proxy_protocol)
+{
+	int version = _i + 1, link = it_free_port(), port = it_free_port();
+	int tport, lfd = t_listen(16, 0, &tport), fd;
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	struct tp_stream *ts;
+	struct it_mxd *a, *b;
+	struct tp *tp;
+	char buf[5];
+
+	pair(&a, &b, conf("a.conf", 0, "", "connect", link, "",
+	    it_svc_accept("px", port)), conf("b.conf", 0, "", "listen", link,
+	    "", it_fmt("[px]\nconnect = %s:%d\nproxy_protocol = v%d\n",
+	    IT_HOST, tport, version)));
+
+	/* A real client through A: its address as A saw it. */
+	fd = it_connect(port);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	ck_assert(getsockname(fd, (struct sockaddr *)&sin, &sl) == 0);
+	ck_assert(it_send_all(fd, "hello", 5) == 0);
+	serve_proxied(lfd, version, AF_INET, IT_HOST, ntohs(sin.sin_port),
+	    IT_HOST, (unsigned)tport);
+	ck_assert(it_recv_full(fd, buf, 5) == 5 &&
+	    memcmp(buf, "world", 5) == 0);
+	it_close(fd);
+	it_mxd_stop(a, IT_WAIT_MS);
+
+	/* Headers from the test peer: no client address, then IPv6. */
+	tp = tp_connect(link);
+	ts = tp_open(tp, BYTES("\x02" "px" "\x00\x00" "hello"), 0);
+	tp_run(tp, 100, NULL, 0);
+	serve_proxied(lfd, version, 0, NULL, 0, NULL, 0);
+	tp_expect_reply(tp, ts, "world", "no client address");
+	ts = tp_open(tp, BYTES("\x02" "px" "\x00\x15" "\x01\x13" "\x06"
+	    "\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01"
+	    "\x10\x92" "hello"), 0);
+	tp_run(tp, 100, NULL, 0);
+	serve_proxied(lfd, version, AF_INET6, "2001:db8::1", 4242,
+	    "::ffff:127.0.0.1", (unsigned)tport);
+	tp_expect_reply(tp, ts, "world", "IPv6 client");
+	tp_free(tp);
+	it_close(lfd);
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ limits */
+
+/* max_channels = 3 on B (_i 0: the peer's opens are refused) or on A (_i 1:
+ * accepted clients are refused). */
+START_TEST(limit_max_channels)
+{
+	struct it_targets *t = it_targets_start();
+	int link = it_free_port(), port = it_free_port(), mp = it_free_port();
+	const char *limit = "max_channels = 3\n";
+	struct it_mxd *a, *b, *lim;
+	int fd[3], i;
+
+	pair(&a, &b, conf("a.conf", _i == 1 ? mp : 0, "", "connect", link,
+	    _i == 1 ? limit : "", it_svc_accept("echo", port)),
+	    conf("b.conf", _i == 0 ? mp : 0, "", "listen", link,
+	    _i == 0 ? limit : "", it_svc_connect("echo", t->port[IT_ECHO])));
+	lim = _i == 0 ? b : a;
+	for (i = 0; i < 3; i++)
+		fd[i] = open_echo(port);
+	for (i = 0; i < 3; i++)
+		expect_refused(port, it_fmt("channel %d", 4 + i));
+	ck_assert_int_eq(metric(mp, REFUSED("max_channels")), 3);
+	ck_assert_int_eq(log_count(lim, "link: max_channels (3) reached: "
+	    "refusing new channels"), 1);
+	for (i = 0; i < 3; i++)
+		it_echo(fd[i], "still open");
+	close_echo(fd[0]);
+	ck_assert_int_eq(wait_metric(mp, "mxd_link_channels", 2, IT_WAIT_MS),
+	    2);
+	fd[0] = open_echo(port);
+	for (i = 0; i < 3; i++)
+		close_echo(fd[i]);
+	it_finish();
+}
+END_TEST
+
+/* max_pending_connects = 2 on B: with two channels waiting for a target
+ * that does not answer, new channels are refused, old ones carry on. */
+START_TEST(limit_max_pending_connects)
+{
+	struct it_targets *t = it_targets_start();
+	int link = it_free_port(), pe = it_free_port(), ps = it_free_port();
+	int mp = it_free_port(), hport, hung, filler, e, slow[2], i;
+	struct it_mxd *a, *b;
+
+	/* A target whose accept queue is full: SYNs to it go unanswered. */
+	hung = t_listen(0, 0, &hport);
+	filler = it_connect(hport);
+	ck_assert(filler >= 0);
+	pair(&a, &b, conf("a.conf", 0, "", "connect", link, "",
+	    it_fmt("%s%s", it_svc_accept("echo", pe), it_svc_accept("slow",
+	    ps))), conf("b.conf", mp, "", "listen", link,
+	    "max_pending_connects = 2\n", it_fmt("%s%s", it_svc_connect("echo",
+	    t->port[IT_ECHO]), it_svc_connect("slow", hport))));
+	e = open_echo(pe);
+	for (i = 0; i < 2; i++) {
+		slow[i] = it_connect(ps);
+		ck_assert(slow[i] >= 0 && it_send_all(slow[i], "x", 1) == 0);
+	}
+	ck_assert_int_eq(wait_metric(mp, "mxd_link_pending_connects", 2,
+	    IT_WAIT_MS), 2);
+	expect_refused(ps, "third slow channel");
+	expect_refused(pe, "an echo channel, while two connects hang");
+	ck_assert_int_eq(metric(mp, REFUSED("max_pending_connects")), 2);
+	ck_assert_int_eq(log_count(b, "link: max_pending_connects (2) "
+	    "reached: refusing new channels"), 1);
+	it_echo(e, "untouched");
+	for (i = 0; i < 2; i++)
+		reset_close(slow[i]);
+	ck_assert_int_eq(wait_metric(mp, "mxd_link_pending_connects", 0,
+	    IT_WAIT_MS), 0);
+	close_echo(open_echo(pe));
+	close_echo(e);
+	it_close(filler);
+	it_close(hung);
+	it_finish();
+}
+END_TEST
+
+/* max_buffered = 256k on B: while a channel's target does not read and B
+ * holds that much for it, new channels are refused; the stalled channel
+ * loses nothing. */
+START_TEST(limit_max_buffered)
+{
+	struct it_targets *t = it_targets_start();
+	int link = it_free_port(), pe = it_free_port(), pst = it_free_port();
+	int mp = it_free_port(), sport, stall, k, e, fd;
+	size_t chunk = 64 * 1024, sent = 0, got = 0;
+	char *buf = it_calloc(1, chunk);
+	struct it_mxd *a, *b;
+	struct pollfd pfd;
+	int64_t deadline;
+	ssize_t n;
+
+	stall = t_listen(4, 4096, &sport);
+	pair(&a, &b, conf("a.conf", 0, "", "connect", link, "",
+	    it_fmt("%s%s", it_svc_accept("echo", pe), it_svc_accept("stall",
+	    pst))), conf("b.conf", mp, "", "listen", link,
+	    "max_buffered = 256k\n", it_fmt("%s%s", it_svc_connect("echo",
+	    t->port[IT_ECHO]), it_svc_connect("stall", sport))));
+	e = open_echo(pe);
+
+	/* Push until B holds max_buffered for the stalled channel. */
+	k = it_connect(pst);
+	ck_assert(k >= 0 && fcntl(k, F_SETFL, O_NONBLOCK) == 0);
+	deadline = it_now_ms() + 30000;
+	while (metric(mp, "mxd_link_buffered_bytes") < 256 * 1024) {
+		ck_assert_msg(it_now_ms() < deadline, "B holds %lld bytes",
+		    metric(mp, "mxd_link_buffered_bytes"));
+		it_gen(77, sent, buf, chunk);
+		if ((n = send(k, buf, chunk, MSG_NOSIGNAL)) > 0)
+			sent += (size_t)n;
+		else
+			usleep(10000);
+	}
+	expect_refused(pe, "a channel while B is full");
+	expect_refused(pst, "another");
+	ck_assert_int_eq(metric(mp, REFUSED("max_buffered")), 2);
+	ck_assert_int_eq(log_count(b, "link: max_buffered (262144) reached: "
+	    "refusing new channels"), 1);
+	it_echo(e, "untouched");
+
+	/* The target reads at last: every byte arrives, in order. */
+	ck_assert(fcntl(k, F_SETFL, 0) == 0);
+	ck_assert(shutdown(k, SHUT_WR) == 0);
+	fd = t_accept(stall);
+	while ((n = recv(fd, buf, chunk, 0)) > 0) {
+		ck_assert_msg(it_verify(77, got, buf, (size_t)n) == -1,
+		    "byte %zu differs", got);
+		got += (size_t)n;
+	}
+	ck_assert_msg(n == 0 && got == sent, "got %zu of %zu bytes (%s)", got,
+	    sent, n < 0 ? strerror(errno) : "EOF");
+	it_close(fd);
+	pfd.fd = k;
+	pfd.events = POLLIN;
+	ck_assert(poll(&pfd, 1, IT_WAIT_MS) == 1 && recv(k, buf, 1, 0) == 0);
+	it_close(k);
+	ck_assert_int_eq(wait_metric(mp, "mxd_link_buffered_bytes", 0,
+	    IT_WAIT_MS), 0);
+	close_echo(open_echo(pe));
+	close_echo(e);
+	it_close(stall);
+	it_finish();
+}
+END_TEST
+
+/* rate_limit = 2 on A's service: a burst gets two channels, the rest are
+ * refused; a second later there are tokens again. */
+START_TEST(limit_rate)
+{
+	struct it_targets *t = it_targets_start();
+	int link = it_free_port(), port = it_free_port(), mp = it_free_port();
+	int ok = 0, refused = 0, i, lines, e;
+	struct it_mxd *a, *b;
+	int64_t t0, ms;
+
+	pair(&a, &b, conf("a.conf", mp, "", "connect", link, "",
+	    it_fmt("[echo]\naccept = %s:%d\nrate_limit = 2\n", IT_HOST, port)),
+	    conf("b.conf", 0, "", "listen", link, "",
+	    it_svc_connect("echo", t->port[IT_ECHO])));
+	e = open_echo(port);		/* the first of two tokens */
+	t0 = it_now_ms();
+	for (i = 0; i < 12; i++) {
+		if (try_channel(port))
+			refused++;
+		else
+			ok++;
+	}
+	ms = it_now_ms() - t0;
+	/* One token left, and one more each 500 ms. */
+	ck_assert_msg(ok >= 1 && ok <= 1 + ms / 500 + 1, "%d of 12 worked "
+	    "in %jd ms", ok, (intmax_t)ms);
+	ck_assert_int_eq(metric(mp, REFUSED("rate_limit")), refused);
+	lines = log_count(a, "service echo: rate_limit (2) reached: refusing "
+	    "new channels");
+	ck_assert_msg(lines >= 1 && lines <= ok, "%d log lines", lines);
+	it_echo(e, "untouched");
+	usleep(1100000);
+	close_echo(open_echo(port));
+	close_echo(e);
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ user */
+
+/* The value of line ${key} ("Uid:", ...) of /proc/${pid}/status. */
+static char *
+proc_status(pid_t pid, const char *key)
+{
+	char line[512];
+	char *v = NULL;
+	FILE *f;
+
+	f = fopen(it_fmt("/proc/%d/status", (int)pid), "r");
+	ck_assert(f != NULL);
+	while (v == NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, key, strlen(key)) == 0)
+			v = it_fmt("%s", line + strlen(key));
+	fclose(f);
+	ck_assert_msg(v != NULL, "no %s in /proc/%d/status", key, (int)pid);
+	return (v);
+}
+
+/* Started as root with user = nobody, mxd ends up nobody for good, once
+ * its listeners are bound, and still works. */
+START_TEST(drop_privileges)
+{
+	struct passwd *pw = getpwnam("nobody");
+	int link = it_free_port(), port = it_free_port(), ng = 64, i, nin = 0;
+	struct it_targets *t;
+	struct it_mxd *a, *b;
+	gid_t groups[64];
+	char *want, *tok;
+	uid_t uid;
+	gid_t gid;
+
+	if (geteuid() != 0 || pw == NULL) {
+		printf("drop_privileges: skipped (not root, or no user "
+		    "nobody)\n");
+		it_finish();
+		return;
+	}
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	ck_assert(getgrouplist("nobody", gid, groups, &ng) >= 0);
+	t = it_targets_start();
+	pair(&a, &b, conf("a.conf", 0, "", "connect", link, "",
+	    it_svc_accept("echo", port)), conf("b.conf", 0, "user = nobody\n",
+	    "listen", link, "", it_svc_connect("echo", t->port[IT_ECHO])));
+	it_mxd_wait_log(b, it_fmt("running as user nobody (uid %u, gid %u)",
+	    (unsigned)uid, (unsigned)gid), IT_WAIT_MS);
+	want = it_fmt("\t%u\t%u\t%u\t%u\n", (unsigned)uid, (unsigned)uid,
+	    (unsigned)uid, (unsigned)uid);
+	ck_assert_str_eq(proc_status(b->pid, "Uid:"), want);
+	want = it_fmt("\t%u\t%u\t%u\t%u\n", (unsigned)gid, (unsigned)gid,
+	    (unsigned)gid, (unsigned)gid);
+	ck_assert_str_eq(proc_status(b->pid, "Gid:"), want);
+	/* Exactly nobody's groups. */
+	want = proc_status(b->pid, "Groups:");
+	for (tok = strtok(want, " \t\n"); tok != NULL;
+	    tok = strtok(NULL, " \t\n")) {
+		for (i = 0; i < ng && groups[i] != (gid_t)atol(tok); i++)
+			continue;
+		ck_assert_msg(i < ng, "in group %s", tok);
+		nin++;
+	}
+	ck_assert_int_eq(nin, ng);
+	ck_assert_str_eq(proc_status(b->pid, "CapEff:"),
+	    "\t0000000000000000\n");
+	close_echo(open_echo(port));
+	it_finish();
+}
+END_TEST
+
+/* mxd -t knows when [daemon] user names nobody at all. */
+START_TEST(unknown_user)
+{
+	const char *path = conf("u.conf", 0, "user = no-such-user-mxd\n",
+	    "listen", 1, "", "");
+	const char *args[] = { "-t", "-c", path, NULL };
+	char *out, *err, *want;
+	int st;
+
+	st = it_run_mxd(args, &out, &err, IT_WAIT_MS);
+	want = it_fmt("mxd: %s: [daemon] user: no such user "
+	    "\"no-such-user-mxd\"\n", path);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1 &&
+	    strcmp(err, want) == 0, "status %#x, stderr \"%s\"", st, err);
+	it_finish();
+}
+END_TEST
+
+static Suite *
+limits_suite(void)
+{
+	Suite *s = suite_create("limits");
+	TCase *t = tcase_create("limits");
+
+	tcase_set_timeout(t, 120);
+	tcase_add_checked_fixture(t, it_init, it_cleanup);
+	tcase_add_test(t, no_open_proxy);
+	tcase_add_loop_test(t, proxy_protocol, 0, 2);
+	tcase_add_loop_test(t, limit_max_channels, 0, 2);
+	tcase_add_test(t, limit_max_pending_connects);
+	tcase_add_test(t, limit_max_buffered);
+	tcase_add_test(t, limit_rate);
+	tcase_add_test(t, drop_privileges);
+	tcase_add_test(t, unknown_user);
+	suite_add_tcase(s, t);
+	return (s);
+}
+
+int
+main(void)
+{
+
+	return (it_main(limits_suite()));
+}

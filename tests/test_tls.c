@@ -1,0 +1,436 @@
+/*
+ * Integration tests of TLS on the link: real mxd processes ($MXD_BIN) on
+ * 127.0.0.1 (see itest.h), with certificates made for each test by the
+ * openssl command: a CA and a second, unrelated one; a.mxd.test (side A),
+ * b.mxd.test (side B), c.mxd.test (a name nobody expects), a2 (a.mxd.test
+ * again with another key), old (a.mxd.test, expired) and evil (a.mxd.test
+ * signed by the other CA).
+ *
+ * The good pair works; every bad peer is refused, with a log line giving
+ * its address and the reason, while the daemon keeps serving its good peer.
+ */
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+/* Make the certificates in the test directory. */
+static void
+make_certs(void)
+{
+	const char *script = it_fmt(
+	    "set -e; cd '%s'\n"
+	    "key() { openssl ecparam -name prime256v1 -genkey -noout "
+	    "-out $1.key; }\n"
+	    "ca() { key $1; openssl req -x509 -new -key $1.key -subj /CN=$1 "
+	    "-days 30 -out $1.pem; }\n"
+	    "leaf() {\n"
+	    "  key $1\n"
+	    "  openssl req -new -key $1.key -subj /CN=$2 -out $1.csr\n"
+	    "  printf 'subjectAltName=DNS:%%s\\n' $2 > $1.ext\n"
+	    "  openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key "
+	    "-CAcreateserial -days $4 -extfile $1.ext -out $1.pem\n"
+	    "}\n"
+	    "pin() { openssl x509 -in $1.pem -pubkey -noout | "
+	    "openssl pkey -pubin -outform der | "
+	    "openssl dgst -sha256 -binary; }\n"
+	    "ca ca; ca ca2\n"
+	    "leaf a a.mxd.test ca 30; leaf b b.mxd.test ca 30\n"
+	    "leaf c c.mxd.test ca 30; leaf a2 a.mxd.test ca 30\n"
+	    "leaf old a.mxd.test ca -1; leaf evil a.mxd.test ca2 30\n"
+	    "pin a | base64 | tr -d '\\n' > a.pin\n"
+	    "pin b | od -An -tx1 | tr -d ' \\n' > b.pin\n",
+	    it_path(""));
+	int st;
+
+	st = system(it_fmt("(%s) >'%s' 2>&1", script, it_path("certs.log")));
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "making certificates failed (status %#x): see %s", st,
+	    it_path("certs.log"));
+}
+
+/* The tls_pin line for the key of certificate ${name} (a.pin: base64,
+ * b.pin: hex). */
+static char *
+pin_line(const char *name)
+{
+	char buf[128];
+	FILE *f;
+	size_t n;
+
+	f = fopen(it_path(it_fmt("%s.pin", name)), "r");
+	ck_assert_msg(f != NULL, "%s.pin: %s", name, strerror(errno));
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	ck_assert_msg(n == 44 || n == 64, "%s.pin: \"%s\"", name, buf);
+	return (it_fmt("tls_pin = sha256:%s\n", buf));
+}
+
+/*
+ * Write configuration ${file}: [link] ${mode} ("listen" or "connect") on
+ * ${port} with certificate ${cert} (NULL: tls = off) checked against ca.pem
+ * and ${extra} [link] lines, then ${services}.  Returns its path.
+ */
+static const char *
+write_conf(const char *file, const char *mode, int port, const char *cert,
+    const char *extra, const char *services)
+{
+	const char *tls = "tls = off\n";
+
+	if (cert != NULL)
+		tls = it_fmt("tls = on\ntls_cert = %s\ntls_key = %s\n"
+		    "tls_ca = %s\n", it_path(it_fmt("%s.pem", cert)),
+		    it_path(it_fmt("%s.key", cert)), it_path("ca.pem"));
+	return (it_write_file(file, it_fmt("[daemon]\nlog_level = debug\n\n"
+	    "[link]\n%s = %s:%d\nreconnect_min = 100ms\nreconnect_max = 500ms\n"
+	    "connect_timeout = 2s\ndrain_timeout = 5s\n%s%s\n%s", mode, IT_HOST,
+	    port, tls, extra != NULL ? extra : "", services)));
+}
+
+/* Start mxd on ${conf}, listening for the link. */
+static struct it_mxd *
+start_listener(const char *conf)
+{
+	struct it_mxd *m = it_mxd_start(conf);
+
+	it_mxd_wait_log(m, "link: waiting for the peer", IT_WAIT_MS);
+	return (m);
+}
+
+/* Fail unless one line of ${m}'s log (after its mark) holds both ${a} and
+ * ${b}. */
+static void
+assert_line(struct it_mxd *m, const char *a, const char *b)
+{
+	char line[1024];
+	int found = 0;
+	FILE *f;
+
+	ck_assert_msg((f = fopen(m->log, "r")) != NULL, "%s: %s", m->log,
+	    strerror(errno));
+	if (fseeko(f, m->mark, SEEK_SET) == 0)
+		while (!found && fgets(line, sizeof(line), f) != NULL)
+			found = strstr(line, a) != NULL &&
+			    strstr(line, b) != NULL;
+	fclose(f);
+	if (!found)
+		it_mxd_show_log(m);
+	ck_assert_msg(found, "%s: no line with \"%s\" and \"%s\"", m->log, a,
+	    b);
+}
+
+/* A new channel to ${port} echoes. */
+static void
+echo_new(int port, const char *msg)
+{
+	int fd = it_connect(port);
+
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	it_echo(fd, msg);
+	it_close(fd);
+}
+
+/* The good pair of one test: A dials B, both pinning and naming each
+ * other; an echo service from A's ${port} to B's target. */
+struct pair {
+	struct it_targets *t;
+	int	link, port;
+	struct it_mxd *a, *b;
+};
+
+static void
+good_pair(struct pair *p)
+{
+
+	make_certs();
+	p->t = it_targets_start();
+	p->link = it_free_port();
+	p->port = it_free_port();
+	p->b = start_listener(write_conf("b.conf", "listen", p->link, "b",
+	    it_fmt("tls_peer_name = a.mxd.test\n%s", pin_line("a")),
+	    it_svc_connect("echo", p->t->port[IT_ECHO])));
+	p->a = it_mxd_start(write_conf("a.conf", "connect", p->link, "a",
+	    it_fmt("tls_peer_name = b.mxd.test\n%s", pin_line("b")),
+	    it_svc_accept("echo", p->port)));
+	it_mxd_wait_log(p->a, "up (connected, TLSv1.3)", IT_WAIT_MS);
+	it_mxd_wait_log(p->b, "up (accepted, TLSv1.3)", IT_WAIT_MS);
+}
+
+/* The good pair carries channels, small and large. */
+START_TEST(tls_good_pair)
+{
+	struct it_flow f[4];
+	struct pair p;
+	char msg[256];
+	int i;
+
+	good_pair(&p);
+	echo_new(p.port, "hello over TLS");
+	memset(f, 0, sizeof(f));
+	for (i = 0; i < 4; i++) {
+		f[i].port = p.port;
+		f[i].size = (size_t)(i + 1) * 1024 * 1024;
+		f[i].seed = 40 + (uint64_t)i;
+	}
+	ck_assert_msg(it_flows_run(f, 4, 60000, msg, sizeof(msg)) == 0,
+	    "flows: %s", msg);
+	it_finish();
+}
+END_TEST
+
+/* Peers that B, the listener, must refuse. */
+static const struct bad_peer {
+	const char	*cert;		/* the peer's; NULL: tls = off */
+	const char	*refusal;	/* in B's log */
+} bad_peers[] = {
+	{ "evil", "TLS refused: certificate verify failed: unable to get "
+	    "local issuer certificate" },
+	{ "old", "TLS refused: certificate verify failed: certificate has "
+	    "expired" },
+	{ "c", "TLS refused: certificate /CN=c.mxd.test is not for a.mxd.test "
+	    "(tls_peer_name)" },
+	{ "a2", "TLS refused: public key of certificate /CN=a.mxd.test does "
+	    "not match tls_pin" },
+	{ NULL, "TLS refused: not a TLS handshake (is the peer's tls off?)" },
+};
+
+/* A bad peer C dials B: refused before any frame, while B keeps A. */
+START_TEST(tls_listener_refuses)
+{
+	const struct bad_peer *bp = &bad_peers[_i];
+	struct it_mxd *c;
+	struct pair p;
+	int fd;
+
+	good_pair(&p);
+	fd = it_connect(p.port);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	it_echo(fd, "before");
+	it_mxd_mark(p.b);
+	c = it_mxd_start(write_conf("c.conf", "connect", p.link, bp->cert,
+	    NULL, ""));
+	it_mxd_wait_log(p.b, bp->refusal, IT_WAIT_MS);
+	assert_line(p.b, "link 127.0.0.1:", bp->refusal);
+	/* Refused again on redial; never a session, A untouched. */
+	it_mxd_mark(p.b);
+	it_mxd_wait_log(p.b, bp->refusal, IT_WAIT_MS);
+	ck_assert_msg(!it_mxd_log_has(p.b, "up (accepted") &&
+	    !it_mxd_log_has(p.b, "replaced"), "B took the bad peer");
+	it_echo(fd, "during");
+	echo_new(p.port, "a new channel");
+	it_mxd_stop(c, IT_WAIT_MS);
+	it_echo(fd, "after");
+	it_close(fd);
+	it_finish();
+}
+END_TEST
+
+/* Listeners that A, the dialer, must refuse. */
+static const struct bad_listener {
+	const char	*cert;		/* the listener's; NULL: tls = off */
+	const char	*a_extra;	/* A's [link] lines; "PIN": b's pin */
+	const char	*a_log, *b_log;	/* in their logs */
+} bad_listeners[] = {
+	{ "evil", "", "TLS refused: certificate verify failed: unable to get "
+	    "local issuer certificate", NULL },
+	{ "old", "", "TLS refused: certificate verify failed: certificate has "
+	    "expired", "tls_cert" },
+	{ "c", "tls_peer_name = b.mxd.test\n", "TLS refused: certificate "
+	    "/CN=c.mxd.test is not for b.mxd.test (tls_peer_name)", NULL },
+	{ "c", "PIN", "TLS refused: public key of certificate /CN=c.mxd.test "
+	    "does not match tls_pin (it is sha256:", NULL },
+	{ NULL, "", "TLS refused: not a TLS handshake (is the peer's tls "
+	    "off?)", "the peer sent a TLS handshake, but tls = off here" },
+};
+
+/* A dials a bad listener: refused, logged, retried; never up. */
+START_TEST(tls_dialer_refuses)
+{
+	const struct bad_listener *bl = &bad_listeners[_i];
+	int link = it_free_port();
+	struct it_mxd *a, *b;
+
+	make_certs();
+	b = start_listener(write_conf("b.conf", "listen", link, bl->cert, NULL,
+	    ""));
+	a = it_mxd_start(write_conf("a.conf", "connect", link, "a",
+	    strcmp(bl->a_extra, "PIN") == 0 ? pin_line("b") : bl->a_extra,
+	    ""));
+	it_mxd_wait_log(a, bl->a_log, IT_WAIT_MS);
+	assert_line(a, "link 127.0.0.1:", bl->a_log);
+	if (bl->b_log != NULL)
+		it_mxd_wait_log(b, bl->b_log, IT_WAIT_MS);
+	it_mxd_mark(a);
+	it_mxd_wait_log(a, bl->a_log, IT_WAIT_MS);	/* it retries */
+	ck_assert_msg(!it_mxd_log_has(a, "up (connected"), "A took it");
+	it_finish();
+}
+END_TEST
+
+/* TLS 1.3 only by default: a TLS 1.2 client (openssl s_client) is refused;
+ * with tls_min_version = 1.2 (_i 1) its handshake passes. */
+START_TEST(tls_version)
+{
+	int link = it_free_port(), st;
+	struct it_mxd *b;
+
+	make_certs();
+	b = start_listener(write_conf("b.conf", "listen", link, "b",
+	    _i == 1 ? "tls_min_version = 1.2\n" : NULL, ""));
+	st = system(it_fmt("cd '%s' && timeout 10 openssl s_client -tls1_2 "
+	    "-cert a.pem -key a.key -CAfile ca.pem -connect %s:%d "
+	    "</dev/null >s_client.log 2>&1", it_path(""), IT_HOST, link));
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 124,
+	    "s_client: status %#x", st);
+	if (_i == 0)
+		it_mxd_wait_log(b, "TLS refused: unsupported protocol",
+		    IT_WAIT_MS);
+	else
+		it_mxd_wait_log(b, "up (accepted, TLSv1.2)", IT_WAIT_MS);
+	it_finish();
+}
+END_TEST
+
+/* A connection that never starts its handshake is dropped after
+ * connect_timeout (2 s here). */
+START_TEST(tls_handshake_deadline)
+{
+	int link = it_free_port(), fd;
+	struct it_mxd *b;
+	int64_t t0;
+	char c;
+	long r;
+
+	make_certs();
+	b = start_listener(write_conf("b.conf", "listen", link, "b", NULL,
+	    ""));
+	t0 = it_now_ms();
+	fd = it_connect(link);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	it_mxd_wait_log(b, "TLS refused: handshake timed out", IT_WAIT_MS);
+	r = it_recv_wait(fd, &c, 1, IT_WAIT_MS);
+	ck_assert_msg(r == 0 || r == -ECONNRESET, "got %ld", r);
+	ck_assert_msg(it_now_ms() - t0 >= 1900, "dropped after %jd ms",
+	    (intmax_t)(it_now_ms() - t0));
+	it_close(fd);
+	it_finish();
+}
+END_TEST
+
+/* mxd -t loads the TLS files as the daemon would: each error names the
+ * file, the key and what is wrong. */
+START_TEST(tls_check_files)
+{
+	static const struct {
+		const char *cert, *key;	/* a name, or "missing" */
+		const char *bad, *file;	/* the key and file named */
+		const char *why;
+	} cases[] = {
+		{ "missing", "a", "tls_cert", "missing.pem",
+		    "No such file or directory" },
+		{ "a", "missing", "tls_key", "missing.key",
+		    "No such file or directory" },
+		{ "a", "b", "tls_key", "b.key", "key values mismatch" },
+	};
+	const char *path, *args[4] = { "-t", "-c", NULL, NULL };
+	char *out, *err, *want;
+	size_t i;
+	int st;
+
+	make_certs();
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		path = it_write_file("t.conf", it_fmt("[link]\nlisten = %s:1\n"
+		    "tls = on\ntls_cert = %s\ntls_key = %s\ntls_ca = %s\n",
+		    IT_HOST, it_path(it_fmt("%s.pem", cases[i].cert)),
+		    it_path(it_fmt("%s.key", cases[i].key)),
+		    it_path("ca.pem")));
+		args[2] = path;
+		want = it_fmt("mxd: %s: [link] %s %s: %s\n", path,
+		    cases[i].bad, it_path(cases[i].file), cases[i].why);
+		st = it_run_mxd(args, &out, &err, IT_WAIT_MS);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1,
+		    "case %zu: status %#x, stderr %s", i, st, err);
+		ck_assert_msg(strcmp(err, want) == 0,
+		    "case %zu: stderr \"%s\", wanted \"%s\"", i, err, want);
+	}
+	it_finish();
+}
+END_TEST
+
+/* A reload with TLS files that cannot be loaded changes nothing; a good
+ * one is taken. */
+START_TEST(tls_reload)
+{
+	struct pair p;
+
+	good_pair(&p);
+	it_mxd_mark(p.b);
+	write_conf("b.conf", "listen", p.link, "missing", NULL,
+	    it_svc_connect("echo", p.t->port[IT_ECHO]));
+	it_mxd_signal(p.b, SIGHUP);
+	it_mxd_wait_log(p.b, "reload failed, keeping the running "
+	    "configuration", IT_WAIT_MS);
+	echo_new(p.port, "still here");
+	write_conf("b.conf", "listen", p.link, "b", NULL,
+	    it_svc_connect("echo", p.t->port[IT_ECHO]));
+	it_mxd_signal(p.b, SIGHUP);
+	it_mxd_wait_log(p.b, "reloaded", IT_WAIT_MS);
+	echo_new(p.port, "and after");
+	it_finish();
+}
+END_TEST
+
+/* A plain link listening beyond loopback is warned about; on loopback it
+ * is not. */
+START_TEST(plain_link_warning)
+{
+	int p1 = it_free_port(), p2 = it_free_port();
+	struct it_mxd *m1, *m2;
+
+	m1 = start_listener(it_write_file("wide.conf", it_fmt(
+	    "[link]\nlisten = 0.0.0.0:%d\n", p1)));
+	it_mxd_wait_log(m1, "plain link (tls = off) listening on 0.0.0.0:",
+	    IT_WAIT_MS);
+	m2 = start_listener(it_write_file("local.conf", it_fmt(
+	    "[link]\nlisten = %s:%d\ntls = off\n", IT_HOST, p2)));
+	ck_assert_msg(!it_mxd_log_has(m2, "plain link"), "warned on loopback");
+	it_finish();
+}
+END_TEST
+
+static Suite *
+tls_suite(void)
+{
+	Suite *s = suite_create("tls");
+	TCase *t = tcase_create("tls");
+
+	tcase_set_timeout(t, 120);
+	tcase_add_checked_fixture(t, it_init, it_cleanup);
+	tcase_add_test(t, tls_good_pair);
+	tcase_add_loop_test(t, tls_listener_refuses, 0,
+	    (int)(sizeof(bad_peers) / sizeof(bad_peers[0])));
+	tcase_add_loop_test(t, tls_dialer_refuses, 0,
+	    (int)(sizeof(bad_listeners) / sizeof(bad_listeners[0])));
+	tcase_add_loop_test(t, tls_version, 0, 2);
+	tcase_add_test(t, tls_handshake_deadline);
+	tcase_add_test(t, tls_check_files);
+	tcase_add_test(t, tls_reload);
+	tcase_add_test(t, plain_link_warning);
+	suite_add_tcase(s, t);
+	return (s);
+}
+
+int
+main(void)
+{
+
+	return (it_main(tls_suite()));
+}
