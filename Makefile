@@ -6,6 +6,7 @@
 #                   AddressSanitizer + UBSan
 #   make demo       run a pair of mxd on loopback and push traffic through
 #   make fuzz       long libFuzzer run of the frame engine and config parser
+#   make bench      the benchmark against direct TCP, socat and yamux
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
 
@@ -71,8 +72,8 @@ $(B)/tests/%: tests/%.c $(TEST_SUPPORT:%.c=$(B)/%.o) $(B)/libmxd.a $(wildcard te
 	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_SUPPORT:%.c=$(B)/%.o) $(B)/libmxd.a $(TEST_LDLIBS) $(LDLIBS)
 
 # The independent yamux implementation the interop tests talk to.
-$(B)/yamux_peer: tests/interop/yamux_peer.go tests/interop/build.sh
-	tests/interop/build.sh $@
+$(B)/yamux_peer: tests/interop/yamux_peer.go scripts/build-go.sh
+	scripts/build-go.sh $< $@
 
 deps:
 	@scripts/deps.sh
@@ -81,6 +82,7 @@ deps:
 check: deps
 	$(MAKE) check-run
 	$(MAKE) fuzz-smoke
+	$(MAKE) bench-smoke
 	$(MAKE) SAN=1 check-run
 
 # Sanitized tests run unforked so that LeakSanitizer sees every test's end.
@@ -100,3 +102,4 @@ clean:
 # install, uninstall
 include mk/install.mk
 -include tests/fuzz/fuzz.mk
+-include bench/bench.mk

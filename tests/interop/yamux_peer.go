@@ -1,6 +1,6 @@
 // yamux_peer: an independent yamux (protocol version 0) peer for mxd's
 // interoperability tests, built on hashicorp/yamux as packaged by Debian
-// (git df201c7, 2019).  Build with tests/interop/build.sh OUTPUT_PATH.
+// (git df201c7, 2019).  Build with scripts/build-go.sh tests/interop/yamux_peer.go OUTPUT_PATH.
 //
 //	yamux_peer -listen 127.0.0.1:0 | -dial HOST:PORT
 //	           -role server|client -mode echo|drive

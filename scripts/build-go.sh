@@ -1,16 +1,18 @@
 #!/bin/sh
-# Build the Go yamux interop peer:  tests/interop/build.sh OUTPUT_PATH
-# Uses Debian's Go (>= 1.19) and golang-github-hashicorp-yamux-dev in GOPATH
-# mode; needs no network.  Exits non-zero on failure.
+# Build one Go program on hashicorp/yamux:  scripts/build-go.sh SOURCE OUTPUT
+# (the interop peer tests/interop/yamux_peer.go, the benchmark's relay
+# bench/yamux_relay.go).  Uses Debian's Go (>= 1.19) and
+# golang-github-hashicorp-yamux-dev in GOPATH mode; needs no network.  Exits
+# non-zero on failure.
 set -eu
 
-if [ $# -ne 1 ] || [ -z "$1" ]; then
-	echo "usage: $0 OUTPUT_PATH" >&2
+if [ $# -ne 2 ] || [ -z "$1" ] || [ -z "$2" ]; then
+	echo "usage: $0 SOURCE OUTPUT_PATH" >&2
 	exit 2
 fi
 
-here=$(cd "$(dirname "$0")" && pwd)
-out=$1
+src=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+out=$2
 outdir=$(dirname "$out")
 mkdir -p "$outdir"
 outdir=$(cd "$outdir" && pwd)
@@ -40,10 +42,10 @@ fi
 
 # Private, writable cache and GOPATH next to the output (works as root in CI,
 # never touches $HOME); GOENV=off ignores any user go env file.
-work="$outdir/.yamux_peer-go"
+work="$outdir/.$(basename "$out")-go"
 mkdir -p "$work/cache" "$work/gopath"
 
 env -u GOFLAGS \
 	GO111MODULE=off GOENV=off GOTOOLCHAIN=local GOPROXY=off CGO_ENABLED=0 \
 	GOPATH="$work/gopath:$SYS_GOPATH" GOCACHE="$work/cache" \
-	"$GO" build -o "$out" "$here/yamux_peer.go"
+	"$GO" build -o "$out" "$src"

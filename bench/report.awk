@@ -1,0 +1,203 @@
+# bench/report.awk: the table (stdout) and the JSON file (-v json=FILE) of
+# bench/run.sh, from its results: lines "scenario|tunnel|key|value".
+# POSIX awk (mawk is enough).  Run by bench/run.sh with -F'|' and the
+# run's parameters as -v variables.
+
+function human(b) {
+	if (b >= 1073741824 && b % 1073741824 == 0) return (b / 1073741824 " GiB")
+	if (b >= 1048576 && b % 1048576 == 0) return (b / 1048576 " MiB")
+	return (b " B")
+}
+
+# row(SCENARIO, KEY, LABEL, UNIT, DIV, FMT, TARGETS): one table row; TARGETS
+# is ";"-separated conditions on mxd's value, "ratio:OTHER:OP:X" (mxd/OTHER)
+# or "abs:OP:X" (in the row's unit).
+function row(sc, key, label, unit, div, fmt, targets) {
+	nrows++
+	R_sc[nrows] = sc; R_key[nrows] = key; R_label[nrows] = label
+	R_unit[nrows] = unit; R_div[nrows] = div; R_fmt[nrows] = fmt
+	R_tg[nrows] = targets
+}
+
+function has(sc, t, key) { return ((sc SUBSEP t SUBSEP key) in V) }
+function val(sc, t, key) { return (V[sc, t, key] / 1) }
+
+function cell(i, t,    group) {
+	if (has(R_sc[i], t, R_key[i]))
+		return (sprintf(R_fmt[i], val(R_sc[i], t, R_key[i]) / R_div[i]))
+	group = R_sc[i]
+	sub(/_(base|bulk)$/, "", group)
+	if (group == "cpu") group = "bulk"
+	if (has(R_sc[i], t, "failed") || has(group, t, "failed") ||
+	    (R_sc[i] ~ /^hol_lo|^bulk|^parallel|^connrate|^cpu/ && has("start", t, "failed")))
+		return ("FAIL")
+	return ("-")
+}
+
+function ratio(i, other,    a, b) {
+	if (!has(R_sc[i], "mxd", R_key[i]) || !has(R_sc[i], other, R_key[i]))
+		return ("")
+	a = val(R_sc[i], "mxd", R_key[i]); b = val(R_sc[i], other, R_key[i])
+	if (b == 0) return ("")
+	return (a / b)
+}
+
+# The ratio cell of row i against OTHER (none for "%" rows: those are
+# about the load generator and the targets, not the tunnels).
+function rcell(i, other,    x) {
+	if (R_unit[i] == "%") return ("")
+	x = ratio(i, other)
+	if (x == "") return ("")
+	if (x < 0.01) return ("<0.01x")
+	return (sprintf(x < 10 ? "%.2fx" : "%.1fx", x))
+}
+
+function cmp(x, op, y) {
+	if (op == ">=") return (x >= y)
+	if (op == "<=") return (x <= y)
+	if (op == ">") return (x > y)
+	return (x < y)
+}
+
+# Evaluate row i's targets: sets T_text, T_verdict; appends to the JSON list.
+function targets(i,    n, c, k, f, x, ok, all, txt, known, desc, op, lim) {
+	T_text = ""; T_verdict = ""
+	if (R_tg[i] == "") return
+	n = split(R_tg[i], c, ";")
+	all = 1; known = 1
+	for (k = 1; k <= n; k++) {
+		split(c[k], f, ":")
+		if (f[1] == "ratio") {
+			op = f[3]; lim = f[4]
+			txt = op lim "x " f[2]
+			desc = "mxd/" f[2] " " op " " lim
+			x = ratio(i, f[2])
+		} else {
+			op = f[2]; lim = f[3]
+			txt = op lim " " R_unit[i]
+			desc = "mxd " op " " lim " " R_unit[i]
+			x = has(R_sc[i], "mxd", R_key[i]) ? val(R_sc[i], "mxd", R_key[i]) / R_div[i] : ""
+		}
+		T_text = T_text (T_text == "" ? "" : ", ") txt
+		if (x == "") { known = 0; ok = "null" }
+		else { ok = cmp(x, op, lim + 0) ? "true" : "false"; if (ok == "false") all = 0 }
+		ntg++
+		TG[ntg] = sprintf("{\"scenario\": \"%s\", \"metric\": \"%s\", \"goal\": \"%s\", \"value\": %s, \"met\": %s}",
+		    R_sc[i], R_key[i], desc, x == "" ? "null" : sprintf("%.4g", x), ok)
+	}
+	T_verdict = !known ? "?" : all ? "met" : "NOT met"
+}
+
+function sep(c, s) { return (c ? s : "") }
+
+function jstr(s) {
+	gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); gsub(/\t/, " ", s)
+	return ("\"" s "\"")
+}
+
+{
+	V[$1, $2, $3] = $4
+	if (!(($1) in SC)) { SC[$1] = 1; sclist[++nsc] = $1 }
+	if ($1 == "hol_shaped_bulk" && $3 == "bulk_mbps" && link_bps > 0)
+		V[$1, $2, "link_pct"] = $4 * 1e6 / link_bps * 100
+}
+
+END {
+	nt = split(tunnels, T, " ")
+	haveso = haveya = 0
+	for (k = 1; k <= nt; k++) { if (T[k] == "socat") haveso = 1; if (T[k] == "yamux") haveya = 1 }
+
+	row("bulk", "mbps", "bulk, 1 conn x " human(bulk_bytes), "MB/s", 1, "%.0f", "ratio:socat:>=:1.3;ratio:yamux:>=:2")
+	row("bulk", "loadgen_cpu_pct", "  load generator CPU", "%", 1, "%.0f", "")
+	row("bulk", "targets_cpu_pct", "  target server CPU", "%", 1, "%.0f", "")
+	row("parallel", "mbps", "parallel, " par_conns " x " human(par_bytes), "MB/s", 1, "%.0f", "ratio:socat:>=:1.3;ratio:yamux:>=:2")
+	row("connrate", "cps", "connrate, " rate_count " conns, " rate_inflight " in flight", "conn/s", 1, "%.0f", "ratio:socat:>=:5;ratio:yamux:>=:2")
+	row("connrate", "p50_us", "  connect+echo p50", "ms", 1000, "%.2f", "")
+	row("connrate", "p99_us", "  connect+echo p99", "ms", 1000, "%.2f", "")
+	row("hol_lo_base", "p50_us", "hol loopback, alone: p50", "ms", 1000, "%.3f", "")
+	row("hol_lo_base", "p99_us", "  p99", "ms", 1000, "%.3f", "")
+	row("hol_lo_base", "max_us", "  max", "ms", 1000, "%.3f", "")
+	row("hol_lo_bulk", "p50_us", "hol loopback, beside bulk: p50", "ms", 1000, "%.3f", "")
+	row("hol_lo_bulk", "p99_us", "  p99", "ms", 1000, "%.3f", "")
+	row("hol_lo_bulk", "max_us", "  max", "ms", 1000, "%.3f", "")
+	row("hol_lo_bulk", "bulk_mbps", "  the bulk channel", "MB/s", 1, "%.0f", "")
+	row("hol_shaped_base", "p50_us", "hol shaped, alone: p50", "ms", 1000, "%.3f", "")
+	row("hol_shaped_base", "p99_us", "  p99", "ms", 1000, "%.3f", "")
+	row("hol_shaped_base", "max_us", "  max", "ms", 1000, "%.3f", "")
+	row("hol_shaped_bulk", "p50_us", "hol shaped, beside bulk: p50", "ms", 1000, "%.3f", "")
+	row("hol_shaped_bulk", "p99_us", "  p99", "ms", 1000, "%.3f", "abs:<=:5")
+	row("hol_shaped_bulk", "max_us", "  max", "ms", 1000, "%.3f", "")
+	row("hol_shaped_bulk", "link_pct", "  the bulk channel", "% link", 1, "%.1f", "abs:>=:90")
+	row("idle", "bytes_per_chan", "idle channels: RSS", "B/chan", 1, "%.0f", "abs:<=:2048")
+	row("cpu", "s_per_gib", "cpu (during bulk)", "s/GiB", 1, "%.2f", "ratio:socat:<=:1.0")
+
+	lw = 34; cw = 9
+	printf "mxd benchmark: %s run, %s, %s s\n", mode, date, elapsed
+	printf "machine: %s x %s, Linux %s, %s RAM, TCP %s; load average before: %s\n\n", nproc, cpu, kernel, mem, tcp_cc, load
+	printf "%-" lw "s %-7s", "scenario", "unit"
+	for (k = 1; k <= nt; k++) printf " %" cw "s", T[k]
+	if (haveso) printf " %9s", "mxd/socat"
+	if (haveya) printf " %9s", "mxd/yamux"
+	printf "  %s\n", "target (mxd)"
+	for (i = 1; i <= nrows; i++) {
+		shown = 0
+		for (k = 1; k <= nt; k++) if (cell(i, T[k]) != "-") shown = 1
+		if (!shown) continue
+		line = sprintf("%-" lw "s %-7s", R_label[i], R_unit[i])
+		for (k = 1; k <= nt; k++) line = line sprintf(" %" cw "s", cell(i, T[k]))
+		if (haveso) line = line sprintf(" %9s", rcell(i, "socat"))
+		if (haveya) line = line sprintf(" %9s", rcell(i, "yamux"))
+		targets(i)
+		if (T_text != "") line = line sprintf("  %s: %s", T_text, T_verdict)
+		sub(/ +$/, "", line)
+		print line
+	}
+	printf "\n"
+	printf "mxd-tls: %s\n", tls_note == "" ? "measured (column mxd-tls)" : tls_note
+	printf "shaped link: %s\n", shaped_note != "" ? shaped_note : \
+	    "tbf " tbf " on both veth ends, tunnel ends in two network namespaces"
+	printf "idle: %s channels (socat: at most %s, it forks two processes per channel); RSS = VmRSS of all tunnel processes\n", idle_n, idle_socat
+	printf "hol: 64-byte echo round trips, one per %s us, %s s per variant; bulk = a download on another channel of the same tunnel\n", hol_interval, hol_secs
+	printf "cpu: user+sys of all tunnel processes (both ends) during bulk, per GiB moved\n"
+	nf = split(fails, F, "\n")
+	nfail = 0
+	for (k = 1; k <= nf; k++) if (F[k] != "") { if (!nfail) printf "\nFAILURES:\n"; nfail++; printf "  %s\n", F[k] }
+
+	if (json == "") exit 0
+	printf "{\n" > json
+	printf "  \"mode\": %s,\n  \"date\": %s,\n  \"elapsed_s\": %s,\n", jstr(mode), jstr(date), elapsed > json
+	printf "  \"machine\": {\"nproc\": %s, \"cpu\": %s, \"kernel\": %s, \"mem\": %s, \"tcp_congestion_control\": %s, \"load_before\": %s},\n", \
+	    nproc, jstr(cpu), jstr(kernel), jstr(mem), jstr(tcp_cc), jstr(load) > json
+	printf "  \"params\": {\"bulk_bytes\": %s, \"parallel_conns\": %s, \"parallel_bytes\": %s, \"connrate_conns\": %s, \"connrate_inflight\": %s, \"hol_secs\": %s, \"hol_interval_us\": %s, \"idle_channels\": %s, \"idle_socat_max\": %s, \"shaped_tbf\": %s, \"shaped_rate_bytes_per_s\": %s},\n", \
+	    bulk_bytes, par_conns, par_bytes, rate_count, rate_inflight, hol_secs, hol_interval, idle_n, idle_socat, jstr(tbf), link_bps > json
+	printf "  \"tunnels\": [" > json
+	for (k = 1; k <= nt; k++) printf "%s%s", sep(k > 1, ", "), jstr(T[k]) > json
+	printf "],\n  \"mxd_tls\": %s,\n  \"shaped\": %s,\n", jstr(tls_note == "" ? "measured" : tls_note), \
+	    jstr(shaped_note == "" ? "measured" : shaped_note) > json
+	printf "  \"results\": {" > json
+	for (s = 1; s <= nsc; s++) {
+		printf "%s\n    %s: {", sep(s > 1, ","), jstr(sclist[s]) > json
+		first = 1
+		for (k = 1; k <= nt; k++) {
+			nkeys = 0
+			for (key in V) {
+				split(key, p, SUBSEP)
+				if (p[1] == sclist[s] && p[2] == T[k]) K[++nkeys] = p[3]
+			}
+			if (!nkeys) continue
+			printf "%s\n      %s: {", sep(!first, ","), jstr(T[k]) > json
+			first = 0
+			for (j = 1; j <= nkeys; j++)
+				printf "%s%s: %s", sep(j > 1, ", "), jstr(K[j]), V[sclist[s], T[k], K[j]] + 0 > json
+			printf "}" > json
+		}
+		printf "\n    }" > json
+	}
+	printf "\n  },\n  \"targets\": [" > json
+	for (k = 1; k <= ntg; k++) printf "%s\n    %s", sep(k > 1, ","), TG[k] > json
+	printf "\n  ],\n  \"failures\": [" > json
+	j = 0
+	for (k = 1; k <= nf; k++) if (F[k] != "") printf "%s%s", sep(j++, ", "), jstr(F[k]) > json
+	printf "]\n}\n" > json
+	close(json)
+}
