@@ -108,8 +108,8 @@ try_next(struct dial *d)
 
 	while ((ai = d->next) != NULL) {
 		d->next = ai->ai_next;
-		if ((d->fd = socket(ai->ai_family, SOCK_STREAM, 0)) == -1 ||
-		    sock_nonblock(d->fd)) {
+		if ((d->fd = socket(ai->ai_family, SOCK_STREAM |
+		    SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1) {
 			d->err = errno;
 			goto fail;
 		}

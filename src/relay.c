@@ -15,6 +15,8 @@
  *             failed: reset the other side and free everything
  */
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/uio.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -38,6 +40,7 @@
 #define R_RD_EOF	0x01	/* socket gave EOF; FIN queued */
 #define R_WR_EOF	0x02	/* peer's FIN delivered: SHUT_WR done */
 #define R_RD_FULL	0x04	/* stream queue full: socket not read */
+#define R_FLUSH_SOON	0x08	/* ev activated: stream data to write */
 
 struct relay {
 	struct event	ev;		/* the socket; interest in 'events' */
@@ -121,14 +124,17 @@ relay_arm(struct relay *r)
 		want |= EV_WRITE;
 	if (want == r->events)
 		return;
-	if (r->events)
+	/* Changing interest means assigning ev anew, which an activation
+	 * must not be pending on: take it off, and put it back after. */
+	if (r->events || (r->flags & R_FLUSH_SOON))
 		event_del(&r->ev);
 	r->events = want;
-	if (want) {
-		event_assign(&r->ev, event_get_base(&r->ev), r->fd,
-		    want | EV_PERSIST, relay_io_cb, r);
+	event_assign(&r->ev, event_get_base(&r->ev), r->fd, want | EV_PERSIST,
+	    relay_io_cb, r);
+	if (want)
 		event_add(&r->ev, NULL);
-	}
+	if (r->flags & R_FLUSH_SOON)
+		event_active(&r->ev, EV_WRITE, 0);
 }
 
 /* If both directions of ${r} have ended, close it.  Returns 1 if freed. */
@@ -299,6 +305,8 @@ relay_io_cb(evutil_socket_t fd, short what, void *arg)
 	struct relay *r = arg;
 
 	(void)fd;
+	if (what & EV_WRITE)
+		r->flags &= ~R_FLUSH_SOON;
 	if ((what & EV_WRITE) && relay_pump_in(r))
 		return;
 	if ((what & EV_READ) && !(r->flags & (R_RD_EOF | R_RD_FULL)))
@@ -309,9 +317,22 @@ relay_io_cb(evutil_socket_t fd, short what, void *arg)
 void
 relay_on_readable(struct mux_stream *s, void *arg)
 {
+	struct relay *r = arg;
 
 	(void)s;
-	relay_pump_in(arg);
+	if (r->fd < 0) {
+		relay_pump_in(r);
+		return;
+	}
+	/*
+	 * Write once the whole link read is parsed, not once per frame: a
+	 * read of the link holds many frames for the same socket, and one
+	 * writev beats a dozen.  An activation needs no epoll_ctl.
+	 */
+	if (!(r->flags & R_FLUSH_SOON)) {
+		r->flags |= R_FLUSH_SOON;
+		event_active(&r->ev, EV_WRITE, 0);
+	}
 }
 
 /* mux: the stream of relay ${arg} has room again. */
@@ -345,8 +366,12 @@ relay_on_close(struct mux_stream *s, void *arg, enum mux_close_reason reason)
 void
 relay_attach(struct relay *r, int fd, struct service *svc)
 {
+	int one = 1;
 
 	r->fd = fd;
+	/* Bytes go on as they come, as if there were no tunnel; the
+	 * application's own socket decides about Nagle at its end. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (svc != NULL && r->svc == NULL) {
 		service_ref(svc);
 		r->svc = svc;

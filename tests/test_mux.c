@@ -564,7 +564,7 @@ START_TEST(writable_after_drain)
 
 	pair_init(NULL, NULL);
 	sa = mux_stream_open(A.m, &A);
-	ck_assert_int_eq(write_fill(sa, 200 * 1024, 'a'), 1);
+	ck_assert_int_eq(write_fill(sa, 300 * 1024, 'a'), 1);
 	ck_assert_int_eq(A.writable, 0);
 	drain_data(&A);
 	ck_assert_int_eq(A.writable, 1);
@@ -574,12 +574,15 @@ END_TEST
 
 START_TEST(want_output_after_output)
 {
+	struct mux_config ca;
 	struct mux_stream *sa, *sb;
 	int before;
 
 	/* Output queued while mux_output runs (here by a writable callback)
 	 * and sent by that same call: later output is still signalled. */
-	pair_init(NULL, NULL);
+	mux_config_default(&ca, 1);
+	ca.send_hiwat = 128 * 1024;	/* "full" well within the window */
+	pair_init(&ca, NULL);
 	sa = mux_stream_open(A.m, &A);
 	ck_assert_int_ge(A.wants, 1);
 	A.refill = 1;
@@ -619,7 +622,7 @@ START_TEST(syn_before_data_opened_in_callback)
 	pair_init(NULL, NULL);
 	sa = mux_stream_open(A.m, &A);
 	A.open_in_writable = 1;
-	write_fill(sa, 200 * 1024, 'a');
+	write_fill(sa, 300 * 1024, 'a');
 	mux_output(A.m, B.in, 1 << 20);
 	n = frames(B.in, h, 64);
 	for (i = 0; i < n; i++) {

@@ -110,7 +110,9 @@ mux_config_default(struct mux_config *cfg, int dialer)
 	cfg->max_streams = 65536;
 	cfg->max_inflight_opens = 256;
 	cfg->max_backlog = 1024;
-	cfg->send_hiwat = 128u << 10;
+	/* Well above a socket read (64 KiB), so that a bulk sender does not
+	 * pause and resume its socket on every read. */
+	cfg->send_hiwat = 256u << 10;
 	cfg->ctrl_hiwat = 64u << 10;
 }
 
