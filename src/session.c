@@ -2,8 +2,9 @@
  * session: see session.h.
  */
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h>	/* struct tcp_info with tcpi_delivery_rate */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,18 +13,24 @@
 #include <event2/event.h>
 
 #include "conn.h"
+#include "mux/frame.h"
 #include "session.h"
 
 /*
- * Output is pulled from the engine while fewer than OUT_LOWAT bytes wait in
- * the link's buffer; each pull adds up to OUT_BATCH.  Small, so that a small
- * frame queued behind bulk data waits for little; large enough for writev
- * to move big batches.  TCP_NOTSENT_LOWAT keeps the kernel's own queue of
- * unsent bytes short for the same reason.
+ * Output is pulled from the engine while fewer than 'queue' bytes wait in
+ * the link's buffer, 'queue' bytes at a time, and the kernel is asked to
+ * wake us when fewer than 'queue' bytes are unsent (TCP_NOTSENT_LOWAT).
+ * What waits there waits ahead of every frame the fair scheduler picks
+ * next, so 'queue' follows the link's delivery rate: about QUEUE_MS worth
+ * of it, within [QUEUE_MIN, QUEUE_MAX].  On loopback that is the maximum
+ * (big writev batches); at 100 Mbit/s about 25 KiB, so a small frame
+ * behind bulk data waits milliseconds, not tens of them.
  */
-#define OUT_LOWAT	(64 * 1024)
-#define OUT_BATCH	(128 * 1024)
-#define NOTSENT_LOWAT	(128 * 1024)
+#define QUEUE_MS	2
+#define QUEUE_MIN	(16 * 1024)
+#define QUEUE_MAX	(256 * 1024)
+/* How often the delivery rate is read (TCP_INFO). */
+#define TUNE_US		100000
 /* Stop reading the link while this much is unprocessed (input paused). */
 #define IN_HIWAT	(1024 * 1024)
 /* A session that failed gets this long to send its Go Away. */
@@ -41,6 +48,8 @@ struct session {
 	uint64_t	last_rx, last_ping;
 	const char	*why;		/* set once it is going down */
 	const char	*fail_why;	/* protocol error being lingered on */
+	size_t		queue;		/* link bytes queued below the mux */
+	uint64_t	tuned;		/* when queue was last set */
 	int		lingering;	/* flushing a final Go Away */
 };
 
@@ -65,6 +74,36 @@ session_down(struct session *sess, const char *why)
 	event_active(sess->down_ev, EV_TIMEOUT, 0);
 }
 
+/*
+ * Size ${sess}'s output queue to its link's delivery rate (see QUEUE_MS),
+ * at most every TUNE_US; failures only cost speed.
+ */
+static void
+session_tune(struct session *sess)
+{
+	uint64_t now = session_now_us(), q;
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int fd = conn_fd(sess->conn), lowat;
+
+	if (sess->queue != 0 && now - sess->tuned < TUNE_US)
+		return;
+	sess->tuned = now;
+	q = QUEUE_MAX;
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	    len >= offsetof(struct tcp_info, tcpi_delivery_rate) +
+	    sizeof(ti.tcpi_delivery_rate) && ti.tcpi_delivery_rate > 0)
+		q = ti.tcpi_delivery_rate * QUEUE_MS / 1000;
+	q = q < QUEUE_MIN ? QUEUE_MIN : q > QUEUE_MAX ? QUEUE_MAX : q;
+	if (q == sess->queue)
+		return;
+	sess->queue = (size_t)q;
+	lowat = (int)q;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat,
+	    sizeof(lowat));
+	conn_set_lowat(sess->conn, sess->queue / 2);
+}
+
 /* Pull output from the engine into the link while its buffer is short. */
 static void
 session_flush(struct session *sess)
@@ -79,9 +118,10 @@ session_flush(struct session *sess)
 		conn_flush(sess->conn);
 		return;
 	}
-	while (evbuffer_get_length(out) < OUT_LOWAT &&
+	session_tune(sess);
+	while (evbuffer_get_length(out) < sess->queue &&
 	    mux_output_pending(sess->mux)) {
-		if (mux_output(sess->mux, out, OUT_BATCH) < 0) {
+		if (mux_output(sess->mux, out, sess->queue) < 0) {
 			session_down(sess, "out of memory");
 			return;
 		}
@@ -118,18 +158,28 @@ want_output(struct mux *m, void *arg)
 	event_active(sess->flush_ev, EV_WRITE, 0);
 }
 
-/* conn: bytes arrived; feed the engine. */
+/*
+ * conn: bytes arrived; feed the engine.  The peer is alive (timeout) when
+ * the engine consumed some: a frame header complete, or payload.  So are
+ * bytes left over that make a header at least, which only wait for our own
+ * replies to go out.  A few bytes short of a header are not: a peer that
+ * drips its frames a byte at a time is dead after timeout all the same.
+ */
 static void
 conn_readable(struct conn *c, void *arg)
 {
 	struct session *sess = arg;
 	struct evbuffer *in = conn_input(c);
+	uint64_t now = session_now_us();
+	size_t before = evbuffer_get_length(in), left;
 
-	sess->last_rx = session_now_us();
-	mux_set_time(sess->mux, sess->last_rx);
+	mux_set_time(sess->mux, now);
 	if (mux_input(sess->mux, in) < 0)
 		return;
-	if (evbuffer_get_length(in) >= IN_HIWAT)
+	left = evbuffer_get_length(in);
+	if (left < before || left >= FRAME_HDR_LEN)
+		sess->last_rx = now;
+	if (left >= IN_HIWAT)
 		conn_read(c, 0);
 }
 
@@ -230,19 +280,6 @@ goaway(struct mux *m, uint32_t code, void *arg)
 		sess->h.on_goaway(sess, code, sess->arg);
 }
 
-/* Set TCP options on the link's socket ${fd}; failures only cost speed. */
-static void
-tune_socket(evutil_socket_t fd)
-{
-	int one = 1, lowat = NOTSENT_LOWAT;
-
-	if (fd < 0)
-		return;
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat,
-	    sizeof(lowat));
-}
-
 /* Start a session on ${conn}. */
 struct session *
 session_new(struct event_base *base, struct conn *conn,
@@ -252,6 +289,7 @@ session_new(struct event_base *base, struct conn *conn,
 	static const struct conn_handlers ch = {
 		conn_readable, conn_drained, conn_failed
 	};
+	int one = 1;
 	struct session *sess;
 	struct mux_callbacks cb = {
 		.on_stream_open = stream_open,
@@ -299,9 +337,10 @@ session_new(struct event_base *base, struct conn *conn,
 	 * needs it for window auto-tuning. */
 	if (mux_ping(sess->mux))
 		goto err5;
-	tune_socket(conn_fd(conn));
+	(void)setsockopt(conn_fd(conn), IPPROTO_TCP, TCP_NODELAY, &one,
+	    sizeof(one));
+	session_tune(sess);
 	conn_set_handlers(conn, &ch, sess);
-	conn_set_lowat(conn, OUT_LOWAT / 2);
 	return (sess);
 
 err5:
