@@ -6,6 +6,8 @@
 #                   AddressSanitizer + UBSan
 #   make demo       run a pair of mxd on loopback and push traffic through
 #   make fuzz       long libFuzzer run of the frame engine and config parser
+#   make soak       10 minutes of 10,000 channels; make valgrind: the
+#                   integration suites with mxd under valgrind
 #   make bench      the benchmark against direct TCP, socat and yamux
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -41,7 +43,7 @@ TESTS	:= $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 TEST_SUPPORT := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
 SCRIPT_TESTS := $(wildcard tests/test_*.sh)
 
-.PHONY: all check check-run deps clean install uninstall demo fuzz
+.PHONY: all check check-run deps clean install uninstall demo fuzz soak valgrind
 all: $(B)/mxd $(B)/mxload
 
 # Objects depend on every header (few and small: simpler than generated
@@ -90,6 +92,16 @@ check-run: $(B)/mxd $(B)/mxload $(B)/yamux_peer $(TESTS)
 	@MXD_BIN=$(CURDIR)/$(B)/mxd YAMUX_PEER=$(CURDIR)/$(B)/yamux_peer \
 	    MXLOAD=$(CURDIR)/$(B)/mxload \
 	    $(if $(filter 1,$(SAN)),CK_FORK=no) tests/run.sh $(TESTS) $(SCRIPT_TESTS)
+
+# The long soak: 10,000 concurrent channels for 10 minutes (MXD_SOAK_SECS).
+soak: deps $(B)/mxd $(B)/tests/test_soak
+	MXD_BIN=$(CURDIR)/$(B)/mxd MXD_SOAK_SECS=$${MXD_SOAK_SECS:-600} \
+	    $(B)/tests/test_soak
+
+# The integration suites with every mxd under valgrind memcheck.
+valgrind: deps $(B)/mxd $(B)/tests/test_daemon $(B)/tests/test_hostile \
+	    $(B)/tests/test_faults
+	MXD_BIN=$(CURDIR)/$(B)/mxd tests/valgrind.sh $(B)
 
 # The README's first command: a pair on loopback carrying 1,000 connections.
 demo: deps

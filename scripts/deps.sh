@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config libevent-dev libinih-dev check libssl-dev libsystemd-dev
       clang libclang-rt-14-dev golang-go golang-github-hashicorp-yamux-dev
-      socat iproute2 nftables openssl mandoc procps curl systemd-container"
+      socat iproute2 nftables openssl mandoc procps curl systemd-container valgrind"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -31,6 +31,9 @@
 #define REAP_MS	200
 /* TLS handshakes under way at once; connections beyond are refused. */
 #define HANDSHAKES_MAX	16
+/* How long accepting the peer pauses after accept failed (out of
+ * descriptors): the listener stays readable, and would spin the loop. */
+#define ACCEPT_PAUSE_MS	100
 
 const char *const link_limit_keys[NLIMITS] = {
 	[LIMIT_CHANNELS] = "max_channels",
@@ -64,6 +67,8 @@ struct link {
 	struct lsess	*cur;		/* where new channels go */
 	struct lsess	*all;		/* cur and the draining ones */
 	struct evconnlistener *listener;
+	struct event	*accept_pause;	/* resumes accepting after an error */
+	int		accept_failing;	/* accept errors logged once */
 	struct dial	*dial;
 	struct event	*redial_ev;
 	struct event	*reap_ev;
@@ -526,6 +531,7 @@ peer_accept_cb(struct evconnlistener *lst, evutil_socket_t fd,
 	(void)lst;
 	(void)sa;
 	(void)salen;
+	l->accept_failing = 0;
 	if (l->draining) {
 		close(fd);
 		return;
@@ -533,15 +539,35 @@ peer_accept_cb(struct evconnlistener *lst, evutil_socket_t fd,
 	link_connected(l, fd);
 }
 
-/* evconnlistener error on the link listener ${lst}. */
+/* accept_pause: try accepting the peer again. */
+static void
+accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct link *l = arg;
+
+	(void)fd;
+	(void)what;
+	if (l->listener != NULL)
+		evconnlistener_enable(l->listener);
+}
+
+/*
+ * evconnlistener error on the link listener ${lst} (out of descriptors,
+ * say): log it once, and pause accepting for a while, or the listener,
+ * readable all along, spins the loop.
+ */
 static void
 peer_accept_error_cb(struct evconnlistener *lst, void *arg)
 {
+	struct link *l = arg;
+	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+	int err = EVUTIL_SOCKET_ERROR();
 
-	(void)lst;
-	(void)arg;
-	log_warn("link: accept: %s",
-	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	if (!l->accept_failing++)
+		log_warn("link: accept: %s: pausing accepts until it works "
+		    "again", evutil_socket_error_to_string(err));
+	evconnlistener_disable(lst);
+	evtimer_add(l->accept_pause, &tv);
 }
 
 /* Bind the link's listen address for ${l}.  Returns 0 or -1 (logged). */
@@ -551,6 +577,11 @@ link_listen(struct link *l)
 	const struct config *cfg = l->d->cfg;
 	char err[128];
 
+	if (l->accept_pause == NULL && (l->accept_pause = evtimer_new(
+	    l->d->base, accept_resume_cb, l)) == NULL) {
+		log_error("link: out of memory");
+		return (-1);
+	}
 	if ((l->listener = listen_on(l->d->base, cfg->link_addr.host,
 	    cfg->link_addr.port, 16, peer_accept_cb, l, err,
 	    sizeof(err))) == NULL) {
@@ -647,6 +678,8 @@ link_new(struct daemon *d)
 	return (l);
 
 err3:
+	if (l->accept_pause != NULL)
+		event_free(l->accept_pause);
 	event_free(l->reap_ev);
 err2:
 	event_free(l->redial_ev);
@@ -672,6 +705,8 @@ link_free(struct link *l)
 		dial_cancel(l->dial);
 	if (l->listener != NULL)
 		evconnlistener_free(l->listener);
+	if (l->accept_pause != NULL)
+		event_free(l->accept_pause);
 	event_free(l->reap_ev);
 	event_free(l->redial_ev);
 	SSL_CTX_free(l->tls);

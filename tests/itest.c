@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1475,4 +1476,215 @@ it_http_get(int port, const char *path)
 		have += (size_t)n;
 	it_close(fd);
 	return (buf);
+}
+
+/* ------------------------------------------------------------ additions */
+
+/* Fork and exec ${m} as its fields say; truncate its log if ${trunc}. */
+static void
+spawn(struct it_mxd *m, int trunc)
+{
+	const char *bin = getenv("MXD_BIN");
+	const char *nspath = NULL;
+	struct rlimit rl;
+	pid_t ppid = getpid();
+	int fd;
+
+	if (m->netns != NULL)
+		nspath = it_fmt("/run/netns/%s", m->netns);
+	fflush(NULL);
+	m->pid = fork();
+	ck_assert_msg(m->pid >= 0, "fork: %s", strerror(errno));
+	if (m->pid != 0)
+		return;
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != ppid)
+		_exit(127);
+	signal(SIGPIPE, SIG_DFL);
+	if ((fd = open(m->log, O_WRONLY | O_CREAT | O_APPEND |
+	    (trunc ? O_TRUNC : 0), 0644)) == -1)
+		_exit(127);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	if (fd > 2)
+		close(fd);
+	if ((fd = open("/dev/null", O_RDONLY)) >= 0 && fd != 0) {
+		dup2(fd, 0);
+		close(fd);
+	}
+	if (nspath != NULL) {
+		if ((fd = open(nspath, O_RDONLY | O_CLOEXEC)) == -1 ||
+		    setns(fd, CLONE_NEWNET) == -1) {
+			dprintf(2, "itest: setns %s: %s\n", nspath,
+			    strerror(errno));
+			_exit(127);
+		}
+		close(fd);
+	}
+	if (m->nofile > 0) {
+		rl.rlim_cur = rl.rlim_max = (rlim_t)m->nofile;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+			dprintf(2, "itest: setrlimit: %s\n", strerror(errno));
+			_exit(127);
+		}
+	}
+	execl(bin, "mxd", "-c", m->conf, "-v", (char *)NULL);
+	dprintf(2, "itest: exec %s: %s\n", bin, strerror(errno));
+	_exit(127);
+}
+
+struct it_mxd *
+it_mxd_start_opts(const char *conf, const struct it_mxd_opts *o)
+{
+	struct it_mxd *m;
+
+	if (o == NULL || (o->netns == NULL && o->nofile == 0))
+		return (it_mxd_start(conf));
+	ck_assert_msg(H.nmxd < IT_MAX_MXD, "too many mxd");
+	ck_assert_msg((m = calloc(1, sizeof(*m))) != NULL, "out of memory");
+	H.mxd[H.nmxd++] = m;
+	m->pid = -1;
+	m->conf = it_fmt("%s", conf);
+	m->log = it_fmt("%s/mxd-%d.log", H.dir, H.nmxd);
+	m->netns = o->netns != NULL ? it_fmt("%s", o->netns) : NULL;
+	m->nofile = o->nofile;
+	spawn(m, 1);
+	return (m);
+}
+
+void
+it_mxd_restart(struct it_mxd *m)
+{
+
+	it_mxd_kill(m);
+	it_mxd_mark(m);
+	spawn(m, 0);
+}
+
+int
+it_fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	if ((d = opendir(path)) == NULL)
+		return (-1);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return (n);
+}
+
+int
+it_fd_wait(pid_t pid, int want, int ms)
+{
+	int64_t deadline = it_now_ms() + ms;
+	int n;
+
+	while ((n = it_fd_count(pid)) != want && it_now_ms() < deadline)
+		sleep_ms(IT_POLL_MS);
+	return (n);
+}
+
+long
+it_cpu_ms(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut, st;
+	long hz = sysconf(_SC_CLK_TCK);
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return (-1);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return (-1);
+	buf[n] = '\0';
+	/* After "(comm)": state, then fields 4..; utime and stime are the
+	 * 14th and 15th fields of the line. */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+	    &ut, &st) != 2)
+		return (-1);
+	return ((long)((ut + st) * 1000 / (unsigned long)(hz > 0 ? hz : 100)));
+}
+
+int
+it_mxd_log_count(struct it_mxd *m, const char *needle)
+{
+	char line[4096];
+	int n = 0;
+	FILE *f;
+
+	if ((f = fopen(m->log, "re")) == NULL)
+		return (0);
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return (n);
+}
+
+int
+it_mxd_poll_log(struct it_mxd *m, const char *needle, int ms)
+{
+	int64_t deadline = it_now_ms() + ms;
+
+	for (;;) {
+		if (it_mxd_log_has(m, needle))
+			return (1);
+		if (it_now_ms() >= deadline)
+			return (0);
+		sleep_ms(IT_POLL_MS);
+	}
+}
+
+void
+it_targets_kill(struct it_targets *t)
+{
+
+	if (t->pid > 0) {
+		kill(t->pid, SIGKILL);
+		(void)waitpid(t->pid, NULL, 0);
+		t->pid = -1;
+	}
+}
+
+void
+it_targets_restart(struct it_targets *t)
+{
+	struct sockaddr_in sin;
+	int fds[IT_NKINDS], k, one = 1;
+	pid_t ppid = getpid();
+
+	it_targets_kill(t);
+	for (k = 0; k < IT_NKINDS; k++) {
+		fds[k] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ck_assert_msg(fds[k] >= 0, "socket: %s", strerror(errno));
+		it_track(fds[k]);
+		(void)setsockopt(fds[k], SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one));
+		loopback(&sin, t->port[k]);
+		ck_assert_msg(bind(fds[k], (struct sockaddr *)&sin,
+		    sizeof(sin)) == 0 && listen(fds[k], 4096) == 0,
+		    "bind/listen port %d again: %s", t->port[k],
+		    strerror(errno));
+	}
+	fflush(NULL);
+	t->pid = fork();
+	ck_assert_msg(t->pid >= 0, "fork: %s", strerror(errno));
+	if (t->pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != ppid)
+			_exit(1);
+		target_main(fds, t->st);
+	}
+	for (k = 0; k < IT_NKINDS; k++)
+		it_close(fds[k]);
 }

@@ -94,6 +94,9 @@ struct it_mxd {
 	char	*conf;
 	char	*log;		/* its stdout and stderr */
 	off_t	mark;		/* it_mxd_wait_log looks after this offset */
+	/* How it_mxd_start_opts started it, for it_mxd_restart. */
+	const char *netns;
+	long	nofile;
 };
 
 /* Start $MXD_BIN -c ${conf} -v. */
@@ -268,5 +271,47 @@ struct it_flow {
  */
 size_t	it_flows_run(struct it_flow *f, size_t n, int ms, char *msg,
 	    size_t msglen);
+
+/* ------------------------------------------------------------ additions
+ * (faults, hostile peers, exhaustion, soak: test_faults.c, test_hostile.c,
+ * test_soak.c)
+ */
+
+/* How it_mxd_start_opts starts an mxd. */
+struct it_mxd_opts {
+	const char *netns;	/* run inside /run/netns/NAME; NULL: here */
+	long	nofile;		/* RLIMIT_NOFILE soft and hard; 0: as is */
+};
+
+/* it_mxd_start with ${o} (NULL: as it_mxd_start). */
+struct it_mxd *it_mxd_start_opts(const char *conf, const struct it_mxd_opts *o);
+
+/* Start ${m} again (after it died or was killed; SIGKILL first if it
+ * runs) as it was started, its log continued; the mark moves to the end. */
+void	it_mxd_restart(struct it_mxd *m);
+
+/* Open descriptors of ${pid} (entries of /proc/PID/fd), or -1. */
+int	it_fd_count(pid_t pid);
+
+/* Wait at most ${ms} for ${pid} to have ${want} open descriptors; returns
+ * the last count. */
+int	it_fd_wait(pid_t pid, int want, int ms);
+
+/* CPU time (user + system) ${pid} has used, in milliseconds, or -1. */
+long	it_cpu_ms(pid_t pid);
+
+/* Lines of ${m}'s whole log (ignoring the mark) that hold ${needle}. */
+int	it_mxd_log_count(struct it_mxd *m, const char *needle);
+
+/* Wait at most ${ms} for ${needle} after the mark; returns 1 if it came,
+ * 0 if not (no failure, unlike it_mxd_wait_log). */
+int	it_mxd_poll_log(struct it_mxd *m, const char *needle, int ms);
+
+/* SIGKILL the target process of ${t} (its connections die with it). */
+void	it_targets_kill(struct it_targets *t);
+
+/* Start the target process of ${t} again on the same ports (after
+ * it_targets_kill); the counters carry on. */
+void	it_targets_restart(struct it_targets *t);
 
 #endif /* !MXD_ITEST_H */

@@ -10,7 +10,7 @@
  * refusing; channels already open carry on.
  *
  * The crafted service headers come from a test peer in this process: the
- * yamux engine (src/mux) on a plain socket to a listening mxd.
+ * yamux engine (src/mux) on a plain socket to a listening mxd (peer.h).
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -31,7 +31,7 @@
 #include <event2/buffer.h>
 
 #include "itest.h"
-#include "mux/mux.h"
+#include "peer.h"
 
 #define RESET_MS	3000	/* a refused client is reset within this */
 
@@ -230,194 +230,6 @@ t_accept(int lfd)
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	return (fd);
-}
-
-/* ------------------------------------------------------------ test peer */
-
-/* A stream the test peer opened. */
-struct tp_stream {
-	struct mux_stream *s;		/* NULL once ended */
-	enum mux_close_reason closed;	/* 0 while open */
-	struct evbuffer	*rx;
-	int		eof;
-};
-
-#define TP_STREAMS	64
-
-/* A yamux peer of a listening mxd on a plain socket, on the mux engine. */
-struct tp {
-	int		fd;
-	struct mux	*m;
-	struct evbuffer	*in, *out;
-	const char	*error;		/* the protocol error mxd made */
-	struct tp_stream st[TP_STREAMS];
-	int		nst;
-};
-
-/* mux: mxd opened a stream; the test peer takes none. */
-static int
-tp_on_open(struct mux *m, struct mux_stream *s, void *arg)
-{
-
-	(void)m;
-	(void)s;
-	(void)arg;
-	return (-1);
-}
-
-/* mux: data or FIN for stream ${arg}. */
-static void
-tp_on_readable(struct mux_stream *s, void *arg)
-{
-	struct tp_stream *ts = arg;
-
-	ck_assert(mux_stream_read(s, ts->rx, SIZE_MAX) >= 0);
-	if (mux_stream_eof(s))
-		ts->eof = 1;
-}
-
-/* mux: stream ${arg} was reset (or the session ended). */
-static void
-tp_on_close(struct mux_stream *s, void *arg, enum mux_close_reason why)
-{
-	struct tp_stream *ts = arg;
-
-	(void)s;
-	ts->closed = why;
-	ts->s = NULL;
-}
-
-/* mux: mxd broke the protocol. */
-static void
-tp_on_error(struct mux *m, const char *why, void *arg)
-{
-	struct tp *tp = arg;
-
-	(void)m;
-	tp->error = why;
-}
-
-/* A test peer connected to the mxd listening on ${port}. */
-static struct tp *
-tp_connect(int port)
-{
-	static const struct mux_callbacks cb = {
-		.on_stream_open = tp_on_open,
-		.on_stream_readable = tp_on_readable,
-		.on_stream_close = tp_on_close,
-		.on_protocol_error = tp_on_error,
-	};
-	struct tp *tp = it_calloc(1, sizeof(*tp));
-	struct mux_config cfg;
-
-	tp->fd = it_connect(port);
-	ck_assert_msg(tp->fd >= 0, "connect: %s", strerror(errno));
-	ck_assert(fcntl(tp->fd, F_SETFL, O_NONBLOCK) == 0);
-	mux_config_default(&cfg, 1);
-	ck_assert((tp->m = mux_new(&cfg, &cb, tp)) != NULL);
-	ck_assert((tp->in = evbuffer_new()) != NULL);
-	ck_assert((tp->out = evbuffer_new()) != NULL);
-	return (tp);
-}
-
-/* Close ${tp}. */
-static void
-tp_free(struct tp *tp)
-{
-	int i;
-
-	mux_free(tp->m);
-	for (i = 0; i < tp->nst; i++)
-		evbuffer_free(tp->st[i].rx);
-	evbuffer_free(tp->in);
-	evbuffer_free(tp->out);
-	it_close(tp->fd);
-}
-
-/* Move bytes both ways for at most ${ms}, or until ${ts} has ended, or has
- * ${want} bytes (0: only its end) and EOF. */
-static void
-tp_run(struct tp *tp, int ms, struct tp_stream *ts, size_t want)
-{
-	int64_t deadline = it_now_ms() + ms;
-	struct pollfd pfd;
-	int n;
-
-	for (;;) {
-		mux_set_time(tp->m, (uint64_t)it_now_ms() * 1000);
-		ck_assert(mux_output(tp->m, tp->out, 1 << 20) >= 0);
-		while (evbuffer_get_length(tp->out) > 0 &&
-		    evbuffer_write(tp->out, tp->fd) > 0)
-			continue;
-		ck_assert_msg(tp->error == NULL, "mxd broke the protocol: %s",
-		    tp->error);
-		if (ts != NULL && (ts->closed || (want > 0 && ts->eof &&
-		    evbuffer_get_length(ts->rx) >= want)))
-			return;
-		if (it_now_ms() >= deadline)
-			return;
-		pfd.fd = tp->fd;
-		pfd.events = POLLIN |
-		    (evbuffer_get_length(tp->out) > 0 ? POLLOUT : 0);
-		if (poll(&pfd, 1, 5) <= 0)
-			continue;
-		n = evbuffer_read(tp->in, tp->fd, 65536);
-		ck_assert_msg(n != 0, "mxd closed the link");
-		ck_assert_msg(n > 0 || errno == EAGAIN, "read: %s",
-		    strerror(errno));
-		ck_assert(mux_input(tp->m, tp->in) == 0);
-	}
-}
-
-/* Open a stream that sends the ${len} bytes at ${data}, then FIN if
- * ${fin}. */
-static struct tp_stream *
-tp_open(struct tp *tp, const void *data, size_t len, int fin)
-{
-	struct tp_stream *ts;
-	struct evbuffer *b;
-
-	ck_assert(tp->nst < TP_STREAMS);
-	ts = &tp->st[tp->nst++];
-	ck_assert((ts->rx = evbuffer_new()) != NULL);
-	ck_assert((ts->s = mux_stream_open(tp->m, ts)) != NULL);
-	ck_assert((b = evbuffer_new()) != NULL);
-	evbuffer_add(b, data, len);
-	ck_assert(mux_stream_write(ts->s, b) >= 0);
-	evbuffer_free(b);
-	if (fin)
-		mux_stream_shutdown(ts->s);
-	return (ts);
-}
-
-/* ${ts} must be reset by mxd. */
-static void
-tp_expect_reset(struct tp *tp, struct tp_stream *ts, const char *what)
-{
-
-	tp_run(tp, RESET_MS, ts, 0);
-	ck_assert_msg(ts->closed == MUX_CLOSE_RESET, "%s: not reset%s", what,
-	    evbuffer_get_length(ts->rx) > 0 ? " (and got data)" : "");
-}
-
-/* ${ts} must get back exactly ${reply} and EOF once it sends FIN. */
-static void
-tp_expect_reply(struct tp *tp, struct tp_stream *ts, const char *reply,
-    const char *what)
-{
-	size_t len = strlen(reply);
-
-	if (ts->s != NULL)
-		mux_stream_shutdown(ts->s);
-	tp_run(tp, IT_WAIT_MS, ts, len);
-	ck_assert_msg(!ts->closed, "%s: reset", what);
-	ck_assert_msg(ts->eof && evbuffer_get_length(ts->rx) == len &&
-	    memcmp(evbuffer_pullup(ts->rx, -1), reply, len) == 0,
-	    "%s: got %zu bytes%s", what, evbuffer_get_length(ts->rx),
-	    ts->eof ? "" : " and no EOF");
-	mux_stream_release(ts->s);
-	ts->s = NULL;
-	tp_run(tp, 50, NULL, 0);	/* the FIN goes out */
 }
 
 /* ------------------------------------------------------------ no open proxy */

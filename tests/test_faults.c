@@ -1,0 +1,1025 @@
+/*
+ * Fault tests: real mxd pairs ($MXD_BIN, see itest.h) whose link is cut in
+ * the middle of transfers, again and again, and whose network goes bad.
+ *
+ *   kill_listener_cycles   SIGKILL of the listening mxd (B), then restart
+ *   kill_dialer_cycles     SIGKILL of the dialing mxd (A), then restart
+ *   ss_kill_cycles         the link's TCP connection killed (ss -K), on
+ *                          either side (root)
+ *   target_restart         the target process killed and restarted
+ *   netns_lossy_bulk       10 Mbit/s (tbf) with 2 % random loss each way
+ *                          between two network namespaces (root)
+ *   netns_blackhole        every packet of the link dropped, then not
+ *                          (root)
+ *   fd_limit_accept_side   a low RLIMIT_NOFILE on the accepting mxd
+ *   fd_limit_target_side   ... on the connecting mxd, and its link listener
+ *   max_channels_recovers  max_channels reached, then free again
+ *
+ * Each cycle checks what the issue asks: the channels on the dead link end
+ * promptly (reset or EOF within RESET_MS, none hangs; what they delivered
+ * before is verified byte for byte), the survivor keeps running, the
+ * dialing side redials within reconnect_max, and new channels carry data
+ * intact.  After the cycles the surviving mxd has exactly the descriptors
+ * it had after warming up, and (without sanitizers) its VmRSS has not
+ * grown beyond a small allowance.
+ *
+ * MXD_FAULT_CYCLES=N sets the number of cycles (default 100).  Tests that
+ * need root print "SKIP: <reason>" and pass without it.
+ */
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "itest.h"
+#include "netns.h"
+
+#define KIB		1024
+#define MIB		(1024 * 1024)
+#define RESET_MS	3000	/* channels of a dead link end within this */
+#define KEEPALIVE_MS	500
+#define TIMEOUT_MS	2000
+#define WARM_CYCLES	10	/* descriptors and RSS are taken after these */
+#define RSS_SLACK_KB	2048	/* allowed VmRSS growth over the cycles */
+
+static char msg[512];
+
+/* Cycles to run: MXD_FAULT_CYCLES, or ${dflt}. */
+static int
+cycles(int dflt)
+{
+	const char *e = getenv("MXD_FAULT_CYCLES");
+
+	return (e != NULL && atoi(e) > 0 ? atoi(e) : dflt);
+}
+
+/* Print a SKIP line for test ${name} and pass it. */
+static void
+skip(const char *name, const char *why)
+{
+
+	printf("%s: SKIP: %s\n", name, why);
+	it_finish();
+}
+
+/* ------------------------------------------------------------ the pair */
+
+/*
+ * A pair for fault tests: A dials B's link, clients connect to A's echo and
+ * blast services, the targets sit behind B.  On loopback, or with A and B
+ * in the two namespaces of ${n}.
+ */
+struct fp {
+	const struct nt	*n;		/* NULL: loopback */
+	int		link, pe, pb, ma;	/* ports; ma: A's metrics */
+	const char	*a_conf, *b_conf;
+	struct it_mxd	*a, *b;
+	struct it_targets *t;
+	int		reconnect_max_ms;
+};
+
+/* Enter A's side (to make clients there), and leave it. */
+static void
+in_a(struct fp *p)
+{
+
+	if (p->n != NULL)
+		nt_enter(p->n, 0);
+}
+
+static void
+out_a(struct fp *p)
+{
+
+	if (p->n != NULL)
+		nt_leave();
+}
+
+/*
+ * Write both configurations (A's [link] with ${a_link}, reconnecting
+ * between ${rmin} and ${rmax} ms, and ${a_daemon} in [daemon]), start the
+ * targets, B and A (with ${ao}, ${bo}), and wait for the link.
+ */
+static void
+fp_start(struct fp *p, const struct nt *n, int rmin, int rmax,
+    const char *a_link, const char *a_daemon, const struct it_mxd_opts *ao,
+    const struct it_mxd_opts *bo)
+{
+	const char *bhost = n != NULL ? n->addr[1] : IT_HOST;
+	const char *timing = it_fmt("keepalive = %dms\ntimeout = %dms\n"
+	    "connect_timeout = 1s\ndrain_timeout = 10s\n", KEEPALIVE_MS,
+	    TIMEOUT_MS);
+	struct it_mxd_opts ao2 = { NULL, 0 }, bo2 = { NULL, 0 };
+
+	memset(p, 0, sizeof(*p));
+	p->n = n;
+	p->link = it_free_port();
+	p->pe = it_free_port();
+	p->pb = it_free_port();
+	p->ma = it_free_port();
+	p->reconnect_max_ms = rmax;
+	if (ao != NULL)
+		ao2 = *ao;
+	if (bo != NULL)
+		bo2 = *bo;
+	if (n != NULL) {
+		ao2.netns = n->ns[0];
+		bo2.netns = n->ns[1];
+		nt_enter(n, 1);
+	}
+	p->t = it_targets_start();
+	if (n != NULL)
+		nt_leave();
+	p->a_conf = it_write_file("a.conf", it_fmt(
+	    "[daemon]\nmetrics = %s:%d\n%s\n"
+	    "[link]\nconnect = %s:%d\nreconnect_min = %dms\n"
+	    "reconnect_max = %dms\n%s%s\n%s%s", IT_HOST, p->ma,
+	    a_daemon ? a_daemon : "", bhost, p->link, rmin, rmax, timing,
+	    a_link ? a_link : "", it_svc_accept("echo", p->pe),
+	    it_svc_accept("blast", p->pb)));
+	p->b_conf = it_write_file("b.conf", it_fmt(
+	    "[link]\nlisten = %s:%d\n%s\n%s%s", bhost, p->link, timing,
+	    it_svc_connect("echo", p->t->port[IT_ECHO]),
+	    it_svc_connect("blast", p->t->port[IT_BLAST])));
+	p->b = it_mxd_start_opts(p->b_conf, &bo2);
+	it_mxd_wait_log(p->b, "link: waiting for the peer", IT_WAIT_MS);
+	p->a = it_mxd_start_opts(p->a_conf, &ao2);
+	it_mxd_wait_log(p->a, "up (connected)", IT_WAIT_MS);
+	it_mxd_wait_log(p->b, "up (accepted)", IT_WAIT_MS);
+}
+
+/* Run ${n} echo flows of sizes up to ${max} (seeds from ${seed}) through
+ * A's echo service; all must finish intact within ${ms}. */
+static void
+flows(struct fp *p, size_t n, size_t max, uint64_t seed, int ms,
+    const char *what)
+{
+	struct it_flow *f = it_calloc(n, sizeof(*f));
+	size_t i, bad;
+
+	for (i = 0; i < n; i++) {
+		f[i].port = p->pe;
+		f[i].size = i == 0 ? max : (size_t)((seed * 7919 + i * 104729) %
+		    (max + 1));
+		f[i].seed = seed + i;
+	}
+	in_a(p);
+	bad = it_flows_run(f, n, ms, msg, sizeof(msg));
+	out_a(p);
+	ck_assert_msg(bad == 0, "%s: %zu of %zu echo flows failed; first: %s",
+	    what, bad, n, msg);
+}
+
+/* ------------------------------------------------------------ transfers */
+
+/*
+ * Three channels in the middle of transfers: an idle echo channel (one
+ * round trip done), an echo channel with data in flight, and a download
+ * from the blast target under way.
+ */
+struct xfer {
+	int		fd[3];
+	uint64_t	seed;
+	uint64_t	got;		/* blast bytes read and verified */
+};
+
+/* A connected client of A's ${port}; fails the test otherwise. */
+static int
+client(struct fp *p, int port)
+{
+	int fd;
+
+	in_a(p);
+	fd = it_connect(port);
+	out_a(p);
+	ck_assert_msg(fd >= 0, "connect to A: %s", strerror(errno));
+	return (fd);
+}
+
+/* Send ${len} bytes of ${seed} on ${fd} and expect them back. */
+static void
+roundtrip(int fd, uint64_t seed, size_t len, const char *what)
+{
+	char *buf = it_calloc(1, len);
+	ssize_t n;
+
+	it_gen(seed, 0, buf, len);
+	ck_assert_msg(it_send_all(fd, buf, len) == 0, "%s: send: %s", what,
+	    strerror(errno));
+	n = it_recv_full(fd, buf, len);
+	ck_assert_msg(n == (ssize_t)len, "%s: got %zd of %zu bytes back (%s)",
+	    what, n, len, n < 0 ? strerror(errno) : "EOF");
+	ck_assert_msg(it_verify(seed, 0, buf, len) == -1, "%s: bytes differ",
+	    what);
+}
+
+/* Read from blast client ${x}->fd[2] until ${want} bytes in all, verifying
+ * them.  Returns 0 on EOF or error (the end), 1 if ${want} was reached. */
+static int
+blast_read(struct xfer *x, uint64_t want, int ms, long *end)
+{
+	static char buf[64 * KIB];
+	long r;
+
+	while (x->got < want) {
+		r = it_recv_wait(x->fd[2], buf, sizeof(buf), ms);
+		if (r <= 0) {
+			*end = r;
+			return (0);
+		}
+		ck_assert_msg(it_verify(x->seed, x->got, buf, (size_t)r) == -1,
+		    "blast: a byte after offset %ju differs",
+		    (uintmax_t)x->got);
+		x->got += (uint64_t)r;
+	}
+	return (1);
+}
+
+/* Start the three transfers of ${x}. */
+static void
+xfer_start(struct fp *p, struct xfer *x, uint64_t seed)
+{
+	char *big = it_calloc(1, 256 * KIB), *req;
+	long end = 0;
+	ssize_t n;
+
+	memset(x, 0, sizeof(*x));
+	x->seed = seed;
+	x->fd[0] = client(p, p->pe);
+	roundtrip(x->fd[0], seed, 1000, "idle echo channel");
+	x->fd[1] = client(p, p->pe);
+	roundtrip(x->fd[1], seed + 1, 1000, "busy echo channel");
+	/* Data in flight: sent, not read back. */
+	it_gen(seed + 2, 0, big, 256 * KIB);
+	(void)fcntl(x->fd[1], F_SETFL, O_NONBLOCK);
+	n = send(x->fd[1], big, 256 * KIB, MSG_NOSIGNAL);
+	ck_assert_msg(n > 0, "busy echo channel: send: %s", strerror(errno));
+	x->fd[2] = client(p, p->pb);
+	req = it_fmt("%ju %ju\n", (uintmax_t)(1024 * (uint64_t)MIB),
+	    (uintmax_t)seed);
+	ck_assert(it_send_all(x->fd[2], req, strlen(req)) == 0);
+	ck_assert_msg(blast_read(x, 64 * KIB, IT_WAIT_MS, &end) == 1,
+	    "blast: ended (%ld) after %ju bytes", end, (uintmax_t)x->got);
+}
+
+/*
+ * The link died: every transfer of ${x} must end (EOF or reset, no hang)
+ * within RESET_MS of ${t0}; what the download delivered is verified.
+ * Returns the milliseconds the last one took.
+ */
+static int64_t
+xfer_expect_end(struct xfer *x, int64_t t0, const char *what)
+{
+	uint64_t n;
+	long r, end = 0;
+	int i, left;
+
+	for (i = 0; i < 2; i++) {
+		left = (int)(t0 + RESET_MS - it_now_ms());
+		r = it_drain_wait(x->fd[i], left > 0 ? left : 0, &n);
+		ck_assert_msg(r != IT_TIMEOUT, "%s: echo channel %d did not end "
+		    "within %d ms", what, i, RESET_MS);
+		ck_assert_msg(r <= 0, "%s: echo channel %d: %ld", what, i, r);
+		it_close(x->fd[i]);
+	}
+	left = (int)(t0 + RESET_MS - it_now_ms());
+	ck_assert_msg(blast_read(x, UINT64_MAX, left > 0 ? left : 0, &end) == 0,
+	    "blast did not end");
+	ck_assert_msg(end != IT_TIMEOUT, "%s: the download did not end within "
+	    "%d ms (%ju bytes)", what, RESET_MS, (uintmax_t)x->got);
+	it_close(x->fd[2]);
+	return (it_now_ms() - t0);
+}
+
+/* ------------------------------------------------------------ resources */
+
+/* Descriptors and VmRSS of a surviving mxd after warm-up and at the end. */
+struct res {
+	int	fd0, fd1;
+	long	rss0, rss1;
+};
+
+/* The descriptors of ${m}, once stable: the same count twice 50 ms apart
+ * (channels that just ended close their sockets in the next loop). */
+static int
+fds_settled(struct it_mxd *m)
+{
+	int64_t deadline = it_now_ms() + IT_WAIT_MS;
+	int a, b;
+
+	for (;;) {
+		a = it_fd_count(m->pid);
+		usleep(50000);
+		b = it_fd_count(m->pid);
+		if (a == b || it_now_ms() > deadline)
+			return (b);
+	}
+}
+
+/* The checks at the end: descriptors exactly as after warm-up (waiting for
+ * them to close), RSS within the allowance unless sanitized. */
+static void
+res_check(struct res *r, struct it_mxd *m, const char *who, int ncycles,
+    const char *what)
+{
+
+	r->fd1 = it_fd_wait(m->pid, r->fd0, IT_WAIT_MS);
+	r->rss1 = it_rss_kb(m->pid);
+	printf("%s: %d cycles: %s descriptors %d -> %d, VmRSS %ld -> %ld KiB"
+	    "%s\n", what, ncycles, who, r->fd0, r->fd1, r->rss0, r->rss1,
+	    it_san() ? " [sanitizers: RSS not checked]" : "");
+	ck_assert_msg(r->fd1 == r->fd0, "%s: %s has %d descriptors, %d after "
+	    "warm-up", what, who, r->fd1, r->fd0);
+	if (!it_san())
+		ck_assert_msg(r->rss1 <= r->rss0 + RSS_SLACK_KB, "%s: %s grew "
+		    "from %ld to %ld KiB", what, who, r->rss0, r->rss1);
+}
+
+/* ------------------------------------------------------------ 1. kills */
+
+/*
+ * SIGKILL of B with three transfers under way; B restarted.  A keeps
+ * running, resets the channels at once, redials within reconnect_max of
+ * B's return; new channels work.
+ */
+START_TEST(kill_listener_cycles)
+{
+	int i, n = cycles(100), ups;
+	int64_t t0, ms, end_max = 0, redial_max = 0;
+	struct xfer x;
+	struct res r;
+	struct fp p;
+
+	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL);
+	for (i = 0; i < n; i++) {
+		if (i == WARM_CYCLES || (n <= WARM_CYCLES && i == 0)) {
+			r.fd0 = fds_settled(p.a);
+			r.rss0 = it_rss_kb(p.a->pid);
+		}
+		xfer_start(&p, &x, 1000 + (uint64_t)i * 10);
+		it_mxd_mark(p.a);
+		t0 = it_now_ms();
+		it_mxd_kill(p.b);
+		ms = xfer_expect_end(&x, t0, it_fmt("cycle %d", i));
+		if (ms > end_max)
+			end_max = ms;
+		it_mxd_wait_log(p.a, ": down: ", IT_WAIT_MS);
+		it_mxd_restart(p.b);
+		it_mxd_wait_log(p.b, "link: waiting for the peer", IT_WAIT_MS);
+		t0 = it_now_ms();
+		it_mxd_wait_log(p.a, "up (connected)", IT_WAIT_MS);
+		ms = it_now_ms() - t0;
+		if (ms > redial_max)
+			redial_max = ms;
+		ck_assert_msg(ms <= p.reconnect_max_ms + 900, "cycle %d: A "
+		    "redialed %jd ms after B was back (reconnect_max %d ms)",
+		    i, (intmax_t)ms, p.reconnect_max_ms);
+		it_mxd_wait_log(p.b, "up (accepted)", IT_WAIT_MS);
+		flows(&p, 3, 64 * KIB, 50000 + (uint64_t)i * 10, 30000,
+		    it_fmt("cycle %d", i));
+	}
+	/* A may connect more often than B came back: its redial the moment
+	 * the link drops can reach a dying B's listen queue, whose kernel
+	 * completes the handshake and then resets it. */
+	ups = it_mxd_log_count(p.a, "up (connected)");
+	printf("kill_listener_cycles: %d SIGKILLs of B: channels ended within "
+	    "%jd ms, A redialed within %jd ms of B's return; %d connects "
+	    "(%d into a dying B)\n", n, (intmax_t)end_max,
+	    (intmax_t)redial_max, ups, ups - n - 1);
+	res_check(&r, p.a, "A", n, "kill_listener_cycles");
+	ck_assert_int_ge(ups, n + 1);
+	it_finish();
+}
+END_TEST
+
+/*
+ * SIGKILL of A with transfers under way; A restarted.  B keeps running and
+ * closes every channel of the dead link (its descriptors drop back at
+ * once); the new A dials at once; new channels work.
+ */
+START_TEST(kill_dialer_cycles)
+{
+	int i, n = cycles(100), fd, up_fds;
+	int64_t t0, ms, end_max = 0, up_max = 0;
+	struct xfer x;
+	struct res r;
+	struct fp p;
+
+	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL);
+	up_fds = fds_settled(p.b);
+	for (i = 0; i < n; i++) {
+		if (i == WARM_CYCLES || (n <= WARM_CYCLES && i == 0)) {
+			r.fd0 = fds_settled(p.b);
+			r.rss0 = it_rss_kb(p.b->pid);
+		}
+		xfer_start(&p, &x, 7000 + (uint64_t)i * 10);
+		it_mxd_mark(p.b);
+		t0 = it_now_ms();
+		it_mxd_kill(p.a);
+		/* B drops the link and its channels: its descriptors are
+		 * those of an idle B without a link. */
+		fd = it_fd_wait(p.b->pid, up_fds - 1, RESET_MS);
+		ms = it_now_ms() - t0;
+		ck_assert_msg(fd == up_fds - 1, "cycle %d: B has %d "
+		    "descriptors %d ms after A died, not %d", i, fd, RESET_MS,
+		    up_fds - 1);
+		it_mxd_wait_log(p.b, ": down: ", RESET_MS);
+		if (ms > end_max)
+			end_max = ms;
+		(void)xfer_expect_end(&x, t0, it_fmt("cycle %d", i));
+		it_mxd_restart(p.a);
+		t0 = it_now_ms();
+		it_mxd_wait_log(p.b, "up (accepted)", IT_WAIT_MS);
+		it_mxd_wait_log(p.a, "up (connected)", IT_WAIT_MS);
+		ms = it_now_ms() - t0;
+		if (ms > up_max)
+			up_max = ms;
+		flows(&p, 3, 64 * KIB, 90000 + (uint64_t)i * 10, 30000,
+		    it_fmt("cycle %d", i));
+	}
+	printf("kill_dialer_cycles: %d SIGKILLs of A: B closed the dead link's "
+	    "channels within %jd ms; a restarted A was up within %jd ms\n", n,
+	    (intmax_t)end_max, (intmax_t)up_max);
+	res_check(&r, p.b, "B", n, "kill_dialer_cycles");
+	ck_assert_int_eq(it_mxd_log_count(p.b, "up (accepted)"), n + 1);
+	it_finish();
+}
+END_TEST
+
+/* Kill the established TCP connections matching ss filter ${filter}. */
+static void
+ss_kill(const char *filter)
+{
+	char *cmd = it_fmt("PATH=/usr/sbin:/sbin:/usr/bin:/bin:$PATH; "
+	    "ss -K -t -n state established '%s' >/dev/null 2>&1", filter);
+	int st = system(cmd);
+
+	ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "%s: status %#x", cmd, st);
+}
+
+/*
+ * The link's TCP connection killed with ss -K, on A's side or on B's in
+ * turn: both keep running, A redials at once, nothing leaks on either.
+ */
+START_TEST(ss_kill_cycles)
+{
+	int i, n = cycles(100);
+	int64_t t0, ms, end_max = 0, redial_max = 0;
+	struct res ra, rb;
+	struct xfer x;
+	struct fp p;
+
+	if (geteuid() != 0) {
+		skip("ss_kill_cycles", "not root (ss -K needs CAP_NET_ADMIN)");
+		return;
+	}
+	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL);
+	for (i = 0; i < n; i++) {
+		if (i == WARM_CYCLES || (n <= WARM_CYCLES && i == 0)) {
+			ra.fd0 = fds_settled(p.a);
+			rb.fd0 = fds_settled(p.b);
+			ra.rss0 = it_rss_kb(p.a->pid);
+			rb.rss0 = it_rss_kb(p.b->pid);
+		}
+		xfer_start(&p, &x, 20000 + (uint64_t)i * 10);
+		it_mxd_mark(p.a);
+		it_mxd_mark(p.b);
+		t0 = it_now_ms();
+		if (i % 2 == 0)
+			ss_kill(it_fmt("( dst %s and dport = :%d )", IT_HOST,
+			    p.link));
+		else
+			ss_kill(it_fmt("( src %s and sport = :%d )", IT_HOST,
+			    p.link));
+		ms = xfer_expect_end(&x, t0, it_fmt("cycle %d", i));
+		if (ms > end_max)
+			end_max = ms;
+		it_mxd_wait_log(p.a, ": down: ", IT_WAIT_MS);
+		it_mxd_wait_log(p.a, "up (connected)", IT_WAIT_MS);
+		ms = it_now_ms() - t0;
+		if (ms > redial_max)
+			redial_max = ms;
+		ck_assert_msg(ms <= p.reconnect_max_ms + 1000, "cycle %d: the "
+		    "link was back after %jd ms", i, (intmax_t)ms);
+		it_mxd_wait_log(p.b, "up (accepted)", IT_WAIT_MS);
+		flows(&p, 3, 64 * KIB, 30000 + (uint64_t)i * 10, 30000,
+		    it_fmt("cycle %d", i));
+	}
+	printf("ss_kill_cycles: %d connections killed (half on each side): "
+	    "channels ended within %jd ms, link back within %jd ms\n", n,
+	    (intmax_t)end_max, (intmax_t)redial_max);
+	res_check(&ra, p.a, "A", n, "ss_kill_cycles");
+	res_check(&rb, p.b, "B", n, "ss_kill_cycles");
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ 2. target */
+
+/*
+ * The target process dies with transfers under way and comes back: the
+ * channels end (EOF or reset, as the target's kernel closed them), new
+ * channels are reset at once while it is down, and work once it is back;
+ * the link stays up all along.
+ */
+START_TEST(target_restart)
+{
+	int i, n = 5, fd;
+	int64_t t0, ms, end_max = 0;
+	struct xfer x;
+	struct fp p;
+	uint64_t nb;
+	long r;
+
+	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL);
+	it_mxd_mark(p.a);
+	it_mxd_mark(p.b);
+	for (i = 0; i < n; i++) {
+		xfer_start(&p, &x, 40000 + (uint64_t)i * 10);
+		t0 = it_now_ms();
+		it_targets_kill(p.t);
+		ms = xfer_expect_end(&x, t0, it_fmt("round %d", i));
+		if (ms > end_max)
+			end_max = ms;
+		/* A new channel while the target is down: reset at once. */
+		fd = client(&p, p.pe);
+		(void)send(fd, "x", 1, MSG_NOSIGNAL);
+		r = it_drain_wait(fd, RESET_MS, &nb);
+		ck_assert_msg(r == -ECONNRESET, "round %d: a channel to the "
+		    "dead target: %ld, not a reset", i, r);
+		it_close(fd);
+		it_targets_restart(p.t);
+		flows(&p, 4, 128 * KIB, 60000 + (uint64_t)i * 10, 30000,
+		    it_fmt("round %d", i));
+	}
+	ck_assert_msg(!it_mxd_log_has(p.a, ": down: ") &&
+	    !it_mxd_log_has(p.b, ": down: "), "the link went down");
+	it_mxd_wait_log(p.b, "Connection refused", IT_WAIT_MS);
+	printf("target_restart: %d target deaths: channels ended within %jd "
+	    "ms, link up throughout\n", n, (intmax_t)end_max);
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ 3. netns */
+
+/*
+ * A sampler of A's metrics in a child process (in A's namespace): the
+ * largest mxd_link_rtt_seconds and the last mxd_link_ups_total it saw.
+ */
+struct sampler {
+	pid_t		pid;
+	struct samples {
+		volatile double	rtt_max;
+		volatile long	ups;
+		volatile long	n;
+	} *s;
+};
+
+/* One GET /metrics from 127.0.0.1:${port}; the values into ${s}. */
+static void
+sample_once(int port, struct samples *s)
+{
+	struct sockaddr_in sin;
+	char buf[16384], *p;
+	size_t have = 0;
+	ssize_t r;
+	double v;
+	int fd;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons((uint16_t)port);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    write(fd, "GET /metrics HTTP/1.0\r\n\r\n", 25) == 25) {
+		while (have < sizeof(buf) - 1 && (r = read(fd, buf + have,
+		    sizeof(buf) - 1 - have)) > 0)
+			have += (size_t)r;
+		buf[have] = '\0';
+		if ((p = strstr(buf, "\nmxd_link_rtt_seconds ")) != NULL) {
+			v = strtod(p + 22, NULL);
+			if (v > s->rtt_max)
+				s->rtt_max = v;
+		}
+		if ((p = strstr(buf, "\nmxd_link_ups_total ")) != NULL)
+			s->ups = strtol(p + 20, NULL, 10);
+		s->n++;
+	}
+	close(fd);
+}
+
+/* Start sampling A's metrics every 100 ms (the caller is in A's
+ * namespace, which the child keeps). */
+static void
+sampler_start(struct sampler *sm, int port)
+{
+
+	sm->s = mmap(NULL, sizeof(*sm->s), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert(sm->s != MAP_FAILED);
+	memset((void *)sm->s, 0, sizeof(*sm->s));
+	fflush(NULL);
+	sm->pid = fork();
+	ck_assert(sm->pid >= 0);
+	if (sm->pid == 0) {
+		for (;;) {
+			if (getppid() == 1)
+				_exit(0);
+			sample_once(port, sm->s);
+			usleep(100000);
+		}
+	}
+}
+
+static void
+sampler_stop(struct sampler *sm)
+{
+
+	kill(sm->pid, SIGKILL);
+	(void)waitpid(sm->pid, NULL, 0);
+}
+
+/*
+ * Two namespaces joined by veth at 10 Mbit/s (tbf, each way) dropping 2 %
+ * of packets at random each way: one bulk echo flow and many small ones,
+ * all at once, come back byte for byte; the link, with keepalive 500 ms
+ * and timeout 2 s, never goes down, and the ping round trip stays well
+ * below the timeout (pings go ahead of the bulk data).
+ */
+START_TEST(netns_lossy_bulk)
+{
+	const size_t bulk = 3 * MIB, nsmall = 150, small = 32 * KIB;
+	struct it_flow *f;
+	struct sampler sm;
+	struct fp p;
+	struct nt n;
+	char why[64];
+	size_t i, bad, total = 0;
+	int64_t t0, ms;
+
+	if (!nt_available(why, sizeof(why))) {
+		skip("netns_lossy_bulk", why);
+		return;
+	}
+	nt_setup(&n);
+	nt_shape(&n, "rate 10mbit burst 16kb latency 50ms");
+	nt_drop(&n, 2);
+	fp_start(&p, &n, 100, 1000, "", "", NULL, NULL);
+	f = it_calloc(nsmall + 1, sizeof(*f));
+	for (i = 0; i <= nsmall; i++) {
+		f[i].port = p.pe;
+		f[i].size = i == 0 ? bulk : (i * 7919) % small;
+		f[i].seed = 777 + i;
+		total += f[i].size;
+	}
+	in_a(&p);
+	sampler_start(&sm, p.ma);
+	t0 = it_now_ms();
+	bad = it_flows_run(f, nsmall + 1, 120000, msg, sizeof(msg));
+	ms = it_now_ms() - t0;
+	sampler_stop(&sm);
+	out_a(&p);
+	printf("netns_lossy_bulk: 10 Mbit/s, 2%% loss each way: %zu channels "
+	    "(one of %zu KiB), %zu KiB each way echoed intact in %jd ms "
+	    "(%.1f Mbit/s); ping round trip at most %.0f ms (%ld samples); "
+	    "link ups %ld; %ld packets dropped\n", nsmall + 1, bulk / KIB,
+	    total / KIB, (intmax_t)ms, total * 8.0 / 1000.0 /
+	    (double)(ms ? ms : 1), sm.s->rtt_max * 1000, sm.s->n, sm.s->ups,
+	    nt_dropped(&n));
+	ck_assert_msg(bad == 0, "%zu of %zu flows failed; first: %s", bad,
+	    nsmall + 1, msg);
+	ck_assert_msg(!it_mxd_log_has(p.a, ": down: ") &&
+	    !it_mxd_log_has(p.b, ": down: "), "the slow link was declared dead");
+	ck_assert_msg(sm.s->n > 0 && sm.s->ups == 1, "link ups: %ld",
+	    sm.s->ups);
+	ck_assert_msg(sm.s->rtt_max < TIMEOUT_MS / 2 / 1000.0,
+	    "the ping round trip reached %.0f ms", sm.s->rtt_max * 1000);
+	it_finish();
+	nt_teardown();
+}
+END_TEST
+
+/*
+ * The link goes silent (every packet dropped, both ways): both sides
+ * declare it dead within timeout (+ one tick), its channels end, new
+ * clients are turned away at once; A keeps redialing; once the packets
+ * flow again the link is back within connect_timeout + reconnect_max and
+ * carries new channels.
+ */
+START_TEST(netns_blackhole)
+{
+	struct xfer x;
+	struct fp p;
+	struct nt n;
+	char why[64], c;
+	int64_t t0, ms_a, ms_b, ms_end, ms_up;
+	int fd;
+	long r;
+
+	if (!nt_available(why, sizeof(why))) {
+		skip("netns_blackhole", why);
+		return;
+	}
+	nt_setup(&n);
+	fp_start(&p, &n, 100, 1000, "", "", NULL, NULL);
+	flows(&p, 8, 256 * KIB, 100, 30000, "before");
+	xfer_start(&p, &x, 4242);
+	it_mxd_mark(p.a);
+	it_mxd_mark(p.b);
+	nt_drop(&n, 100);
+	t0 = it_now_ms();
+	it_mxd_wait_log(p.a, ": down: timed out", TIMEOUT_MS + 2000);
+	ms_a = it_now_ms() - t0;
+	it_mxd_wait_log(p.b, ": down: timed out", TIMEOUT_MS + 2000);
+	ms_b = it_now_ms() - t0;
+	ms_end = xfer_expect_end(&x, t0 + TIMEOUT_MS, "black hole");
+	ck_assert_msg(ms_a <= TIMEOUT_MS + KEEPALIVE_MS + 500 &&
+	    ms_b <= TIMEOUT_MS + KEEPALIVE_MS + 500, "declared dead after "
+	    "%jd (A) and %jd (B) ms; timeout is %d ms", (intmax_t)ms_a,
+	    (intmax_t)ms_b, TIMEOUT_MS);
+	/* Down: a new client is turned away at once. */
+	fd = client(&p, p.pe);
+	r = it_recv_wait(fd, &c, 1, RESET_MS);
+	ck_assert_msg(r != IT_TIMEOUT && r <= 0, "a client while the link is "
+	    "down: %ld", r);
+	it_close(fd);
+	/* A keeps trying: its dials time out meanwhile. */
+	it_mxd_wait_log(p.a, "cannot connect", IT_WAIT_MS);
+	it_mxd_mark(p.a);
+	nt_drop(&n, 0);
+	t0 = it_now_ms();
+	it_mxd_wait_log(p.a, "up (connected)", IT_WAIT_MS);
+	ms_up = it_now_ms() - t0;
+	ck_assert_msg(ms_up <= 1000 + p.reconnect_max_ms + 500, "the link "
+	    "came back %jd ms after the path did", (intmax_t)ms_up);
+	flows(&p, 8, 256 * KIB, 200, 30000, "after");
+	printf("netns_blackhole: timeout %d ms: declared dead after %jd ms "
+	    "(A), %jd ms (B); channels ended %jd ms after the timeout; link "
+	    "back %jd ms after the path\n", TIMEOUT_MS, (intmax_t)ms_a,
+	    (intmax_t)ms_b, (intmax_t)ms_end, (intmax_t)ms_up);
+	it_finish();
+	nt_teardown();
+}
+END_TEST
+
+/* ------------------------------------------------------------ 4. limits */
+
+/* A client of ${port} that sent "x": 1 if it was echoed within ${ms},
+ * else what it_recv_wait said (IT_TIMEOUT: still waiting). */
+static long
+try_echo(struct fp *p, int port, int *fdp, int ms)
+{
+	char c;
+
+	*fdp = client(p, port);
+	ck_assert(send(*fdp, "x", 1, MSG_NOSIGNAL) == 1);
+	return (it_recv_wait(*fdp, &c, 1, ms));
+}
+
+/* End echo client ${fd} gracefully. */
+static void
+close_echo(int fd)
+{
+	char c;
+	long r;
+
+	ck_assert(shutdown(fd, SHUT_WR) == 0);
+	r = it_recv_wait(fd, &c, 1, IT_WAIT_MS);
+	ck_assert_msg(r == 0, "expected EOF, got %ld", r);
+	it_close(fd);
+}
+
+#define NOFILE	48
+
+/*
+ * A runs with RLIMIT_NOFILE 48: clients beyond what its descriptors allow
+ * wait in the listen queue (A pauses accepting and says so once, without
+ * spinning) and are served, in order, as soon as channels close; A is
+ * back to its idle descriptors at the end.
+ */
+START_TEST(fd_limit_accept_side)
+{
+	struct it_mxd_opts ao = { NULL, NOFILE };
+	int fd[NOFILE + 8], served = 0, waiting, i, base;
+	long cpu0, cpu1, r = 0;
+	struct fp p;
+	char c;
+
+	fp_start(&p, NULL, 10, 100, "", "", &ao, NULL);
+	base = fds_settled(p.a);
+	for (i = 0; i < NOFILE + 8; i++) {
+		if ((r = try_echo(&p, p.pe, &fd[i], 500)) != 1)
+			break;
+		served++;
+	}
+	ck_assert_msg(r == IT_TIMEOUT, "the client beyond the limit: %ld", r);
+	ck_assert_msg(served < NOFILE && served >= NOFILE - base - 2,
+	    "%d channels served with %d of %d descriptors in use", served,
+	    base, NOFILE);
+	it_mxd_wait_log(p.a, "Too many open files: pausing accepts",
+	    IT_WAIT_MS);
+	/* Four more wait with the first: none is served, none is lost. */
+	waiting = 1;
+	for (i = served + 1; i < served + 5; i++, waiting++)
+		ck_assert_msg(try_echo(&p, p.pe, &fd[i], 100) == IT_TIMEOUT,
+		    "served or reset beyond the limit");
+	cpu0 = it_cpu_ms(p.a->pid);
+	usleep(500000);
+	cpu1 = it_cpu_ms(p.a->pid);
+	ck_assert_msg(cpu1 - cpu0 < 150, "A used %ld ms of CPU in 500 ms "
+	    "while out of descriptors", cpu1 - cpu0);
+	ck_assert_int_eq(it_mxd_log_count(p.a, "pausing accepts"), 1);
+	/* Free five: the waiting five are served. */
+	for (i = 0; i < 5; i++)
+		close_echo(fd[i]);
+	for (i = served; i < served + waiting; i++) {
+		ck_assert_msg(it_recv_wait(fd[i], &c, 1, IT_WAIT_MS) == 1,
+		    "waiting client %d was not served once descriptors "
+		    "were free", i - served);
+		close_echo(fd[i]);
+	}
+	for (i = 5; i < served; i++)
+		close_echo(fd[i]);
+	ck_assert_int_eq(it_fd_wait(p.a->pid, base, IT_WAIT_MS), base);
+	flows(&p, 20, 64 * KIB, 300, 30000, "after");
+	printf("fd_limit_accept_side: RLIMIT_NOFILE %d: %d channels served, "
+	    "%d waited and were served once 5 closed; %ld ms CPU in 500 ms "
+	    "while out of descriptors\n", NOFILE, served, waiting,
+	    cpu1 - cpu0);
+	it_finish();
+}
+END_TEST
+
+/*
+ * B runs with RLIMIT_NOFILE 48: channels beyond what its descriptors allow
+ * are reset at once (their target cannot be connected) and logged; closing
+ * some makes room for new ones.  Then a connection to B's link port while
+ * B is out of descriptors: B logs it once and pauses accepting, without
+ * spinning, and once descriptors are free it accepts it (the stray
+ * connection replaces the link, which A restores by itself).
+ */
+START_TEST(fd_limit_target_side)
+{
+	struct it_mxd_opts bo = { NULL, NOFILE };
+	int fd[NOFILE + 8], served = 0, i, base, stray;
+	long cpu0, cpu1, r = 0;
+	struct fp p;
+
+	fp_start(&p, NULL, 10, 100, "", "", NULL, &bo);
+	base = fds_settled(p.b);
+	for (i = 0; i < NOFILE + 8; i++) {
+		if ((r = try_echo(&p, p.pe, &fd[i], 1000)) != 1)
+			break;
+		served++;
+	}
+	ck_assert_msg(served < NOFILE && served >= NOFILE - base - 2,
+	    "%d channels served with %d of %d descriptors in use", served,
+	    base, NOFILE);
+	/* The one that failed was reset at once, not left hanging. */
+	ck_assert_msg(r == -ECONNRESET, "channel beyond the limit: %ld", r);
+	it_close(fd[served]);
+	it_mxd_wait_log(p.b, "Too many open files", IT_WAIT_MS);
+	for (i = 0; i < 3; i++) {
+		r = try_echo(&p, p.pe, &fd[served], RESET_MS);
+		ck_assert_msg(r == -ECONNRESET, "channel beyond the limit: "
+		    "%ld", r);
+		it_close(fd[served]);
+	}
+	/* Room for exactly as many as closed. */
+	for (i = 0; i < 3; i++)
+		close_echo(fd[i]);
+	for (i = 0; i < 3; i++)
+		ck_assert_msg(try_echo(&p, p.pe, &fd[i], IT_WAIT_MS) == 1,
+		    "no room after channels closed");
+
+	/* A stray connection to the link port: B is out of descriptors. */
+	stray = it_connect(p.link);
+	ck_assert(stray >= 0);
+	it_mxd_wait_log(p.b, "link: accept: Too many open files",
+	    IT_WAIT_MS);
+	cpu0 = it_cpu_ms(p.b->pid);
+	usleep(500000);
+	cpu1 = it_cpu_ms(p.b->pid);
+	ck_assert_msg(cpu1 - cpu0 < 150, "B used %ld ms of CPU in 500 ms "
+	    "while it could not accept", cpu1 - cpu0);
+	ck_assert_int_eq(it_mxd_log_count(p.b, "link: accept:"), 1);
+	it_close(stray);
+	/* Free the descriptors: B takes the stray (it replaces the link and
+	 * ends at once), A redials. */
+	it_mxd_mark(p.a);
+	for (i = 0; i < served; i++)
+		it_close(fd[i]);
+	it_mxd_wait_log(p.a, "up (connected)", IT_WAIT_MS);
+	ck_assert_int_eq(it_fd_wait(p.b->pid, base, IT_WAIT_MS), base);
+	flows(&p, 20, 64 * KIB, 400, 30000, "after");
+	printf("fd_limit_target_side: RLIMIT_NOFILE %d: %d channels served, "
+	    "the rest reset at once; link listener paused with %ld ms CPU in "
+	    "500 ms, one log line\n", NOFILE, served, cpu1 - cpu0);
+	it_finish();
+}
+END_TEST
+
+/*
+ * max_channels = 20 on A: 20 channels work, five more are reset at once
+ * (one log line); with all closed, 20 new ones work again.
+ */
+START_TEST(max_channels_recovers)
+{
+	int fd[25], i;
+	struct fp p;
+	uint64_t nb;
+	long r;
+
+	fp_start(&p, NULL, 10, 100, "max_channels = 20\n", "", NULL, NULL);
+	for (i = 0; i < 20; i++)
+		ck_assert_msg(try_echo(&p, p.pe, &fd[i], IT_WAIT_MS) == 1,
+		    "channel %d", i);
+	for (i = 20; i < 25; i++) {
+		fd[i] = client(&p, p.pe);
+		r = it_drain_wait(fd[i], RESET_MS, &nb);
+		ck_assert_msg(r == -ECONNRESET, "channel %d beyond "
+		    "max_channels: %ld", i, r);
+		it_close(fd[i]);
+	}
+	ck_assert_int_eq(it_mxd_log_count(p.a, "max_channels (20) reached"),
+	    1);
+	for (i = 0; i < 20; i++)
+		close_echo(fd[i]);
+	for (i = 0; i < 20; i++)
+		ck_assert_msg(try_echo(&p, p.pe, &fd[i], IT_WAIT_MS) == 1,
+		    "channel %d after recovery", i);
+	for (i = 0; i < 20; i++)
+		close_echo(fd[i]);
+	it_finish();
+}
+END_TEST
+
+/* MXD_TEST=NAME[,NAME...] runs only those tests. */
+static int
+wanted(const char *name)
+{
+	const char *only = getenv("MXD_TEST"), *p;
+	size_t len = strlen(name);
+
+	if (only == NULL || only[0] == '\0')
+		return (1);
+	for (p = only; (p = strstr(p, name)) != NULL; p += len)
+		if ((p == only || p[-1] == ',') &&
+		    (p[len] == '\0' || p[len] == ','))
+			return (1);
+	return (0);
+}
+
+#define ADD(tc, fn)	do {						\
+	if (wanted(#fn))						\
+		tcase_add_test(tc, fn);					\
+} while (0)
+
+static void
+nothing(void)
+{
+}
+
+static Suite *
+faults_suite(void)
+{
+	Suite *s = suite_create("faults");
+	TCase *t = tcase_create("faults");
+
+	tcase_set_timeout(t, 60 + 3 * cycles(100));
+	tcase_add_checked_fixture(t, it_init, it_cleanup);
+	tcase_add_checked_fixture(t, nothing, nt_teardown);
+	ADD(t, kill_listener_cycles);
+	ADD(t, kill_dialer_cycles);
+	ADD(t, ss_kill_cycles);
+	ADD(t, target_restart);
+	ADD(t, netns_lossy_bulk);
+	ADD(t, netns_blackhole);
+	ADD(t, fd_limit_accept_side);
+	ADD(t, fd_limit_target_side);
+	ADD(t, max_channels_recovers);
+	suite_add_tcase(s, t);
+	return (s);
+}
+
+int
+main(void)
+{
+
+	return (it_main(faults_suite()));
+}

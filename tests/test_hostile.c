@@ -1,0 +1,776 @@
+/*
+ * A hostile peer: a listening mxd ($MXD_BIN, see itest.h) faced with a peer
+ * in this process that speaks broken yamux.  Two kinds of peer:
+ *
+ *   raw    a plain socket: frames written by hand, one field at a time
+ *          wrong; what mxd answers is parsed frame by frame
+ *   tp     the mux engine (peer.h), for floods of well-formed frames and a
+ *          well-behaved stream beside the misbehaving ones
+ *
+ * Every malformed frame class of docs/PROTOCOL.md section 9 must get Go
+ * Away (protocol error), the link closed and a log line saying why; the
+ * channel the peer had open is closed with it (mxd's descriptors drop
+ * back).  Floods that are legal but abusive (SYNs beyond the backlog, pings
+ * never read, a huge Data length on a finished stream) get RSTs or are
+ * discarded, with bounded memory, while a good stream beside them keeps
+ * working.  A peer that drips its frames a byte a second is declared dead
+ * after timeout.  mxd never crashes: at the end a good peer gets service
+ * and mxd's descriptors and VmRSS are checked.
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "itest.h"
+#include "peer.h"
+
+#define KIB		1024
+#define MIB		(1024 * 1024)
+#define TIMEOUT_MS	2000
+#define KEEPALIVE_MS	500
+#define END_MS		3000	/* Go Away and EOF within this */
+
+#define T_DATA	0
+#define T_WU	1
+#define T_PING	2
+#define T_GOAWAY 3
+#define F_SYN	1
+#define F_ACK	2
+#define F_FIN	4
+#define F_RST	8
+
+/* ------------------------------------------------------------ the mxd */
+
+struct hb {
+	struct it_targets *t;
+	struct it_mxd	*b;
+	int		link, metrics;
+	int		fds_idle;	/* descriptors with no link */
+	long		rss0;
+};
+
+/* Start a listening mxd with an echo service, keepalive 500 ms and timeout
+ * 2 s; note its idle descriptors and VmRSS. */
+static void
+hb_start(struct hb *h)
+{
+	const char *conf;
+
+	memset(h, 0, sizeof(*h));
+	h->t = it_targets_start();
+	h->link = it_free_port();
+	h->metrics = it_free_port();
+	conf = it_write_file("b.conf", it_fmt("[daemon]\nmetrics = %s:%d\n\n"
+	    "[link]\nlisten = %s:%d\nkeepalive = %dms\ntimeout = %dms\n"
+	    "drain_timeout = 5s\n\n%s", IT_HOST, h->metrics, IT_HOST, h->link,
+	    KEEPALIVE_MS, TIMEOUT_MS, it_svc_connect("echo",
+	    h->t->port[IT_ECHO])));
+	h->b = it_mxd_start(conf);
+	it_mxd_wait_log(h->b, "link: waiting for the peer", IT_WAIT_MS);
+	it_mxd_wait_log(h->b, "metrics: serving on", IT_WAIT_MS);
+	/* Settled: the same count twice, 50 ms apart. */
+	do {
+		h->fds_idle = it_fd_count(h->b->pid);
+		usleep(50000);
+	} while (it_fd_count(h->b->pid) != h->fds_idle);
+	h->rss0 = it_rss_kb(h->b->pid);
+}
+
+/* The value of metric ${series} of ${h}, -1 if missing. */
+static long long
+metric(struct hb *h, const char *series)
+{
+	char *buf = it_http_get(h->metrics, "/metrics"), *p;
+	char *want = it_fmt("\n%s ", series);
+
+	if ((p = strstr(buf, want)) == NULL)
+		return (-1);
+	return (strtoll(p + strlen(want), NULL, 10));
+}
+
+/* mxd must be alive, back to its idle descriptors (every channel and the
+ * link closed) within ${ms}. */
+static void
+hb_idle(struct hb *h, int ms, const char *what)
+{
+	int n;
+
+	ck_assert_msg(kill(h->b->pid, 0) == 0, "%s: mxd is gone", what);
+	n = it_fd_wait(h->b->pid, h->fds_idle, ms);
+	ck_assert_msg(n == h->fds_idle, "%s: mxd has %d descriptors, %d when "
+	    "idle", what, n, h->fds_idle);
+}
+
+/* ------------------------------------------------------------ raw peer */
+
+/* A peer on a plain socket; what mxd sends is parsed as it comes. */
+struct raw {
+	int		fd;
+	uint8_t		hdr[12];
+	size_t		hlen;
+	uint32_t	skip, skip_id;	/* Data payload still to come */
+	long		goaway;		/* its code, -1: none yet */
+	int		eof;		/* EOF or reset: the link is closed */
+	int		err;		/* the errno, 0 for EOF */
+	uint64_t	frames, pings, rsts;
+	size_t		got1;		/* payload bytes on stream 1 */
+	char		data1[256];	/* ... the first of them */
+};
+
+static struct raw *
+raw_connect(struct hb *h)
+{
+	struct raw *r = it_calloc(1, sizeof(*r));
+
+	r->fd = it_connect(h->link);
+	ck_assert_msg(r->fd >= 0, "connect: %s", strerror(errno));
+	r->goaway = -1;
+	return (r);
+}
+
+/* Parse ${n} bytes at ${p} that mxd sent. */
+static void
+raw_feed(struct raw *r, const uint8_t *p, size_t n)
+{
+	uint32_t id, len, k;
+
+	while (n > 0) {
+		if (r->skip > 0) {
+			k = n < r->skip ? (uint32_t)n : r->skip;
+			if (r->skip_id == 1) {
+				size_t c = k;
+
+				if (r->got1 + c > sizeof(r->data1))
+					c = r->got1 < sizeof(r->data1) ?
+					    sizeof(r->data1) - r->got1 : 0;
+				memcpy(r->data1 + r->got1, p, c);
+				r->got1 += k;
+			}
+			r->skip -= k;
+			p += k;
+			n -= k;
+			continue;
+		}
+		k = (uint32_t)(12 - r->hlen);
+		if (k > n)
+			k = (uint32_t)n;
+		memcpy(r->hdr + r->hlen, p, k);
+		r->hlen += k;
+		p += k;
+		n -= k;
+		if (r->hlen < 12)
+			break;
+		r->hlen = 0;
+		r->frames++;
+		id = (uint32_t)r->hdr[4] << 24 | (uint32_t)r->hdr[5] << 16 |
+		    (uint32_t)r->hdr[6] << 8 | r->hdr[7];
+		len = (uint32_t)r->hdr[8] << 24 | (uint32_t)r->hdr[9] << 16 |
+		    (uint32_t)r->hdr[10] << 8 | r->hdr[11];
+		switch (r->hdr[1]) {
+		case T_DATA:
+			r->skip = len;
+			r->skip_id = id;
+			break;
+		case T_PING:
+			r->pings++;
+			break;
+		case T_GOAWAY:
+			r->goaway = (long)len;
+			break;
+		default:
+			break;
+		}
+		if (r->hdr[3] & F_RST)
+			r->rsts++;
+	}
+}
+
+/* Read and parse what mxd sends for at most ${ms}, or until ${done}(r) (or
+ * EOF).  Returns 1 if ${done} said so, 0 otherwise. */
+static int
+raw_wait(struct raw *r, int ms, int (*done)(struct raw *))
+{
+	int64_t deadline = it_now_ms() + ms;
+	uint8_t buf[64 * KIB];
+	long n;
+	int left;
+
+	for (;;) {
+		if (done != NULL && done(r))
+			return (1);
+		if (r->eof)
+			return (0);
+		left = (int)(deadline - it_now_ms());
+		if (left <= 0)
+			return (0);
+		n = it_recv_wait(r->fd, buf, sizeof(buf), left);
+		if (n == IT_TIMEOUT)
+			return (done != NULL && done(r));
+		if (n <= 0) {
+			r->eof = 1;
+			r->err = (int)-n;
+			continue;
+		}
+		raw_feed(r, buf, (size_t)n);
+	}
+}
+
+static int
+done_echo1(struct raw *r)
+{
+
+	return (r->got1 >= 4);
+}
+
+/* Send frame header ${type}, ${flags}, ${id}, ${len} (and no payload). */
+static void
+raw_frame(struct raw *r, int type, int flags, uint32_t id, uint32_t len)
+{
+	uint8_t b[12] = { 0, (uint8_t)type, (uint8_t)(flags >> 8),
+	    (uint8_t)flags, (uint8_t)(id >> 24), (uint8_t)(id >> 16),
+	    (uint8_t)(id >> 8), (uint8_t)id, (uint8_t)(len >> 24),
+	    (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len };
+
+	ck_assert_msg(it_send_all(r->fd, b, sizeof(b)) == 0, "send: %s",
+	    strerror(errno));
+}
+
+static void
+raw_bytes(struct raw *r, const void *p, size_t n)
+{
+
+	ck_assert_msg(it_send_all(r->fd, p, n) == 0, "send: %s",
+	    strerror(errno));
+}
+
+/* Open stream 1 to the echo service and see "ping" come back. */
+static void
+raw_open_echo(struct raw *r)
+{
+	static const char d[] = "\x04" "echo" "\x00\x00" "ping";
+
+	raw_frame(r, T_WU, F_SYN, 1, 0);
+	raw_frame(r, T_DATA, 0, 1, sizeof(d) - 1);
+	raw_bytes(r, d, sizeof(d) - 1);
+	ck_assert_msg(raw_wait(r, IT_WAIT_MS, done_echo1) &&
+	    memcmp(r->data1, "ping", 4) == 0, "stream 1: no echo");
+}
+
+/* ------------------------------------------------------------ malformed */
+
+struct fr {
+	uint8_t		ver, type;
+	uint16_t	flags;
+	uint32_t	id, len;
+};
+
+/* A malformed frame class: what the peer sends, what mxd must say. */
+static const struct bad {
+	const char	*what;
+	const char	*why;		/* in mxd's log: "down: <why>" */
+	int		goaway;		/* Go Away(1) comes before EOF */
+	int		open;		/* stream 1 (echo) open first */
+	int		nf;
+	struct fr	f[3];
+	const char	*raw;		/* or bytes, and then shut down */
+	size_t		rawlen;
+	int		shut;
+} bad[] = {
+	{ "version 1", "unknown protocol version", 1, 1, 1,
+	    { { 1, T_WU, 0, 1, 0 } }, NULL, 0, 0 },
+	{ "frame type 4", "unknown frame type", 1, 1, 1,
+	    { { 0, 4, 0, 1, 0 } }, NULL, 0, 0 },
+	{ "frame type 255", "unknown frame type", 1, 0, 1,
+	    { { 0, 255, 0xffff, 0xffffffff, 0xffffffff } }, NULL, 0, 0 },
+	{ "Data on stream 0", "stream frame on stream 0", 1, 1, 1,
+	    { { 0, T_DATA, 0, 0, 0 } }, NULL, 0, 0 },
+	{ "Window Update on stream 0", "stream frame on stream 0", 1, 1, 1,
+	    { { 0, T_WU, 0, 0, 4096 } }, NULL, 0, 0 },
+	{ "Ping on a stream", "session frame on a stream", 1, 1, 1,
+	    { { 0, T_PING, F_SYN, 1, 7 } }, NULL, 0, 0 },
+	{ "Go Away on a stream", "session frame on a stream", 1, 1, 1,
+	    { { 0, T_GOAWAY, 0, 1, 0 } }, NULL, 0, 0 },
+	{ "SYN with mxd's id parity", "SYN with our id parity", 1, 1, 1,
+	    { { 0, T_WU, F_SYN, 2, 0 } }, NULL, 0, 0 },
+	{ "SYN for a live stream", "SYN for a live stream", 1, 1, 1,
+	    { { 0, T_DATA, F_SYN, 1, 0 } }, NULL, 0, 0 },
+	{ "stream id reused", "SYN for a used stream id", 1, 1, 3,
+	    { { 0, T_WU, F_SYN, 3, 0 }, { 0, T_WU, F_RST, 3, 0 },
+	    { 0, T_WU, F_SYN, 3, 0 } }, NULL, 0, 0 },
+	{ "id too far below the highest", "SYN for a used stream id", 1, 1,
+	    2, { { 0, T_WU, F_SYN, 4001, 0 }, { 0, T_WU, F_SYN, 5, 0 } }, NULL,
+	    0, 0 },
+	{ "Data for a stream never opened", "frame for a stream never opened",
+	    1, 1, 1, { { 0, T_DATA, 0, 101, 0 } }, NULL, 0, 0 },
+	{ "Window Update for a stream never opened",
+	    "frame for a stream never opened", 1, 1, 1,
+	    { { 0, T_WU, F_ACK, 101, 1 } }, NULL, 0, 0 },
+	{ "Data beyond the window", "data beyond the granted window", 1, 1, 1,
+	    { { 0, T_DATA, 0, 1, 256 * KIB + 1 } }, NULL, 0, 0 },
+	{ "huge Data length", "data beyond the granted window", 1, 1, 1,
+	    { { 0, T_DATA, 0, 1, 0xffffffff } }, NULL, 0, 0 },
+	{ "window overflow", "window update overflows 32 bits", 1, 1, 1,
+	    { { 0, T_WU, 0, 1, 0xffffffff } }, NULL, 0, 0 },
+	{ "window overflow in two steps", "window update overflows 32 bits",
+	    1, 1, 2, { { 0, T_WU, 0, 1, 0x7fffffff },
+	    { 0, T_WU, 0, 1, 0x7fffffff } }, NULL, 0, 0 },
+	{ "Data after FIN", "data after FIN", 1, 1, 2,
+	    { { 0, T_DATA, F_FIN, 1, 0 }, { 0, T_DATA, 0, 1, 0 } }, NULL, 0,
+	    0 },
+	{ "an HTTP request", "unknown protocol version", 1, 0, 0, { { 0 } },
+	    "GET / HTTP/1.1\r\nHost: mxd\r\n\r\n", 29, 0 },
+	{ "a TLS ClientHello", "the peer sent a TLS handshake", 0, 0, 0,
+	    { { 0 } }, "\x16\x03\x01\x00\x2f\x01\x00\x00\x2b\x03\x03", 11,
+	    0 },
+	{ "EOF inside a frame header", "peer closed the link", 0, 1, 0,
+	    { { 0 } }, "\x00\x01\x00", 3, 1 },
+};
+
+#define NBAD	(sizeof(bad) / sizeof(bad[0]))
+
+/* Send class ${c} on ${r}, in one write (so that mxd reads it whole). */
+static void
+send_bad(struct raw *r, const struct bad *c)
+{
+	uint8_t b[3 * 12 + 64], *p = b;
+	int i;
+
+	for (i = 0; i < c->nf; i++, p += 12) {
+		const struct fr *f = &c->f[i];
+
+		p[0] = f->ver;
+		p[1] = f->type;
+		p[2] = (uint8_t)(f->flags >> 8);
+		p[3] = (uint8_t)f->flags;
+		p[4] = (uint8_t)(f->id >> 24);
+		p[5] = (uint8_t)(f->id >> 16);
+		p[6] = (uint8_t)(f->id >> 8);
+		p[7] = (uint8_t)f->id;
+		p[8] = (uint8_t)(f->len >> 24);
+		p[9] = (uint8_t)(f->len >> 16);
+		p[10] = (uint8_t)(f->len >> 8);
+		p[11] = (uint8_t)f->len;
+	}
+	ck_assert(c->rawlen <= 64);
+	if (c->raw != NULL) {
+		memcpy(p, c->raw, c->rawlen);
+		p += c->rawlen;
+	}
+	raw_bytes(r, b, (size_t)(p - b));
+	if (c->shut)
+		ck_assert(shutdown(r->fd, SHUT_WR) == 0);
+}
+
+/*
+ * Every class on its own connection: Go Away(1) (where the class is a
+ * protocol error), then EOF, within END_MS; the reason in mxd's log; the
+ * stream that was open closed with the link.  Then a good peer is served.
+ */
+START_TEST(malformed_frames)
+{
+	int64_t t0, ms, worst = 0;
+	struct tp_stream *ts;
+	struct raw *r;
+	struct tp *tp;
+	struct hb h;
+	size_t i;
+	long rss;
+
+	hb_start(&h);
+	for (i = 0; i < NBAD; i++) {
+		const struct bad *c = &bad[i];
+
+		it_mxd_mark(h.b);
+		r = raw_connect(&h);
+		it_mxd_wait_log(h.b, "up (accepted)", IT_WAIT_MS);
+		if (c->open)
+			raw_open_echo(r);
+		t0 = it_now_ms();
+		send_bad(r, c);
+		(void)raw_wait(r, END_MS, NULL);
+		ms = it_now_ms() - t0;
+		if (ms > worst)
+			worst = ms;
+		ck_assert_msg(r->eof, "%s: the link is still open after %d ms",
+		    c->what, END_MS);
+		if (c->goaway)
+			ck_assert_msg(r->goaway == 1, "%s: Go Away %ld, not 1 "
+			    "(protocol error)", c->what, r->goaway);
+		it_mxd_wait_log(h.b, it_fmt(": down: %s", c->why),
+		    IT_WAIT_MS);
+		it_close(r->fd);
+		hb_idle(&h, IT_WAIT_MS, c->what);
+		printf("malformed_frames: %-40s -> %s%s (%jd ms)\n", c->what,
+		    c->goaway ? "Go Away(1), " : "", c->why, (intmax_t)ms);
+	}
+	/* A good peer: served. */
+	tp = tp_connect(h.link);
+	ts = tp_open(tp, "\x04" "echo" "\x00\x00" "still here", 17, 0);
+	tp_expect_reply(tp, ts, "still here", "a good peer afterwards");
+	tp_free(tp);
+	hb_idle(&h, IT_WAIT_MS, "after the good peer");
+	rss = it_rss_kb(h.b->pid);
+	printf("malformed_frames: %zu classes, each ended within %jd ms; "
+	    "VmRSS %ld -> %ld KiB\n", NBAD, (intmax_t)worst, h.rss0, rss);
+	if (!it_san())
+		ck_assert_msg(rss < h.rss0 + 8 * 1024, "VmRSS grew from %ld to "
+		    "%ld KiB", h.rss0, rss);
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ floods */
+
+/* tp_pump: every flood stream answered (refused, or a channel at mxd). */
+struct flood {
+	struct hb	*h;
+	int		n;
+	long long	channels;
+};
+
+static int
+flood_answered(struct tp *tp, void *arg)
+{
+	struct flood *f = arg;
+
+	f->channels = metric(f->h, "mxd_link_channels");
+	return ((long long)tp->resets + f->channels - 1 >= f->n);
+}
+
+/*
+ * 20,000 SYNs at once, far beyond the backlog of 1,024 unanswered: mxd
+ * refuses what is beyond it with RST, takes the rest as channels, keeps
+ * its memory bounded, and a good stream beside the flood keeps echoing.
+ */
+START_TEST(syn_flood)
+{
+	const int n = 20000;
+	struct tp_stream *g, **fl;
+	struct mux_config cfg;
+	struct flood f;
+	struct tp *tp;
+	struct hb h;
+	long rss, ms, worst = 0;
+	char data[1000];
+	int i, r;
+
+	hb_start(&h);
+	mux_config_default(&cfg, 1);
+	cfg.max_inflight_opens = 2 * n;	/* every SYN at once */
+	cfg.max_streams = 2 * n;
+	tp = tp_connect_cfg(h.link, &cfg);
+	g = tp_open(tp, "\x04" "echo" "\x00\x00", 7, 0);
+	it_gen(1, 0, data, sizeof(data));
+	ck_assert_msg(tp_echo(tp, g, data, sizeof(data), IT_WAIT_MS) >= 0,
+	    "the good stream does not echo");
+
+	fl = it_calloc((size_t)n, sizeof(*fl));
+	for (i = 0; i < n; i++)
+		fl[i] = tp_open(tp, NULL, 0, 0);
+	f.h = &h;
+	f.n = n;
+	f.channels = 0;
+	for (i = 0; i < 200; i++) {
+		r = tp_pump(tp, 50, flood_answered, &f);
+		ck_assert_msg(r >= 0, "mxd closed the link");
+		/* The good stream, in the middle of it. */
+		it_gen(2 + (uint64_t)i, 0, data, sizeof(data));
+		ms = tp_echo(tp, g, data, sizeof(data), IT_WAIT_MS);
+		ck_assert_msg(ms >= 0, "the good stream stalled in the flood");
+		if (ms > worst)
+			worst = ms;
+		if (r == 1)
+			break;
+	}
+	rss = it_rss_kb(h.b->pid);
+	printf("syn_flood: %d SYNs: %ju refused with RST, %lld taken as "
+	    "channels; good stream round trip at most %ld ms; VmRSS %ld -> "
+	    "%ld KiB\n", n, (uintmax_t)tp->resets, f.channels - 1, worst,
+	    h.rss0, rss);
+	ck_assert_msg(r == 1, "not every SYN was answered: %ju RST, %lld "
+	    "channels", (uintmax_t)tp->resets, f.channels);
+	ck_assert_msg(tp->resets > 0, "nothing refused beyond the backlog");
+	if (!it_san())
+		ck_assert_msg(rss < h.rss0 + 48 * 1024, "VmRSS grew from %ld to "
+		    "%ld KiB", h.rss0, rss);
+	/* The flood ends: mxd lets go of every channel it took. */
+	for (i = 0; i < n; i++)
+		tp_reset(fl[i]);
+	for (i = 0; i < 200 && metric(&h, "mxd_link_channels") != 1; i++)
+		ck_assert(tp_pump(tp, 50, NULL, NULL) >= 0);
+	ck_assert_int_eq(metric(&h, "mxd_link_channels"), 1);
+	ck_assert_msg(tp_echo(tp, g, "after", 5, IT_WAIT_MS) >= 0,
+	    "the good stream after the flood");
+	tp_close(tp, g, "the good stream");
+	tp_free(tp);
+	hb_idle(&h, IT_WAIT_MS, "after the flood");
+	it_finish();
+}
+END_TEST
+
+/*
+ * Pings, as fast as the socket takes them, from a peer that never reads:
+ * mxd stops reading once its replies back up (its memory stays bounded),
+ * and, the peer making no progress, declares the link dead after timeout.
+ */
+START_TEST(ping_flood_unread)
+{
+	uint8_t *buf;
+	const size_t len = 1 * MIB;
+	struct hb h;
+	struct raw *r;
+	size_t i, off = 0;
+	uint64_t sent = 0;
+	int64_t blocked = 0, t0, deadline;
+	long rss, rss_max = 0;
+	ssize_t n;
+
+	hb_start(&h);
+	buf = it_calloc(1, len);
+	for (i = 0; i + 12 <= len; i += 12) {
+		buf[i + 1] = T_PING;
+		buf[i + 3] = F_SYN;
+		buf[i + 11] = (uint8_t)i;
+	}
+	r = raw_connect(&h);
+	it_mxd_mark(h.b);
+	it_mxd_wait_log(h.b, "up (accepted)", IT_WAIT_MS);
+	ck_assert(fcntl(r->fd, F_SETFL, O_NONBLOCK) == 0);
+	t0 = it_now_ms();
+	deadline = t0 + 30000;
+	/* Write until the socket has taken nothing for 300 ms. */
+	while (it_now_ms() < deadline) {
+		n = send(r->fd, buf + off, len - off - (len % 12), MSG_NOSIGNAL);
+		if (n > 0) {
+			sent += (uint64_t)n;
+			off = (off + (size_t)n) % (len - len % 12);
+			blocked = 0;
+		} else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (blocked == 0)
+				blocked = it_now_ms();
+			else if (it_now_ms() - blocked > 300)
+				break;
+			usleep(5000);
+		} else {
+			break;		/* mxd closed it already */
+		}
+		if ((rss = it_rss_kb(h.b->pid)) > rss_max)
+			rss_max = rss;
+	}
+	/* mxd has stopped reading: dead after timeout. */
+	it_mxd_wait_log(h.b, ": down: timed out", TIMEOUT_MS + 2000);
+	printf("ping_flood_unread: %ju bytes of pings (%ju pings) taken before "
+	    "mxd stopped reading; link dead after %jd ms; VmRSS %ld -> at most "
+	    "%ld KiB\n", (uintmax_t)sent, (uintmax_t)(sent / 12),
+	    (intmax_t)(it_now_ms() - t0), h.rss0, rss_max);
+	if (!it_san())
+		ck_assert_msg(rss_max < h.rss0 + 16 * 1024, "VmRSS grew from %ld "
+		    "to %ld KiB", h.rss0, rss_max);
+	it_close(r->fd);
+	hb_idle(&h, IT_WAIT_MS, "after the ping flood");
+	it_finish();
+}
+END_TEST
+
+static int
+done_pong(struct raw *r)
+{
+
+	return (r->pings >= 2);
+}
+
+/*
+ * A Data frame of 64 MiB for a stream that has ended (legal: discarded):
+ * mxd skips the payload as it comes, without holding it, then reads the
+ * next frame (a ping, answered).  The open stream beside it still echoes.
+ */
+START_TEST(huge_length_discarded)
+{
+	const uint32_t big = 64 * MIB;
+	char *junk = it_calloc(1, MIB);
+	struct raw *r;
+	struct hb h;
+	long rss, rss_max = 0;
+	uint32_t i;
+
+	hb_start(&h);
+	r = raw_connect(&h);
+	raw_open_echo(r);
+	/* Stream 3: opened and reset by the peer, so ended at mxd. */
+	raw_frame(r, T_WU, F_SYN, 3, 0);
+	raw_frame(r, T_WU, F_RST, 3, 0);
+	raw_frame(r, T_DATA, 0, 3, big);
+	for (i = 0; i < big / MIB; i++) {
+		raw_bytes(r, junk, MIB);
+		if ((rss = it_rss_kb(h.b->pid)) > rss_max)
+			rss_max = rss;
+		(void)raw_wait(r, 0, NULL);
+	}
+	raw_frame(r, T_PING, F_SYN, 0, 77);
+	/* mxd's first ping (at the start) and the answer to ours. */
+	ck_assert_msg(raw_wait(r, IT_WAIT_MS, done_pong), "no pong after the "
+	    "discarded payload (%ju pings seen, eof %d)", (uintmax_t)r->pings,
+	    r->eof);
+	/* Stream 1 still echoes. */
+	raw_frame(r, T_DATA, 0, 1, 4);
+	raw_bytes(r, "pong", 4);
+	r->got1 = 0;
+	ck_assert_msg(raw_wait(r, IT_WAIT_MS, done_echo1) &&
+	    memcmp(r->data1, "pong", 4) == 0, "stream 1 stopped echoing");
+	printf("huge_length_discarded: %u MiB of payload for an ended stream "
+	    "skipped; VmRSS %ld -> at most %ld KiB\n", big / MIB, h.rss0,
+	    rss_max);
+	if (!it_san())
+		ck_assert_msg(rss_max < h.rss0 + 8 * 1024, "VmRSS grew from %ld "
+		    "to %ld KiB", h.rss0, rss_max);
+	it_close(r->fd);
+	hb_idle(&h, IT_WAIT_MS, "after the huge frame");
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ slow drip */
+
+/*
+ * A peer that sends its next frame header one byte a second: no frame in
+ * timeout (2 s), so mxd declares the link dead (with a log line), and the
+ * stream it had open is closed with it.
+ */
+START_TEST(slow_drip_frames)
+{
+	static const uint8_t hdr[12] = { 0, T_WU, 0, 0, 0, 0, 0, 1, 0, 0, 1,
+	    0 };
+	struct raw *r;
+	struct hb h;
+	int64_t t0, ms = 0;
+	size_t i;
+
+	hb_start(&h);
+	r = raw_connect(&h);
+	it_mxd_mark(h.b);
+	raw_open_echo(r);
+	t0 = it_now_ms();
+	for (i = 0; i < sizeof(hdr) && !r->eof; i++) {
+		if (send(r->fd, hdr + i, 1, MSG_NOSIGNAL) != 1)
+			break;
+		(void)raw_wait(r, 1000, NULL);
+	}
+	ms = it_now_ms() - t0;
+	ck_assert_msg(r->eof, "mxd still holds a link that sent %zu bytes in "
+	    "%jd ms", i, (intmax_t)ms);
+	it_mxd_wait_log(h.b, ": down: timed out: no frame from the peer",
+	    IT_WAIT_MS);
+	ck_assert_msg(ms <= TIMEOUT_MS + KEEPALIVE_MS + 1000, "declared dead "
+	    "after %jd ms (timeout %d ms)", (intmax_t)ms, TIMEOUT_MS);
+	printf("slow_drip_frames: a byte a second: link declared dead after "
+	    "%jd ms, %zu bytes into a frame header\n", (intmax_t)ms, i);
+	it_close(r->fd);
+	hb_idle(&h, IT_WAIT_MS, "after the drip");
+	it_finish();
+}
+END_TEST
+
+/*
+ * A stream whose service header arrives a byte a second, beside a good
+ * stream that echoes all along: the good one never waits, the slow one is
+ * routed once its header is whole, and nothing else is disturbed.
+ */
+START_TEST(slow_drip_header)
+{
+	static const char hdr[] = "\x04" "echo" "\x00\x00";
+	struct tp_stream *g, *d;
+	struct tp *tp;
+	struct hb h;
+	long ms, worst = 0;
+	int64_t next;
+	char data[256];
+	int i, k = 0;
+
+	hb_start(&h);
+	tp = tp_connect(h.link);
+	g = tp_open(tp, hdr, 7, 0);
+	d = tp_open(tp, hdr, 1, 0);
+	next = it_now_ms() + 1000;
+	for (i = 0; k < 3; i++) {
+		if (it_now_ms() >= next) {
+			tp_write(d, hdr + 1 + k, 1);
+			k++;
+			next += 1000;
+		}
+		it_gen((uint64_t)i, 0, data, sizeof(data));
+		ms = tp_echo(tp, g, data, sizeof(data), IT_WAIT_MS);
+		ck_assert_msg(ms >= 0, "the good stream stalled");
+		if (ms > worst)
+			worst = ms;
+		ck_assert_msg(!d->closed, "the slow stream was reset");
+		usleep(20000);
+	}
+	/* Half a header so far: the rest now, and the stream works. */
+	tp_write(d, hdr + 4, 3);
+	ck_assert_msg(tp_echo(tp, d, "slow", 4, IT_WAIT_MS) >= 0,
+	    "the slow stream does not work once its header is whole");
+	printf("slow_drip_header: half a service header over 3 s beside %d good "
+	    "round trips (at most %ld ms each)\n", i, worst);
+	tp_close(tp, d, "the slow stream");
+	tp_close(tp, g, "the good stream");
+	tp_free(tp);
+	hb_idle(&h, IT_WAIT_MS, "after the drip");
+	it_finish();
+}
+END_TEST
+
+/* MXD_TEST=NAME[,NAME...] runs only those tests. */
+static int
+wanted(const char *name)
+{
+	const char *only = getenv("MXD_TEST"), *p;
+	size_t len = strlen(name);
+
+	if (only == NULL || only[0] == '\0')
+		return (1);
+	for (p = only; (p = strstr(p, name)) != NULL; p += len)
+		if ((p == only || p[-1] == ',') &&
+		    (p[len] == '\0' || p[len] == ','))
+			return (1);
+	return (0);
+}
+
+#define ADD(tc, fn)	do {						\
+	if (wanted(#fn))						\
+		tcase_add_test(tc, fn);					\
+} while (0)
+
+static Suite *
+hostile_suite(void)
+{
+	Suite *s = suite_create("hostile");
+	TCase *t = tcase_create("hostile");
+
+	tcase_set_timeout(t, 120);
+	tcase_add_checked_fixture(t, it_init, it_cleanup);
+	ADD(t, malformed_frames);
+	ADD(t, syn_flood);
+	ADD(t, ping_flood_unread);
+	ADD(t, huge_length_discarded);
+	ADD(t, slow_drip_frames);
+	ADD(t, slow_drip_header);
+	suite_add_tcase(s, t);
+	return (s);
+}
+
+int
+main(void)
+{
+
+	return (it_main(hostile_suite()));
+}
