@@ -1432,6 +1432,21 @@ it_flows_run(struct it_flow *f, size_t n, int ms, char *msg, size_t msglen)
 /* ------------------------------------------------------------ suites */
 
 int
+it_wanted(const char *name)
+{
+	const char *only = getenv("MXD_TEST"), *p;
+	size_t len = strlen(name);
+
+	if (only == NULL || only[0] == '\0')
+		return (1);
+	for (p = only; (p = strstr(p, name)) != NULL; p += len)
+		if ((p == only || p[-1] == ',') &&
+		    (p[len] == '\0' || p[len] == ','))
+			return (1);
+	return (0);
+}
+
+int
 it_main(Suite *s)
 {
 	SRunner *sr = srunner_create(s);

@@ -133,6 +133,16 @@ void	it_mxd_check_log(struct it_mxd *m);
 
 /* ------------------------------------------------------------ suites */
 
+/* Nonzero if test ${name} is to run: MXD_TEST=NAME[,NAME...] runs only
+ * those, unset runs all. */
+int	it_wanted(const char *name);
+
+/* Add test ${fn} to tcase ${tc} if it_wanted. */
+#define IT_ADD(tc, fn)	do {						\
+	if (it_wanted(#fn))						\
+		tcase_add_test(tc, fn);					\
+} while (0)
+
 /* Run ${s} (CK_NORMAL; stdout line-buffered); the exit status for main. */
 int	it_main(Suite *s);
 

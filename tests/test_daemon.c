@@ -951,27 +951,6 @@ START_TEST(metrics_and_healthz)
 }
 END_TEST
 
-/* MXD_TEST=NAME[,NAME...] runs only those tests. */
-static int
-wanted(const char *name)
-{
-	const char *only = getenv("MXD_TEST"), *p;
-	size_t len = strlen(name);
-
-	if (only == NULL || only[0] == '\0')
-		return (1);
-	for (p = only; (p = strstr(p, name)) != NULL; p += len)
-		if ((p == only || p[-1] == ',') &&
-		    (p[len] == '\0' || p[len] == ','))
-			return (1);
-	return (0);
-}
-
-#define ADD(tc, fn)	do {						\
-	if (wanted(#fn))						\
-		tcase_add_test(tc, fn);					\
-} while (0)
-
 static Suite *
 daemon_suite(void)
 {
@@ -981,29 +960,29 @@ daemon_suite(void)
 
 	tcase_set_timeout(t, 240);
 	tcase_add_checked_fixture(t, it_init, it_cleanup);
-	ADD(t, echo_small_and_large);
-	ADD(t, thousand_concurrent_channels);
-	ADD(t, half_close_client_first);
-	ADD(t, half_close_target_first);
-	ADD(t, target_refused_resets_client);
-	ADD(t, unknown_service_resets_client);
-	ADD(t, services_both_directions);
-	ADD(t, peer_killed_resets_then_redials);
-	ADD(t, sighup_adds_and_removes_services);
-	ADD(t, sighup_renames_service_same_address);
-	ADD(t, sigterm_lets_transfer_finish);
-	ADD(t, slow_reader_bounded_memory);
-	ADD(t, ten_thousand_hellos);
-	ADD(t, sighup_bad_file_keeps_running);
-	ADD(t, metrics_and_healthz);
+	IT_ADD(t, echo_small_and_large);
+	IT_ADD(t, thousand_concurrent_channels);
+	IT_ADD(t, half_close_client_first);
+	IT_ADD(t, half_close_target_first);
+	IT_ADD(t, target_refused_resets_client);
+	IT_ADD(t, unknown_service_resets_client);
+	IT_ADD(t, services_both_directions);
+	IT_ADD(t, peer_killed_resets_then_redials);
+	IT_ADD(t, sighup_adds_and_removes_services);
+	IT_ADD(t, sighup_renames_service_same_address);
+	IT_ADD(t, sigterm_lets_transfer_finish);
+	IT_ADD(t, slow_reader_bounded_memory);
+	IT_ADD(t, ten_thousand_hellos);
+	IT_ADD(t, sighup_bad_file_keeps_running);
+	IT_ADD(t, metrics_and_healthz);
 	suite_add_tcase(s, t);
 
 	tcase_set_timeout(c, 30);
 	tcase_add_checked_fixture(c, it_init, it_cleanup);
-	if (wanted("config_errors"))
+	if (it_wanted("config_errors"))
 		tcase_add_loop_test(c, config_errors, 0,
 		    (int)(sizeof(bad_confs) / sizeof(bad_confs[0])));
-	ADD(c, config_good);
+	IT_ADD(c, config_good);
 	suite_add_tcase(s, c);
 	return (s);
 }

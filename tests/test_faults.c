@@ -969,27 +969,6 @@ START_TEST(max_channels_recovers)
 }
 END_TEST
 
-/* MXD_TEST=NAME[,NAME...] runs only those tests. */
-static int
-wanted(const char *name)
-{
-	const char *only = getenv("MXD_TEST"), *p;
-	size_t len = strlen(name);
-
-	if (only == NULL || only[0] == '\0')
-		return (1);
-	for (p = only; (p = strstr(p, name)) != NULL; p += len)
-		if ((p == only || p[-1] == ',') &&
-		    (p[len] == '\0' || p[len] == ','))
-			return (1);
-	return (0);
-}
-
-#define ADD(tc, fn)	do {						\
-	if (wanted(#fn))						\
-		tcase_add_test(tc, fn);					\
-} while (0)
-
 static void
 nothing(void)
 {
@@ -1004,15 +983,15 @@ faults_suite(void)
 	tcase_set_timeout(t, 60 + 3 * cycles(100));
 	tcase_add_checked_fixture(t, it_init, it_cleanup);
 	tcase_add_checked_fixture(t, nothing, nt_teardown);
-	ADD(t, kill_listener_cycles);
-	ADD(t, kill_dialer_cycles);
-	ADD(t, ss_kill_cycles);
-	ADD(t, target_restart);
-	ADD(t, netns_lossy_bulk);
-	ADD(t, netns_blackhole);
-	ADD(t, fd_limit_accept_side);
-	ADD(t, fd_limit_target_side);
-	ADD(t, max_channels_recovers);
+	IT_ADD(t, kill_listener_cycles);
+	IT_ADD(t, kill_dialer_cycles);
+	IT_ADD(t, ss_kill_cycles);
+	IT_ADD(t, target_restart);
+	IT_ADD(t, netns_lossy_bulk);
+	IT_ADD(t, netns_blackhole);
+	IT_ADD(t, fd_limit_accept_side);
+	IT_ADD(t, fd_limit_target_side);
+	IT_ADD(t, max_channels_recovers);
 	suite_add_tcase(s, t);
 	return (s);
 }

@@ -729,27 +729,6 @@ START_TEST(slow_drip_header)
 }
 END_TEST
 
-/* MXD_TEST=NAME[,NAME...] runs only those tests. */
-static int
-wanted(const char *name)
-{
-	const char *only = getenv("MXD_TEST"), *p;
-	size_t len = strlen(name);
-
-	if (only == NULL || only[0] == '\0')
-		return (1);
-	for (p = only; (p = strstr(p, name)) != NULL; p += len)
-		if ((p == only || p[-1] == ',') &&
-		    (p[len] == '\0' || p[len] == ','))
-			return (1);
-	return (0);
-}
-
-#define ADD(tc, fn)	do {						\
-	if (wanted(#fn))						\
-		tcase_add_test(tc, fn);					\
-} while (0)
-
 static Suite *
 hostile_suite(void)
 {
@@ -758,12 +737,12 @@ hostile_suite(void)
 
 	tcase_set_timeout(t, 120);
 	tcase_add_checked_fixture(t, it_init, it_cleanup);
-	ADD(t, malformed_frames);
-	ADD(t, syn_flood);
-	ADD(t, ping_flood_unread);
-	ADD(t, huge_length_discarded);
-	ADD(t, slow_drip_frames);
-	ADD(t, slow_drip_header);
+	IT_ADD(t, malformed_frames);
+	IT_ADD(t, syn_flood);
+	IT_ADD(t, ping_flood_unread);
+	IT_ADD(t, huge_length_discarded);
+	IT_ADD(t, slow_drip_frames);
+	IT_ADD(t, slow_drip_header);
 	suite_add_tcase(s, t);
 	return (s);
 }
