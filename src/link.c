@@ -40,6 +40,7 @@ const char *const link_limit_keys[NLIMITS] = {
 	[LIMIT_PENDING] = "max_pending_connects",
 	[LIMIT_BUFFERED] = "max_buffered",
 	[LIMIT_RATE] = "rate_limit",
+	[LIMIT_BACKLOG] = "max_backlog",
 };
 
 /* One session of the link: the current one, or one finishing. */
@@ -179,7 +180,24 @@ on_stream_open(struct session *sess, struct mux_stream *s, void *arg)
 	(void)sess;
 	if (link_admit(ls->l, 1))
 		return (-1);
+	ls->l->hit[LIMIT_BACKLOG] = 0;
 	return (service_stream_open(ls->l->d, s));
+}
+
+/* session: the engine refused a peer's open (its backlog of unanswered
+ * opens is full, say: a SYN flood). */
+static void
+on_stream_refused(struct session *sess, void *arg)
+{
+	struct lsess *ls = arg;
+	struct mux_config mc;
+
+	(void)sess;
+	if (ls->draining)	/* after our Go Away: no limit involved */
+		return;
+	mux_config_default(&mc, 0);	/* the backlog the link runs with */
+	link_limit_refused(ls->l, LIMIT_BACKLOG, &ls->l->hit[LIMIT_BACKLOG],
+	    NULL, mc.max_backlog);
 }
 
 /* session: the peer sent Go Away ${code}. */
@@ -250,6 +268,7 @@ static const struct session_handlers handlers = {
 	.on_stream_close = relay_on_close,
 	.on_goaway = on_goaway,
 	.on_down = on_down,
+	.on_stream_refused = on_stream_refused,
 };
 
 /*

@@ -29,6 +29,7 @@ enum link_limit {
 	LIMIT_PENDING,		/* [link] max_pending_connects */
 	LIMIT_BUFFERED,		/* [link] max_buffered */
 	LIMIT_RATE,		/* [service] rate_limit */
+	LIMIT_BACKLOG,		/* the engine's backlog of unanswered opens */
 	NLIMITS
 };
 

@@ -269,6 +269,18 @@ stream_open(struct mux *m, struct mux_stream *s, void *arg)
 	return (sess->h.on_stream_open(sess, s, sess->arg));
 }
 
+/* mux: a peer's open was refused by a limit; tell the owner. */
+static void
+stream_refused(struct mux *m, uint32_t id, void *arg)
+{
+	struct session *sess = arg;
+
+	(void)m;
+	(void)id;
+	if (sess->h.on_stream_refused != NULL)
+		sess->h.on_stream_refused(sess, sess->arg);
+}
+
 /* mux: the peer sent Go Away. */
 static void
 goaway(struct mux *m, uint32_t code, void *arg)
@@ -299,6 +311,7 @@ session_new(struct event_base *base, struct conn *conn,
 		.on_goaway = goaway,
 		.on_protocol_error = protocol_error,
 		.want_output = want_output,
+		.on_stream_refused = stream_refused,
 	};
 	uint64_t tick_ms;
 	struct timeval tv;

@@ -33,6 +33,8 @@ struct session_handlers {
 	void (*on_goaway)(struct session *, uint32_t code, void *arg);
 	/* The session is over (${why} says why); call session_free. */
 	void (*on_down)(struct session *, const char *why, void *arg);
+	/* A peer's open was refused by a limit of the engine (NULL: none). */
+	void (*on_stream_refused)(struct session *, void *arg);
 };
 
 struct session_params {

@@ -500,6 +500,11 @@ START_TEST(syn_flood)
 	ck_assert_msg(r == 1, "not every SYN was answered: %ju RST, %lld "
 	    "channels", (uintmax_t)tp->resets, f.channels);
 	ck_assert_msg(tp->resets > 0, "nothing refused beyond the backlog");
+	/* Refused opens are counted and logged (a line per run of them). */
+	ck_assert_msg(metric(&h, "mxd_limit_refused_total{limit=\"max_backlog\"}")
+	    > 0, "refusals beyond the backlog not counted");
+	ck_assert_msg(it_mxd_log_has(h.b, "max_backlog (1024) reached"),
+	    "refusals beyond the backlog not logged");
 	if (!it_san())
 		ck_assert_msg(rss < h.rss0 + 48 * 1024, "VmRSS grew from %ld to "
 		    "%ld KiB", h.rss0, rss);

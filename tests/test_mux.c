@@ -127,7 +127,7 @@ cb_want(struct mux *m, void *arg)
 
 static const struct mux_callbacks cbs = {
 	cb_open, cb_readable, cb_writable, cb_close, cb_pong, cb_goaway,
-	cb_error, cb_want
+	cb_error, cb_want, NULL
 };
 
 static struct side A, B;

@@ -391,6 +391,8 @@ stream_accept(struct mux *m, uint32_t id)
 	    m->backlog >= m->cfg.max_backlog ||
 	    (s = stream_new(m, id, 0)) == NULL) {
 		queue_ctrl(m, FRAME_WINDOW_UPDATE, FRAME_RST, id, 0);
+		if (m->cb.on_stream_refused != NULL)
+			m->cb.on_stream_refused(m, id, m->arg);
 		return (NULL);
 	}
 	if (m->cb.on_stream_open == NULL ||

@@ -78,6 +78,10 @@ struct mux_callbacks {
 	/* The engine queued bytes for mux_output.  Called for every queued
 	 * frame: schedule one pull (idempotently), don't pull from here. */
 	void (*want_output)(struct mux *, void *arg);
+
+	/* A SYN from the peer (stream ${id}) was refused with RST by a limit
+	 * of the engine (max_streams, max_backlog) or after Go Away. */
+	void (*on_stream_refused)(struct mux *, uint32_t id, void *arg);
 };
 
 struct mux_config {

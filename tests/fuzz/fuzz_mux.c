@@ -558,7 +558,7 @@ cb_want_output(struct mux *m, void *arg)
 
 static const struct mux_callbacks callbacks = {
 	cb_open, cb_readable, cb_writable, cb_close, cb_pong, cb_goaway,
-	cb_proto, cb_want_output
+	cb_proto, cb_want_output, NULL
 };
 
 /*
