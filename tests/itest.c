@@ -1460,6 +1460,20 @@ it_main(Suite *s)
 }
 
 void
+it_finish_client(int fd, const char *what)
+{
+	char c;
+	long r;
+
+	ck_assert_msg(shutdown(fd, SHUT_WR) == 0, "%s: shutdown: %s", what,
+	    strerror(errno));
+	r = it_recv_wait(fd, &c, 1, IT_WAIT_MS);
+	ck_assert_msg(r == 0, "%s: expected EOF, got %ld (%s)", what, r,
+	    r < 0 && r != IT_TIMEOUT ? strerror((int)-r) : "");
+	it_close(fd);
+}
+
+void
 it_echo(int fd, const char *msg)
 {
 	size_t len = strlen(msg);

@@ -146,6 +146,10 @@ int	it_wanted(const char *name);
 /* Run ${s} (CK_NORMAL; stdout line-buffered); the exit status for main. */
 int	it_main(Suite *s);
 
+/* End client ${fd} gracefully (${what} for messages): shut down its
+ * sending side, expect EOF back, close it. */
+void	it_finish_client(int fd, const char *what);
+
 /* Send ${msg} on ${fd} and expect it echoed back. */
 void	it_echo(int fd, const char *msg);
 

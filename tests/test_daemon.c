@@ -64,22 +64,6 @@ roundtrip(int fd, uint64_t seed, size_t len, const char *what)
 	ck_assert_msg(bad == -1, "%s: echoed byte %ld differs", what, bad);
 }
 
-/* Shut down ${fd}'s sending side and expect a clean EOF (the channel ends
- * gracefully both ways), then close it. */
-static void
-finish_client(int fd, const char *what)
-{
-	char c;
-	long r;
-
-	ck_assert_msg(shutdown(fd, SHUT_WR) == 0, "%s: shutdown: %s", what,
-	    strerror(errno));
-	r = it_recv_wait(fd, &c, 1, IT_WAIT_MS);
-	ck_assert_msg(r == 0, "%s: expected EOF, got %ld (%s)", what, r,
-	    r < 0 && r != IT_TIMEOUT ? strerror((int)-r) : "");
-	it_close(fd);
-}
-
 /* Expect ${fd} (a client of a channel that cannot work) to be reset
  * within RESET_MS; returns how long it took. */
 static int64_t
@@ -170,7 +154,7 @@ START_TEST(echo_small_and_large)
 	n = it_recv_full(fd, buf, sizeof(hello) - 1);
 	ck_assert_msg(n == (ssize_t)sizeof(hello) - 1, "got %zd bytes", n);
 	ck_assert(memcmp(buf, hello, sizeof(hello) - 1) == 0);
-	finish_client(fd, "small echo");
+	it_finish_client(fd, "small echo");
 
 	memset(&f, 0, sizeof(f));
 	f.port = port;
@@ -315,36 +299,47 @@ END_TEST
  */
 #define RESET_ROUNDS	24
 
+/*
+ * ${RESET_ROUNDS} times: a client of ${port} (a channel that cannot work:
+ * ${what}) is reset within 2 s, with data in flight or without, and then
+ * a channel to ${echo} still echoes on the same link.
+ */
+static void
+reset_rounds(int port, int echo, const char *what)
+{
+	int64_t ms;
+	int fd, i;
+
+	for (i = 0; i < RESET_ROUNDS; i++) {
+		fd = it_connect(port);
+		ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+		if (i % 4 != 3)
+			ms = spray_until_reset(fd, 1000, 5000 * (i % 8),
+			    it_fmt("%s, round %d", what, i));
+		else
+			ms = expect_reset(fd, it_fmt("%s, round %d", what, i));
+		/* connect_timeout is 10 s: far longer than this. */
+		ck_assert_msg(ms < 2000, "%s: reset took %jd ms", what,
+		    (intmax_t)ms);
+		fd = it_connect(echo);
+		ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+		roundtrip(fd, 7, 100, it_fmt("echo after reset %d", i));
+		it_finish_client(fd, "echo after a reset");
+	}
+}
+
 START_TEST(target_refused_resets_client)
 {
 	struct it_targets *t = it_targets_start();
-	int port = it_free_port(), pe = it_free_port(), fd, i;
+	int port = it_free_port(), pe = it_free_port();
 	struct it_pair p;
-	int64_t ms;
 
 	it_pair_start(&p,
 	    svcs(it_svc_accept("nobody", port), it_svc_accept("echo", pe), 0,
 	    0),
 	    svcs(it_svc_connect("nobody", t->refused),
 	    it_svc_connect("echo", t->port[IT_ECHO]), 0, 0));
-	for (i = 0; i < RESET_ROUNDS; i++) {
-		fd = it_connect(port);
-		ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
-		/* With data in flight, or without. */
-		if (i % 4 != 3)
-			ms = spray_until_reset(fd, 1000, 5000 * (i % 8),
-			    it_fmt("refused target, round %d", i));
-		else
-			ms = expect_reset(fd,
-			    it_fmt("refused target, round %d", i));
-		/* connect_timeout is 10 s: far longer than this. */
-		ck_assert_msg(ms < 2000, "reset took %jd ms", (intmax_t)ms);
-		/* The link still carries channels. */
-		fd = it_connect(pe);
-		ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
-		roundtrip(fd, 7, 100, it_fmt("echo after reset %d", i));
-		finish_client(fd, "echo after a reset");
-	}
+	reset_rounds(port, pe, "refused target");
 	it_mxd_wait_log(p.b, it_fmt("target %s:%d:", IT_HOST, t->refused),
 	    IT_WAIT_MS);
 	it_finish();
@@ -354,29 +349,13 @@ END_TEST
 START_TEST(unknown_service_resets_client)
 {
 	struct it_targets *t = it_targets_start();
-	int pg = it_free_port(), pe = it_free_port(), fd, i;
+	int pg = it_free_port(), pe = it_free_port();
 	struct it_pair p;
-	int64_t ms;
 
 	it_pair_start(&p,
 	    svcs(it_svc_accept("ghost", pg), it_svc_accept("echo", pe), 0, 0),
 	    it_svc_connect("echo", t->port[IT_ECHO]));
-	for (i = 0; i < RESET_ROUNDS; i++) {
-		fd = it_connect(pg);
-		ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
-		if (i % 4 != 3)
-			ms = spray_until_reset(fd, 1000, 5000 * (i % 8),
-			    it_fmt("unknown service, round %d", i));
-		else
-			ms = expect_reset(fd,
-			    it_fmt("unknown service, round %d", i));
-		ck_assert_msg(ms < 2000, "reset took %jd ms", (intmax_t)ms);
-		/* The link still carries channels. */
-		fd = it_connect(pe);
-		ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
-		roundtrip(fd, 5, 1000, it_fmt("echo after reset %d", i));
-		finish_client(fd, "echo after a reset");
-	}
+	reset_rounds(pg, pe, "unknown service");
 	it_mxd_wait_log(p.b, "service \"ghost\"", IT_WAIT_MS);
 	it_finish();
 }
@@ -513,7 +492,7 @@ START_TEST(sighup_adds_and_removes_services)
 	ck_assert_msg(fresh >= 0, "connect svc2 after the reload: %s",
 	    strerror(errno));
 	roundtrip(fresh, 3, 10000, "svc2 after the reload");
-	finish_client(fresh, "svc2");
+	it_finish_client(fresh, "svc2");
 	/* Removed: refused. */
 	fresh = it_connect(pg);
 	e = errno;
@@ -521,11 +500,11 @@ START_TEST(sighup_adds_and_removes_services)
 	    "accepts (%s)", fresh < 0 ? strerror(e) : "connected");
 	/* The open channel of the unchanged service goes on. */
 	roundtrip(keep, 4, 10000, "keep after the reload");
-	finish_client(keep, "keep");
+	it_finish_client(keep, "keep");
 	/* So does the removed service's open channel ("open channels
 	 * finish", service.h). */
 	roundtrip(gone, 5, 10000, "removed service's open channel");
-	finish_client(gone, "gone");
+	it_finish_client(gone, "gone");
 	it_finish();
 }
 END_TEST
@@ -547,7 +526,7 @@ START_TEST(sighup_renames_service_same_address)
 	fd = it_connect(port);
 	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
 	roundtrip(fd, 1, 1000, "old");
-	finish_client(fd, "old");
+	it_finish_client(fd, "old");
 
 	it_pair_write_a(&p, it_svc_accept("new", port));
 	it_mxd_mark(p.a);
@@ -561,7 +540,7 @@ START_TEST(sighup_renames_service_same_address)
 	ck_assert_msg(fd >= 0, "after renaming [old] to [new] on the same "
 	    "address, connect: %s", strerror(e));
 	roundtrip(fd, 2, 1000, "new");
-	finish_client(fd, "new");
+	it_finish_client(fd, "new");
 	it_mxd_wait_log(p.b, "service new: channel", IT_WAIT_MS);
 	it_finish();
 }
@@ -773,7 +752,7 @@ START_TEST(slow_reader_bounded_memory)
 	ck_assert_msg(bad == -1, "byte %ld differs", bad);
 	it_close(fd);
 	roundtrip(fe, 9999, 50000, "echo after the transfer");
-	finish_client(fe, "echo");
+	it_finish_client(fe, "echo");
 	it_finish();
 }
 END_TEST
@@ -892,12 +871,12 @@ START_TEST(sighup_bad_file_keeps_running)
 	    "configuration", IT_WAIT_MS);
 	ck_assert(it_mxd_log_has(p.a, "a.conf:3: [link] keepalive"));
 	roundtrip(fd, 2, 10000, "the open channel after the bad reload");
-	finish_client(fd, "keep");
+	it_finish_client(fd, "keep");
 	fd = it_connect(pk);
 	ck_assert_msg(fd >= 0, "the service stopped accepting: %s",
 	    strerror(errno));
 	roundtrip(fd, 3, 10000, "a new channel after the bad reload");
-	finish_client(fd, "keep (new)");
+	it_finish_client(fd, "keep (new)");
 	it_finish();
 }
 END_TEST
@@ -921,7 +900,7 @@ START_TEST(metrics_and_healthz)
 		fd = it_connect(pe);
 		ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
 		roundtrip(fd, (uint64_t)i, 1000, "echo");
-		finish_client(fd, "echo");
+		it_finish_client(fd, "echo");
 	}
 	body = it_http_get(pm, "/metrics");
 	ck_assert_msg(strstr(body, "HTTP/1.0 200") || strstr(body,

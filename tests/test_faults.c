@@ -791,19 +791,6 @@ try_echo(struct fp *p, int port, int *fdp, int ms)
 	return (it_recv_wait(*fdp, &c, 1, ms));
 }
 
-/* End echo client ${fd} gracefully. */
-static void
-close_echo(int fd)
-{
-	char c;
-	long r;
-
-	ck_assert(shutdown(fd, SHUT_WR) == 0);
-	r = it_recv_wait(fd, &c, 1, IT_WAIT_MS);
-	ck_assert_msg(r == 0, "expected EOF, got %ld", r);
-	it_close(fd);
-}
-
 #define NOFILE	48
 
 /*
@@ -846,15 +833,15 @@ START_TEST(fd_limit_accept_side)
 	ck_assert_int_eq(it_mxd_log_count(p.a, "pausing accepts"), 1);
 	/* Free five: the waiting five are served. */
 	for (i = 0; i < 5; i++)
-		close_echo(fd[i]);
+		it_finish_client(fd[i], "echo client");
 	for (i = served; i < served + waiting; i++) {
 		ck_assert_msg(it_recv_wait(fd[i], &c, 1, IT_WAIT_MS) == 1,
 		    "waiting client %d was not served once descriptors "
 		    "were free", i - served);
-		close_echo(fd[i]);
+		it_finish_client(fd[i], "echo client");
 	}
 	for (i = 5; i < served; i++)
-		close_echo(fd[i]);
+		it_finish_client(fd[i], "echo client");
 	ck_assert_int_eq(it_fd_wait(p.a->pid, base, IT_WAIT_MS), base);
 	flows(&p, 20, 64 * KIB, 300, 30000, "after");
 	printf("fd_limit_accept_side: RLIMIT_NOFILE %d: %d channels served, "
@@ -902,7 +889,7 @@ START_TEST(fd_limit_target_side)
 	}
 	/* Room for exactly as many as closed. */
 	for (i = 0; i < 3; i++)
-		close_echo(fd[i]);
+		it_finish_client(fd[i], "echo client");
 	for (i = 0; i < 3; i++)
 		ck_assert_msg(try_echo(&p, p.pe, &fd[i], IT_WAIT_MS) == 1,
 		    "no room after channels closed");
@@ -959,12 +946,12 @@ START_TEST(max_channels_recovers)
 	ck_assert_int_eq(it_mxd_log_count(p.a, "max_channels (20) reached"),
 	    1);
 	for (i = 0; i < 20; i++)
-		close_echo(fd[i]);
+		it_finish_client(fd[i], "echo client");
 	for (i = 0; i < 20; i++)
 		ck_assert_msg(try_echo(&p, p.pe, &fd[i], IT_WAIT_MS) == 1,
 		    "channel %d after recovery", i);
 	for (i = 0; i < 20; i++)
-		close_echo(fd[i]);
+		it_finish_client(fd[i], "echo client");
 	it_finish();
 }
 END_TEST

@@ -126,19 +126,6 @@ open_echo(int port)
 	return (fd);
 }
 
-/* End echo client ${fd} gracefully: FIN, then EOF back. */
-static void
-close_echo(int fd)
-{
-	char c;
-	long r;
-
-	ck_assert(shutdown(fd, SHUT_WR) == 0);
-	r = it_recv_wait(fd, &c, 1, IT_WAIT_MS);
-	ck_assert_msg(r == 0, "expected EOF, got %ld", r);
-	it_close(fd);
-}
-
 /* Close client ${fd} with a reset. */
 static void
 reset_close(int fd)
@@ -168,7 +155,7 @@ try_channel(int port)
 	}
 	r = it_recv_wait(fd, &c, 1, RESET_MS);
 	if (r == 1) {
-		close_echo(fd);
+		it_finish_client(fd, "echo client");
 		return (0);
 	}
 	ck_assert_msg(r == -ECONNRESET || (r == 0 &&
@@ -487,12 +474,12 @@ START_TEST(limit_max_channels)
 	    "refusing new channels"), 1);
 	for (i = 0; i < 3; i++)
 		it_echo(fd[i], "still open");
-	close_echo(fd[0]);
+	it_finish_client(fd[0], "echo client");
 	ck_assert_int_eq(wait_metric(mp, "mxd_link_channels", 2, IT_WAIT_MS),
 	    2);
 	fd[0] = open_echo(port);
 	for (i = 0; i < 3; i++)
-		close_echo(fd[i]);
+		it_finish_client(fd[i], "echo client");
 	it_finish();
 }
 END_TEST
@@ -532,8 +519,8 @@ START_TEST(limit_max_pending_connects)
 		reset_close(slow[i]);
 	ck_assert_int_eq(wait_metric(mp, "mxd_link_pending_connects", 0,
 	    IT_WAIT_MS), 0);
-	close_echo(open_echo(pe));
-	close_echo(e);
+	it_finish_client(open_echo(pe), "echo client");
+	it_finish_client(e, "echo client");
 	it_close(filler);
 	it_close(hung);
 	it_finish();
@@ -601,8 +588,8 @@ START_TEST(limit_max_buffered)
 	it_close(k);
 	ck_assert_int_eq(wait_metric(mp, "mxd_link_buffered_bytes", 0,
 	    IT_WAIT_MS), 0);
-	close_echo(open_echo(pe));
-	close_echo(e);
+	it_finish_client(open_echo(pe), "echo client");
+	it_finish_client(e, "echo client");
 	it_close(stall);
 	it_finish();
 }
@@ -640,8 +627,8 @@ START_TEST(limit_rate)
 	ck_assert_msg(lines >= 1 && lines <= ok, "%d log lines", lines);
 	it_echo(e, "untouched");
 	usleep(1100000);
-	close_echo(open_echo(port));
-	close_echo(e);
+	it_finish_client(open_echo(port), "echo client");
+	it_finish_client(e, "echo client");
 	it_finish();
 }
 END_TEST
@@ -712,7 +699,7 @@ START_TEST(drop_privileges)
 	ck_assert_int_eq(nin, ng);
 	ck_assert_str_eq(proc_status(b->pid, "CapEff:"),
 	    "\t0000000000000000\n");
-	close_echo(open_echo(port));
+	it_finish_client(open_echo(port), "echo client");
 	it_finish();
 }
 END_TEST
