@@ -21,14 +21,18 @@
  * the link's buffer, 'queue' bytes at a time, and the kernel is asked to
  * wake us when fewer than 'queue' bytes are unsent (TCP_NOTSENT_LOWAT).
  * What waits there waits ahead of every frame the fair scheduler picks
- * next, so 'queue' follows the link's delivery rate: about QUEUE_MS worth
+ * next, so 'queue' follows the link's delivery rate: about QUEUE_US worth
  * of it, within [QUEUE_MIN, QUEUE_MAX].  On loopback that is the maximum
- * (big writev batches); at 100 Mbit/s about 25 KiB, so a small frame
- * behind bulk data waits milliseconds, not tens of them.
+ * (big writev batches); at 100 Mbit/s about 6 KiB, so a small frame behind
+ * bulk data waits a millisecond, not tens of them.  Data frames are cut at
+ * half the queue (at least FRAME_MIN, at most the engine's frame_max): a
+ * 16 KiB frame alone is 1.3 ms at 100 Mbit/s, and the smaller bursts also
+ * overflow a shallow bottleneck queue far less often (docs/PERFORMANCE.md).
  */
-#define QUEUE_MS	2
-#define QUEUE_MIN	(16 * 1024)
+#define QUEUE_US	500
+#define QUEUE_MIN	(4 * 1024)
 #define QUEUE_MAX	(256 * 1024)
+#define FRAME_MIN	(2 * 1024)
 /* How often the delivery rate is read (TCP_INFO). */
 #define TUNE_US		100000
 /* Stop reading the link while this much is unprocessed (input paused). */
@@ -49,6 +53,7 @@ struct session {
 	const char	*why;		/* set once it is going down */
 	const char	*fail_why;	/* protocol error being lingered on */
 	size_t		queue;		/* link bytes queued below the mux */
+	uint32_t	frame_max;	/* the engine's configured frame_max */
 	uint64_t	tuned;		/* when queue was last set */
 	int		lingering;	/* flushing a final Go Away */
 };
@@ -93,7 +98,7 @@ session_tune(struct session *sess)
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
 	    len >= offsetof(struct tcp_info, tcpi_delivery_rate) +
 	    sizeof(ti.tcpi_delivery_rate) && ti.tcpi_delivery_rate > 0)
-		q = ti.tcpi_delivery_rate * QUEUE_MS / 1000;
+		q = ti.tcpi_delivery_rate * QUEUE_US / 1000000;
 	q = q < QUEUE_MIN ? QUEUE_MIN : q > QUEUE_MAX ? QUEUE_MAX : q;
 	if (q == sess->queue)
 		return;
@@ -102,6 +107,8 @@ session_tune(struct session *sess)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat,
 	    sizeof(lowat));
 	conn_set_lowat(sess->conn, sess->queue / 2);
+	mux_set_frame_max(sess->mux, q / 2 < FRAME_MIN ? FRAME_MIN :
+	    q / 2 > sess->frame_max ? sess->frame_max : (uint32_t)(q / 2));
 }
 
 /* Pull output from the engine into the link while its buffer is short. */
@@ -324,6 +331,7 @@ session_new(struct event_base *base, struct conn *conn,
 	sess->keepalive_us = params->keepalive_ms * 1000;
 	sess->timeout_us = params->timeout_ms * 1000;
 	sess->last_rx = sess->last_ping = session_now_us();
+	sess->frame_max = params->mux.frame_max;
 	if ((sess->mux = mux_new(&params->mux, &cb, sess)) == NULL)
 		goto err1;
 	mux_set_time(sess->mux, sess->last_rx);

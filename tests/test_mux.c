@@ -711,6 +711,36 @@ START_TEST(fairness)
 }
 END_TEST
 
+/* A frame size set at run time cuts every data frame after it, and the
+ * payload still arrives whole and in order. */
+START_TEST(frame_max_at_run_time)
+{
+	struct mux_stream *sa;
+	struct frame_hdr h[64];
+	char buf[32768];
+	int n, i, data = 0;
+
+	pair_init(NULL, NULL);
+	sa = mux_stream_open(A.m, &A);
+	mux_set_frame_max(A.m, 3000);
+	write_fill(sa, 20000, 'f');
+	mux_output(A.m, B.in, 1 << 20);
+	n = frames(B.in, h, 64);
+	for (i = 0; i < n; i++)
+		if (h[i].type == FRAME_DATA && h[i].length > 0) {
+			ck_assert_uint_le(h[i].length, 3000);
+			data++;
+		}
+	ck_assert_int_eq(data, 7);	/* 6 x 3000 + 2000 */
+	ck_assert_int_eq(mux_input(B.m, B.in), 0);
+	ck_assert_ptr_nonnull(B.last_open);
+	read_str(B.last_open, buf, sizeof(buf));
+	ck_assert_uint_eq(strlen(buf), 20000);
+	ck_assert_uint_eq(strspn(buf, "f"), 20000);
+	pair_free();
+}
+END_TEST
+
 START_TEST(control_before_data)
 {
 	struct mux_stream *sa, *sb;
@@ -1363,6 +1393,7 @@ mux_suite(void)
 	tcase_add_test(t, frame_for_waiting_open);
 	tcase_add_test(t, goaway_drops_waiting_opens);
 	tcase_add_test(t, fairness);
+	tcase_add_test(t, frame_max_at_run_time);
 	tcase_add_test(t, control_before_data);
 	tcase_add_test(t, limit_max_streams);
 	tcase_add_test(t, limit_backlog);

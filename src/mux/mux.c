@@ -704,6 +704,14 @@ mux_output(struct mux *m, struct evbuffer *out, size_t budget)
 	return (rc ? -1 : (int)(evbuffer_get_length(out) - start));
 }
 
+/* Cut data frames of at most ${n} bytes. */
+void
+mux_set_frame_max(struct mux *m, uint32_t n)
+{
+
+	m->cfg.frame_max = n > 0 ? n : 1;
+}
+
 /* Nonzero if ${m} has frames to send. */
 int
 mux_output_pending(const struct mux *m)

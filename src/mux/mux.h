@@ -135,6 +135,11 @@ int mux_output(struct mux *m, struct evbuffer *out, size_t budget);
 /* Nonzero if mux_output has something to send. */
 int mux_output_pending(const struct mux *m);
 
+/* Cut data frames of at most ${n} bytes from now on (0 counts as 1): the
+ * host shrinks them on a slow link, where one frame is what a small message
+ * on another stream may have to wait behind. */
+void mux_set_frame_max(struct mux *m, uint32_t n);
+
 /* Tell ${m} the time, in microseconds on a monotonic clock.  Used for the
  * ping round trip and window auto-tuning; call it once per event batch. */
 void mux_set_time(struct mux *m, uint64_t now_us);
