@@ -706,7 +706,7 @@ START_TEST(fairness)
 	ck_assert_int_ge(small_at, 0);
 	ck_assert_int_le(small_at, 1);
 	for (i = 0; i < n; i++)
-		ck_assert_uint_le(h[i].length, 16 * 1024);
+		ck_assert_uint_le(h[i].length, A.m->cfg.frame_max);
 	pair_free();
 }
 END_TEST
@@ -737,6 +737,48 @@ START_TEST(frame_max_at_run_time)
 	read_str(B.last_open, buf, sizeof(buf));
 	ck_assert_uint_eq(strlen(buf), 20000);
 	ck_assert_uint_eq(strspn(buf, "f"), 20000);
+	pair_free();
+}
+END_TEST
+
+/* Data frames end where the sender's buffer chains do when a boundary is in
+ * the frame's second half (moved, not copied), and are cut at frame_max
+ * otherwise.  The window (4 MiB) is not what limits them here. */
+START_TEST(frames_end_at_chain_boundaries)
+{
+	static const size_t chains[] = { 100000, 100000, 20000, 20000, 20000,
+	    20000, 20000, 20000, 20000, 300000 };
+	static const uint32_t want[] = { 100000, 120000, 120000, 131072,
+	    131072, 37856 };
+	static char blob[300000];
+	struct mux_config ca, cb;
+	struct mux_stream *sa;
+	struct evbuffer *src;
+	struct frame_hdr h[64];
+	int n, i, k = 0;
+	size_t c;
+
+	mux_config_default(&ca, 1);
+	mux_config_default(&cb, 0);
+	cb.window = 4 << 20;
+	pair_init(&ca, &cb);
+	mux_set_frame_max(A.m, 131072);
+	sa = mux_stream_open(A.m, &A);
+	pump();
+	ck_assert_ptr_nonnull(src = evbuffer_new());
+	for (c = 0; c < sizeof(chains) / sizeof(chains[0]); c++)
+		evbuffer_add_reference(src, blob, chains[c], NULL, NULL);
+	ck_assert_int_ge(mux_stream_write(sa, src), 0);
+	evbuffer_free(src);
+	mux_output(A.m, B.in, 1 << 20);
+	n = frames(B.in, h, 64);
+	for (i = 0; i < n; i++)
+		if (h[i].type == FRAME_DATA && h[i].length > 0) {
+			ck_assert_int_lt(k, 6);
+			ck_assert_uint_eq(h[i].length, want[k]);
+			k++;
+		}
+	ck_assert_int_eq(k, 6);
 	pair_free();
 }
 END_TEST
@@ -1394,6 +1436,7 @@ mux_suite(void)
 	tcase_add_test(t, goaway_drops_waiting_opens);
 	tcase_add_test(t, fairness);
 	tcase_add_test(t, frame_max_at_run_time);
+	tcase_add_test(t, frames_end_at_chain_boundaries);
 	tcase_add_test(t, control_before_data);
 	tcase_add_test(t, limit_max_streams);
 	tcase_add_test(t, limit_backlog);

@@ -106,7 +106,7 @@ mux_config_default(struct mux_config *cfg, int dialer)
 	cfg->window = MUX_INITIAL_WINDOW;
 	cfg->window_max = 16u << 20;
 	cfg->window_budget = 64u << 20;
-	cfg->frame_max = 16u << 10;
+	cfg->frame_max = 128u << 10;
 	cfg->max_streams = 65536;
 	cfg->max_inflight_opens = 256;
 	cfg->max_backlog = 1024;
@@ -623,6 +623,24 @@ mux_input(struct mux *m, struct evbuffer *in)
 }
 
 /*
+ * How much of ${q} a frame of at most ${n} bytes should take: a partial
+ * chain is copied (evbuffer_remove_buffer moves whole chains only), so the
+ * frame ends at a chain boundary if one lies in its second half.
+ */
+static uint32_t
+frame_cut(struct evbuffer *q, uint32_t n)
+{
+	struct evbuffer_iovec v[8];
+	size_t whole = 0;
+	int i, nv;
+
+	nv = evbuffer_peek(q, n, NULL, v, 8);
+	for (i = 0; i < nv && i < 8 && whole + v[i].iov_len <= n; i++)
+		whole += v[i].iov_len;
+	return (whole >= n / 2 ? (uint32_t)whole : n);
+}
+
+/*
  * Append one Data frame of ready stream ${s} to ${out}: as much as window,
  * queue and frame_max allow, with FIN if it empties a shut down stream.
  * Returns 0, or -1 if out of memory.
@@ -638,8 +656,10 @@ stream_emit(struct mux_stream *s, struct evbuffer *out)
 
 	if (n > s->send_window)
 		n = s->send_window;
-	if (n > queued)
+	if (n >= queued)
 		n = (uint32_t)queued;
+	else
+		n = frame_cut(s->sendq, n);
 	/* FIN goes alone, after the last data: hashicorp/yamux (2019) applies
 	 * FIN before the payload of its frame and may drop that payload. */
 	if (queued == 0 && (s->flags & S_FIN_QUEUED))
