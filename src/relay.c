@@ -3,7 +3,7 @@
  *
  * A relay is small on purpose (one struct with an embedded event; the
  * output buffer exists only while it holds bytes): an idle channel costs a
- * few hundred bytes.  Sockets are read with readv into evbuffer chains and
+ * few hundred bytes.  Sockets are read straight into evbuffer chains and
  * the chains are handed to the stream, so payload is not copied here.
  *
  * Lifecycle:
@@ -17,7 +17,6 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/uio.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +31,18 @@
 #include "relay.h"
 #include "service.h"
 
-/* Bytes read from a socket at once. */
-#define READ_MAX	(64 * 1024)
+/*
+ * A socket is read into a chain of 1 << rdshift bytes, which moves as it is
+ * to the stream and on to the link.  The size starts small and doubles each
+ * time a read fills it, up to READ_MAX_SHIFT: a bulk channel reads in big
+ * gulps (fewer system calls, whole chains per frame), while a channel
+ * carrying small messages never parks a big, mostly empty chain in a queue.
+ */
+#define READ_MIN_SHIFT	14	/* 16 KiB */
+#define READ_MAX_SHIFT	17	/* 128 KiB */
+/* Room left for libevent's chain header, so a chain is exactly a power of
+ * two (libevent rounds every allocation up to one). */
+#define CHAIN_SLACK	128
 /* Stream bytes buffered for a socket before the stream is left unread. */
 #define OUT_HIWAT	(256 * 1024)
 
@@ -47,6 +56,7 @@ struct relay {
 	int		fd;		/* -1 during the prelude */
 	short		events;
 	uint8_t		flags;
+	uint8_t		rdshift;	/* reads take 1 << rdshift bytes */
 	struct mux_stream *s;
 	struct evbuffer	*out;		/* to the socket; NULL when empty */
 	struct daemon	*d;
@@ -250,13 +260,18 @@ fail:
 static int
 relay_pump_out(struct relay *r)
 {
-	struct evbuffer_iovec v[2];
+	size_t want = ((size_t)1 << r->rdshift) - CHAIN_SLACK;
+	struct evbuffer_iovec v;
 	ssize_t n;
-	int nv, rc;
+	int rc;
 
-	if ((nv = evbuffer_reserve_space(readbuf, READ_MAX, v, 2)) < 0)
+	/* The space may be a bigger chain a read left empty (EOF): the read
+	 * still takes only what this relay wants. */
+	if (evbuffer_reserve_space(readbuf, want, &v, 1) != 1)
 		goto fail;
-	if ((n = readv(r->fd, (struct iovec *)v, nv)) < 0) {
+	if (v.iov_len > want)
+		v.iov_len = want;
+	if ((n = read(r->fd, v.iov_base, v.iov_len)) < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return (0);
 		log_debug("channel %u: read: %s", mux_stream_id(r->s),
@@ -271,14 +286,10 @@ relay_pump_out(struct relay *r)
 		relay_arm(r);
 		return (0);
 	}
-	if (nv == 2 && (size_t)n <= v[0].iov_len)
-		nv = 1;
-	if ((size_t)n <= v[0].iov_len) {
-		v[0].iov_len = (size_t)n;
-	} else {
-		v[1].iov_len = (size_t)n - v[0].iov_len;
-	}
-	if (evbuffer_commit_space(readbuf, v, nv))
+	if ((size_t)n == v.iov_len && r->rdshift < READ_MAX_SHIFT)
+		r->rdshift++;
+	v.iov_len = (size_t)n;
+	if (evbuffer_commit_space(readbuf, &v, 1))
 		goto fail;
 	if (r->svc != NULL)
 		r->svc->st.bytes_out += (uint64_t)n;
@@ -395,6 +406,7 @@ relay_new(struct daemon *d, struct mux_stream *s, int fd,
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		goto err0;
 	r->fd = -1;
+	r->rdshift = READ_MIN_SHIFT;
 	r->s = s;
 	r->d = d;
 	r->prelude = prelude;

@@ -31,7 +31,7 @@
  */
 #define QUEUE_US	500
 #define QUEUE_MIN	(4 * 1024)
-#define QUEUE_MAX	(256 * 1024)
+#define QUEUE_MAX	(512 * 1024)
 #define FRAME_MIN	(2 * 1024)
 /* How often the delivery rate is read (TCP_INFO). */
 #define TUNE_US		100000

@@ -783,6 +783,45 @@ START_TEST(frames_end_at_chain_boundaries)
 }
 END_TEST
 
+/* Short writes are copied into shared chains (a stream queueing many must
+ * not keep a big chain alive for each); long ones are moved as they are. */
+START_TEST(short_writes_share_chains)
+{
+	static char bytes[8192];
+	struct mux_stream *sa;
+	struct evbuffer *src;
+	struct evbuffer_iovec v;
+	struct evbuffer_ptr at;
+	void *big;
+	int i;
+
+	pair_init(NULL, NULL);
+	sa = mux_stream_open(A.m, &A);
+	ck_assert_ptr_nonnull(src = evbuffer_new());
+	for (i = 0; i < 100; i++) {
+		/* Like a socket read: a 64 KiB chain holding a few bytes. */
+		ck_assert_int_eq(evbuffer_expand(src, 64 * 1024), 0);
+		ck_assert_int_eq(evbuffer_add(src, "0123456789", 10), 0);
+		ck_assert_int_eq(mux_stream_write(sa, src), 0);
+		ck_assert_uint_eq(evbuffer_get_length(src), 0);
+	}
+	ck_assert_uint_eq(mux_stream_queued(sa), 1000);
+	ck_assert_int_le(evbuffer_peek(sa->sendq, -1, NULL, NULL, 0), 2);
+	ck_assert_int_eq(evbuffer_expand(src, 64 * 1024), 0);
+	ck_assert_int_eq(evbuffer_add(src, bytes, sizeof(bytes)), 0);
+	ck_assert_int_eq(evbuffer_peek(src, -1, NULL, &v, 1), 1);
+	big = v.iov_base;
+	ck_assert_int_eq(mux_stream_write(sa, src), 0);
+	/* The long write's chain is now the queue's last, not a copy. */
+	ck_assert_int_eq(evbuffer_ptr_set(sa->sendq, &at, 1000,
+	    EVBUFFER_PTR_SET), 0);
+	ck_assert_int_eq(evbuffer_peek(sa->sendq, 8192, &at, &v, 1), 1);
+	ck_assert_ptr_eq(v.iov_base, big);
+	evbuffer_free(src);
+	pair_free();
+}
+END_TEST
+
 START_TEST(control_before_data)
 {
 	struct mux_stream *sa, *sb;
@@ -1437,6 +1476,7 @@ mux_suite(void)
 	tcase_add_test(t, fairness);
 	tcase_add_test(t, frame_max_at_run_time);
 	tcase_add_test(t, frames_end_at_chain_boundaries);
+	tcase_add_test(t, short_writes_share_chains);
 	tcase_add_test(t, control_before_data);
 	tcase_add_test(t, limit_max_streams);
 	tcase_add_test(t, limit_backlog);

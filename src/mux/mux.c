@@ -106,7 +106,7 @@ mux_config_default(struct mux_config *cfg, int dialer)
 	cfg->window = MUX_INITIAL_WINDOW;
 	cfg->window_max = 16u << 20;
 	cfg->window_budget = 64u << 20;
-	cfg->frame_max = 128u << 10;
+	cfg->frame_max = 256u << 10;
 	cfg->max_streams = 65536;
 	cfg->max_inflight_opens = 256;
 	cfg->max_backlog = 1024;
@@ -927,11 +927,19 @@ mux_stream_session(const struct mux_stream *s)
 	return (s->m);
 }
 
+/*
+ * Writes shorter than this are copied into the end of the send queue rather
+ * than moved: a moved chain can be far bigger than the bytes in it, and a
+ * stream queueing many short writes would keep every one of them alive.
+ */
+#define WRITE_COPY_MAX	4096
+
 /* Queue the bytes of ${src} on ${s}. */
 int
 mux_stream_write(struct mux_stream *s, struct evbuffer *src)
 {
 	size_t len = evbuffer_get_length(src);
+	unsigned char *p;
 
 	if ((s->flags & (S_DEAD | S_FIN_QUEUED | S_FIN_SENT)) || s->m->dead)
 		return (-1);
@@ -939,7 +947,12 @@ mux_stream_write(struct mux_stream *s, struct evbuffer *src)
 		return (0);
 	if (s->sendq == NULL && (s->sendq = evbuffer_new()) == NULL)
 		return (-1);
-	if (evbuffer_add_buffer(s->sendq, src))
+	if (len < WRITE_COPY_MAX) {
+		if ((p = evbuffer_pullup(src, -1)) == NULL ||
+		    evbuffer_add(s->sendq, p, len))
+			return (-1);
+		evbuffer_drain(src, len);
+	} else if (evbuffer_add_buffer(s->sendq, src))
 		return (-1);
 	s->m->queued += len;
 	stream_schedule(s);

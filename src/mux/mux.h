@@ -182,8 +182,9 @@ uint32_t mux_stream_id(const struct mux_stream *s);
 struct mux *mux_stream_session(const struct mux_stream *s);
 
 /*
- * Queue all bytes of ${src} for sending on ${s} (they are moved, not
- * copied).  Returns 1 if the send queue is now full: stop producing until
+ * Queue all bytes of ${src} for sending on ${s} (moved, not copied;
+ * only writes under 4 KiB are copied, so that they share chains).
+ * Returns 1 if the send queue is now full: stop producing until
  * on_stream_writable.  Returns 0 otherwise, -1 if the stream can no longer
  * send (after mux_stream_shutdown) or on ENOMEM.
  */
