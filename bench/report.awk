@@ -95,14 +95,37 @@ function jstr(s) {
 	return ("\"" s "\"")
 }
 
+# A key recorded more than once (BENCH_REPS) is reported as the median of
+# its runs; the runs themselves go to the JSON file as KEY_runs.
 {
+	if (($1 SUBSEP $2 SUBSEP $3) in NRUN) {
+		NRUN[$1, $2, $3]++
+		RUNS[$1, $2, $3] = RUNS[$1, $2, $3] " " $4
+	} else {
+		NRUN[$1, $2, $3] = 1
+		RUNS[$1, $2, $3] = $4
+	}
 	V[$1, $2, $3] = $4
 	if (!(($1) in SC)) { SC[$1] = 1; sclist[++nsc] = $1 }
 	if ($1 == "hol_shaped_bulk" && $3 == "bulk_mbps" && link_bps > 0)
 		V[$1, $2, "link_pct"] = $4 * 1e6 / link_bps * 100
 }
 
+function median(list,    n, x, i, j, t) {
+	n = split(list, x, " ")
+	for (i = 2; i <= n; i++)
+		for (j = i; j > 1 && x[j - 1] + 0 > x[j] + 0; j--) {
+			t = x[j]; x[j] = x[j - 1]; x[j - 1] = t
+		}
+	return (n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2)
+}
+
 END {
+	for (key in NRUN)
+		if (NRUN[key] > 1) {
+			V[key] = median(RUNS[key])
+			MULTI[key] = 1
+		}
 	nt = split(tunnels, T, " ")
 	haveso = haveya = 0
 	for (k = 1; k <= nt; k++) { if (T[k] == "socat") haveso = 1; if (T[k] == "yamux") haveya = 1 }
@@ -159,6 +182,7 @@ END {
 	printf "idle: %s channels (socat: at most %s, it forks two processes per channel); RSS = VmRSS of all tunnel processes\n", idle_n, idle_socat
 	printf "hol: 64-byte echo round trips, one per %s us, %s s per variant; bulk = a download on another channel of the same tunnel\n", hol_interval, hol_secs
 	printf "cpu: user+sys of all tunnel processes (both ends) during bulk, per GiB moved\n"
+	if (reps > 1) printf "bulk, parallel, connrate, cpu: median of %s runs on each tunnel (all runs in the JSON file)\n", reps
 	nf = split(fails, F, "\n")
 	nfail = 0
 	for (k = 1; k <= nf; k++) if (F[k] != "") { if (!nfail) printf "\nFAILURES:\n"; nfail++; printf "  %s\n", F[k] }
@@ -187,8 +211,14 @@ END {
 			if (!nkeys) continue
 			printf "%s\n      %s: {", sep(!first, ","), jstr(T[k]) > json
 			first = 0
-			for (j = 1; j <= nkeys; j++)
+			for (j = 1; j <= nkeys; j++) {
 				printf "%s%s: %s", sep(j > 1, ", "), jstr(K[j]), V[sclist[s], T[k], K[j]] + 0 > json
+				if ((sclist[s] SUBSEP T[k] SUBSEP K[j]) in MULTI) {
+					runs = RUNS[sclist[s], T[k], K[j]]
+					gsub(/ /, ", ", runs)
+					printf ", %s: [%s]", jstr(K[j] "_runs"), runs > json
+				}
+			}
 			printf "}" > json
 		}
 		printf "\n    }" > json

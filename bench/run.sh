@@ -20,8 +20,10 @@
 # Environment: BENCH_BIG=1 opens as many idle channels as the descriptor
 # limit allows; BENCH_TBF replaces the tbf parameters of the shaped link
 # (bench/netns.sh); BENCH_PERF=DIR records a perf profile of the tunnel
-# processes during bulk into DIR (BENCH_PERF_G= for no call graphs); MXD,
-# MXLOAD, YAMUX_RELAY override the binaries.
+# processes during bulk into DIR (BENCH_PERF_G= for no call graphs);
+# BENCH_REPS=N runs bulk, parallel and connrate N times per tunnel and
+# reports the median (default 3; 1 in --smoke); MXD, MXLOAD, YAMUX_RELAY
+# override the binaries.
 #
 # Scenarios (full run; --smoke divides the sizes):
 #   bulk      one connection sends 1 GiB to a sink that answers the count
@@ -78,12 +80,14 @@ if [ "$MODE" = full ]; then
 	RATE_COUNT=20000 RATE_INFLIGHT=100
 	HOL_SECS=5 HOL_WARM_MS=500 HOL_INTERVAL_US=1000
 	IDLE_N=10000 IDLE_SOCAT_MAX=1000 SETTLE=1
+	REPS=${BENCH_REPS:-3}
 else
 	BULK_BYTES=$((64 * MiB))
 	PAR_CONNS=16 PAR_BYTES=$((2 * MiB))
 	RATE_COUNT=300 RATE_INFLIGHT=100
 	HOL_SECS=0.25 HOL_WARM_MS=100 HOL_INTERVAL_US=1000
 	IDLE_N=200 IDLE_SOCAT_MAX=50 SETTLE=0.1
+	REPS=${BENCH_REPS:-1}
 fi
 # Each channel costs one descriptor in the load generator, the targets
 # and each tunnel process: the hard limit bounds them all.
@@ -583,7 +587,9 @@ run_tunnel() {
 		if ! tunnel_up "$kind" "" "" 127.0.0.1 127.0.0.1; then
 			fail start "$kind" "the tunnel did not come up"
 		else
-			for s in bulk parallel connrate; do
+			# Each run is recorded; the report takes the median.
+			for s in $(for r in $(seq "$REPS"); do
+			    echo bulk parallel connrate; done); do
 				want "$s" "$SCENARIOS" || continue
 				"sc_$s"
 				tunnel_alive "$s" || break
@@ -731,7 +737,7 @@ awk -F'|' -f "$here/report.awk" -v mode="$MODE" \
     -v elapsed="$ELAPSED" -v bulk_bytes="$BULK_BYTES" \
     -v par_conns="$PAR_CONNS" -v par_bytes="$PAR_BYTES" \
     -v rate_count="$RATE_COUNT" -v rate_inflight="$RATE_INFLIGHT" \
-    -v hol_secs="$HOL_SECS" -v hol_interval="$HOL_INTERVAL_US" \
+    -v hol_secs="$HOL_SECS" -v hol_interval="$HOL_INTERVAL_US" -v reps="$REPS" \
     -v idle_n="$IDLE_N" -v idle_socat="$IDLE_SOCAT_MAX" \
     -v json="$OUT" -v fails="$(printf '%s\n' "${FAILS[@]+"${FAILS[@]}"}")" \
     "$RES" >"$TABLE"
