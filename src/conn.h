@@ -2,10 +2,11 @@
  * conn: the link's byte stream, plain TCP or TLS, seen as an input and an
  * output evbuffer.
  *
- * Plain connections do their own readv/writev on the socket: libevent 2.1's
- * socket bufferevents read at most 4 KiB per call, a tax on a link that
- * carries every channel.  TLS connections are a bufferevent_openssl, which
- * conn hides behind the same calls.
+ * Both kinds do their own reads and writes on the socket: libevent 2.1's
+ * socket bufferevents read at most 4 KiB per call, and its OpenSSL ones
+ * write a TLS record per buffer chain and read each record in two calls, a
+ * tax on a link that carries every channel.  A TLS connection is taken
+ * over from the bufferevent_openssl that ran its handshake.
  */
 #ifndef MXD_CONN_H
 #define MXD_CONN_H
@@ -32,9 +33,10 @@ struct conn_handlers {
  * is then still the caller's). */
 struct conn *conn_new_plain(struct event_base *base, int fd);
 
-/* A connection on bufferevent ${bev} (a connected TLS bufferevent; taken
- * over).  NULL on failure (${bev} is then still the caller's). */
-struct conn *conn_new_bufferevent(struct bufferevent *bev);
+/* A TLS connection taken over from ${bev}, a bufferevent_openssl whose
+ * handshake has finished; ${bev} is freed.  NULL on failure (${bev} is then
+ * still the caller's). */
+struct conn *conn_new_tls(struct bufferevent *bev);
 
 /* Report to ${h} with ${arg} from now on, and start reading. */
 void conn_set_handlers(struct conn *c, const struct conn_handlers *h,

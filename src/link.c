@@ -320,6 +320,19 @@ err0:
 	link_retry(l);
 }
 
+/* Free handshake bufferevent ${bev} with its SSL and socket, which it does
+ * not own (conn_new_tls takes them over from it). */
+static void
+hs_bev_free(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	int fd = bufferevent_getfd(bev);
+
+	bufferevent_free(bev);
+	SSL_free(ssl);
+	close(fd);
+}
+
 /* Free handshake ${h} of its link, with its connection unless taken. */
 static void
 hs_free(struct handshake *h)
@@ -333,7 +346,7 @@ hs_free(struct handshake *h)
 	l->nhs--;
 	event_free(h->deadline);
 	if (h->bev != NULL)
-		bufferevent_free(h->bev);
+		hs_bev_free(h->bev);
 	free(h);
 }
 
@@ -373,8 +386,8 @@ hs_event_cb(struct bufferevent *bev, short what, void *arg)
 	h->bev = NULL;
 	hs_free(h);
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-	if ((conn = conn_new_bufferevent(bev)) == NULL) {
-		bufferevent_free(bev);
+	if ((conn = conn_new_tls(bev)) == NULL) {
+		hs_bev_free(bev);
 		log_error("link %s: cannot start a session: out of memory",
 		    peer);
 		link_retry(l);
@@ -418,12 +431,12 @@ hs_start(struct link *l, int fd, const char *peer)
 		goto err1;
 	if ((ssl = SSL_new(l->tls)) == NULL)
 		goto err2;
-	/* On failure libevent has freed ssl and closed fd, unless it could
-	 * allocate nothing at all. */
+	/* Without BEV_OPT_CLOSE_ON_FREE: ssl and fd stay ours, to be taken
+	 * over by conn_new_tls or freed by hs_bev_free. */
 	if ((h->bev = bufferevent_openssl_socket_new(l->d->base, fd, ssl,
 	    l->listening ? BUFFEREVENT_SSL_ACCEPTING :
-	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
-		fd = -1;
+	    BUFFEREVENT_SSL_CONNECTING, 0)) == NULL) {
+		SSL_free(ssl);
 		goto err2;
 	}
 	/* A peer that closes without close_notify has merely closed. */

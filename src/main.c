@@ -70,8 +70,9 @@ raise_nofile(void)
  * at once.  Link reads fill 512 KiB evbuffer chains; by default glibc maps
  * each chain on its own or trims the heap beneath it as soon as it is free,
  * and a busy link then spends a quarter of its CPU faulting the same pages
- * back in (docs/PERFORMANCE.md).  At most M_TRIM_THRESHOLD is kept unused;
- * the heap grows M_TOP_PAD at a time (fewer brk calls per connection).
+ * back in (docs/PERFORMANCE.md).  At most M_TRIM_THRESHOLD is kept unused,
+ * and status_cb gives back what is free every STATUS_MS; the heap grows
+ * M_TOP_PAD at a time (fewer brk calls per connection).
  */
 static void
 tune_malloc(void)
@@ -190,7 +191,8 @@ now_ms(void)
 	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
 }
 
-/* status_ev: refresh the one-line status systemctl status shows. */
+/* status_ev: refresh the one-line status systemctl status shows, and
+ * give free memory back to the kernel. */
 static void
 status_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -201,6 +203,9 @@ status_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	link_status(x->d.link, buf, sizeof(buf));
 	notify_status("%s%s", x->d.draining ? "draining: " : "", buf);
+	/* Free memory goes back to the kernel now and then, not at every
+	 * free (tune_malloc): a burst's buffers do not stay resident. */
+	(void)malloc_trim(0);
 }
 
 /*

@@ -334,8 +334,14 @@ res_check(struct res *r, struct it_mxd *m, const char *who, int ncycles,
     const char *what)
 {
 
+	int64_t deadline;
+
 	r->fd1 = it_fd_wait(m->pid, r->fd0, IT_WAIT_MS);
-	r->rss1 = it_rss_kb(m->pid);
+	/* mxd gives free memory back every 2 s (main.c status_cb). */
+	deadline = it_now_ms() + IT_WAIT_MS;
+	while ((r->rss1 = it_rss_kb(m->pid)) > r->rss0 + RSS_SLACK_KB &&
+	    it_now_ms() < deadline)
+		usleep(100000);
 	printf("%s: %d cycles: %s descriptors %d -> %d, VmRSS %ld -> %ld KiB"
 	    "%s\n", what, ncycles, who, r->fd0, r->fd1, r->rss0, r->rss1,
 	    it_san() ? " [sanitizers: RSS not checked]" : "");

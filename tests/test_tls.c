@@ -164,24 +164,74 @@ good_pair(struct pair *p)
 	it_mxd_wait_log(p->b, "up (accepted, TLSv1.3)", IT_WAIT_MS);
 }
 
-/* The good pair carries channels, small and large. */
-START_TEST(tls_good_pair)
+/*
+ * Run ${n} echo flows through ${port} at once, the i-th of (i + 1) * ${unit}
+ * bytes, the last of ${last} bytes instead if that is nonzero, from seeds
+ * ${seed} on; all must come back intact within ${ms}.
+ */
+static void
+flows(int port, int n, size_t unit, size_t last, uint64_t seed, int ms)
 {
-	struct it_flow f[4];
-	struct pair p;
+	struct it_flow f[65];
 	char msg[256];
 	int i;
 
+	ck_assert_int_le(n, 65);
+	memset(f, 0, sizeof(f));
+	for (i = 0; i < n; i++) {
+		f[i].port = port;
+		f[i].size = (size_t)(i + 1) * unit;
+		f[i].seed = seed + (uint64_t)i;
+	}
+	if (last != 0)
+		f[n - 1].size = last;
+	ck_assert_msg(it_flows_run(f, (size_t)n, ms, msg, sizeof(msg)) == 0,
+	    "flows: %s", msg);
+}
+
+/* The good pair carries channels, small and large. */
+START_TEST(tls_good_pair)
+{
+	struct pair p;
+
 	good_pair(&p);
 	echo_new(p.port, "hello over TLS");
-	memset(f, 0, sizeof(f));
-	for (i = 0; i < 4; i++) {
-		f[i].port = p.port;
-		f[i].size = (size_t)(i + 1) * 1024 * 1024;
-		f[i].seed = 40 + (uint64_t)i;
+	flows(p.port, 4, 1024 * 1024, 0, 40, 60000);
+	it_finish();
+}
+END_TEST
+
+/* Many channels at once push the TLS link's writes past what the socket
+ * takes (records wait in the buffer, the rest in the queue), both ways. */
+START_TEST(tls_many_flows)
+{
+	struct pair p;
+
+	good_pair(&p);
+	flows(p.port, 65, 16 * 1024, 16u << 20, 100, 120000);
+	it_finish();
+}
+END_TEST
+
+/* The TLS link dies with its peer and comes back with it, five times,
+ * without a descriptor left behind; channels work after each return. */
+START_TEST(tls_peer_restart)
+{
+	struct pair p;
+	int round, fds;
+
+	good_pair(&p);
+	echo_new(p.port, "before");
+	fds = it_fd_count(p.a->pid);
+	for (round = 0; round < 5; round++) {
+		it_mxd_mark(p.a);
+		it_mxd_kill(p.b);
+		it_mxd_wait_log(p.a, ": down: ", IT_WAIT_MS);
+		it_mxd_restart(p.b);
+		it_mxd_wait_log(p.a, "up (connected, TLSv1.3)", IT_WAIT_MS);
+		echo_new(p.port, "after a restart");
 	}
-	ck_assert_msg(it_flows_run(f, 4, 60000, msg, sizeof(msg)) == 0,
-	    "flows: %s", msg);
+	ck_assert_int_eq(it_fd_wait(p.a->pid, fds, IT_WAIT_MS), fds);
 	it_finish();
 }
 END_TEST
@@ -415,6 +465,8 @@ tls_suite(void)
 	tcase_set_timeout(t, 120);
 	tcase_add_checked_fixture(t, it_init, it_cleanup);
 	tcase_add_test(t, tls_good_pair);
+	tcase_add_test(t, tls_many_flows);
+	tcase_add_test(t, tls_peer_restart);
 	tcase_add_loop_test(t, tls_listener_refuses, 0,
 	    (int)(sizeof(bad_peers) / sizeof(bad_peers[0])));
 	tcase_add_loop_test(t, tls_dialer_refuses, 0,
