@@ -19,7 +19,7 @@
 #include "conn.h"
 #include "tls.h"
 
-/* Bytes read from a plain socket per readable event. */
+/* Bytes read (plain) or decrypted (TLS) per readable event. */
 #define READ_MAX	(256 * 1024)
 /* The first byte of a TLS handshake record; a yamux frame starts with 0. */
 #define TLS_HANDSHAKE	0x16
