@@ -783,6 +783,32 @@ START_TEST(frames_end_at_chain_boundaries)
 }
 END_TEST
 
+/* A window of one byte still moves one byte per frame: a cut at a chain
+ * boundary never makes an empty Data frame (fuzz_mux found that loop). */
+START_TEST(one_byte_window)
+{
+	struct mux_stream *sa;
+	struct frame_hdr h[64];
+	int n, i, data = 0;
+
+	pair_init(NULL, NULL);
+	sa = mux_stream_open(A.m, &A);
+	pump();
+	write_fill(sa, 5000, 'w');
+	sa->send_window = 1;
+	mux_output(A.m, B.in, 1 << 20);
+	n = frames(B.in, h, 64);
+	for (i = 0; i < n; i++)
+		if (h[i].type == FRAME_DATA) {
+			ck_assert_uint_eq(h[i].length, 1);
+			data++;
+		}
+	ck_assert_int_eq(data, 1);
+	ck_assert_uint_eq(mux_stream_queued(sa), 4999);
+	pair_free();
+}
+END_TEST
+
 /* Short writes are copied into shared chains (a stream queueing many must
  * not keep a big chain alive for each); long ones are moved as they are. */
 START_TEST(short_writes_share_chains)
@@ -1477,6 +1503,7 @@ mux_suite(void)
 	tcase_add_test(t, frame_max_at_run_time);
 	tcase_add_test(t, frames_end_at_chain_boundaries);
 	tcase_add_test(t, short_writes_share_chains);
+	tcase_add_test(t, one_byte_window);
 	tcase_add_test(t, control_before_data);
 	tcase_add_test(t, limit_max_streams);
 	tcase_add_test(t, limit_backlog);

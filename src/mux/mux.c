@@ -637,7 +637,7 @@ frame_cut(struct evbuffer *q, uint32_t n)
 	nv = evbuffer_peek(q, n, NULL, v, 8);
 	for (i = 0; i < nv && i < 8 && whole + v[i].iov_len <= n; i++)
 		whole += v[i].iov_len;
-	return (whole >= n / 2 ? (uint32_t)whole : n);
+	return (whole > 0 && whole >= n / 2 ? (uint32_t)whole : n);
 }
 
 /*

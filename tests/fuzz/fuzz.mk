@@ -11,9 +11,7 @@
 #   build-fuzz/fuzz_NAME build-fuzz/artifacts-NAME/crash-...
 # (FUZZ_MUX_TRACE=1 in the environment makes fuzz_mux print what happens.)
 #
-# FUZZ_EXTRA adds compiler flags: make -B build-fuzz/fuzz_mux FUZZ_EXTRA=
-# -DFUZZ_MUX_KNOWN_BUGS=1 makes fuzz_mux fail on the known mux bugs that
-# its wire checks otherwise let pass (tests/corpus/mux/known-* trigger them).
+# FUZZ_EXTRA adds compiler flags (make -B build-fuzz/fuzz_mux FUZZ_EXTRA=...).
 
 # Keep the top Makefile's default goal even if this is included early.
 ifeq ($(.DEFAULT_GOAL),)

@@ -18,6 +18,7 @@
  *                0xa8-0xac  shutdown, reset, release, read all, read some
  *                           of held stream [next]
  *                0xad       feed big[next&3] zero bytes (a large payload)
+ *                0xaf       mux_set_frame_max(frame_sizes[next % 5])
  *                0xae       feed a Data frame of big[next2&3] zero bytes on
  *                           held stream [next]
  *                0xb0 ping, 0xb1 goaway(next), 0xb2-0xb7 advance the clock
@@ -57,17 +58,11 @@
 #define SYNTH_CAP	(2u << 20)	/* zero bytes fed by 0xad, 0xae */
 
 /*
- * Known bugs (reproducers: tests/corpus/mux/known-*).  Until they are
- * fixed the wire checks let them pass: Data sent ahead of its stream's SYN
- * (a SYN queued by a callback during mux_output's data loop), a Window
- * Update for our own stream whose SYN still waits for a slot (the engine
- * takes the peer's Data for it), and SYNs of waiting opens sent after our
- * Go Away.  Build with -DFUZZ_MUX_KNOWN_BUGS=1 to check them strictly.
+ * The reproducers of three engine bugs the fuzzer found (all fixed, each
+ * with a unit test) stay in the corpus as tests/corpus/mux/known-*: Data
+ * sent ahead of its stream's SYN, frames taken for our own stream whose
+ * SYN still waited for a slot, SYNs of waiting opens sent after Go Away.
  */
-#ifndef FUZZ_MUX_KNOWN_BUGS
-#define FUZZ_MUX_KNOWN_BUGS	0
-#endif
-
 #define CHECK(c) do {							\
 	if (!(c)) {							\
 		fprintf(stderr, "fuzz_mux: check failed: %s (%s:%d)\n",	\
@@ -92,7 +87,6 @@ struct idst {
 	uint8_t		our_syn, our_ack, our_fin, our_rst;
 	uint8_t		peer_syn, peer_fin, done;
 	uint8_t		app_reset;	/* the application reset it */
-	uint8_t		data_before_syn;
 	uint64_t	credit;		/* window updates the peer sent */
 	uint64_t	sent;		/* data payload we sent */
 };
@@ -677,12 +671,9 @@ wire_frame(const struct frame_hdr *h)
 			CHECK(h->type == FRAME_WINDOW_UPDATE);
 			CHECK(!st->our_syn);
 			/* "After Go Away, sent or received, no new streams
-			 * are opened in either direction" (PROTOCOL.md 7).
-			 * Known bug: opens waiting for a slot still send
-			 * their SYN after our Go Away (input
-			 * 040404040404040404989898b10097c0000100020000000200
-			 *000000b8). */
-			CHECK(!F.goaway_sent || !FUZZ_MUX_KNOWN_BUGS);
+			 * are opened in either direction" (PROTOCOL.md 7),
+			 * not even opens that waited for a slot. */
+			CHECK(!F.goaway_sent);
 			CHECK(h->stream_id > F.our_last_syn ||
 			    F.our_last_syn == 0);
 			F.our_last_syn = h->stream_id;
@@ -692,21 +683,10 @@ wire_frame(const struct frame_hdr *h)
 				CHECK(F.unanswered <= F.cfg.max_inflight_opens);
 			}
 		}
-		/*
-		 * SYN before anything else.  Known bugs: mux_output sends
-		 * Data of a stream whose SYN a callback queued during the
-		 * same call ahead of that SYN (input 9797979797979797979c9c9c;
-		 * until fixed, only require the SYN to follow), and the
-		 * engine takes Data from the peer for its own stream still
-		 * waiting to send SYN, then grants window for it (input
-		 * 1c9800c7989898989898989898aeae4b).
-		 */
-		if (!st->our_syn && h->type == FRAME_DATA &&
-		    !FUZZ_MUX_KNOWN_BUGS)
-			st->data_before_syn = 1;
-		else if (!(!st->our_syn && h->type == FRAME_WINDOW_UPDATE &&
-		    h->flags == 0 && !FUZZ_MUX_KNOWN_BUGS))
-			CHECK(st->our_syn);
+		/* SYN before anything else: no Data ahead of a SYN that a
+		 * callback queued, no Window Update for our stream whose
+		 * SYN still waits for a slot. */
+		CHECK(st->our_syn);
 	} else {
 		CHECK(!(h->flags & FRAME_SYN));
 		CHECK(st->peer_syn);	/* only streams the peer opened */
@@ -890,6 +870,7 @@ static const size_t sizes[8] = {
 };
 static const size_t big[4] = { 4096, 65536, 131072, 262144 };
 static const uint64_t ticks[6] = { 1, 10, 1000, 100000, 1000000, 60000000 };
+static const uint32_t frame_sizes[5] = { 100, 2048, 3000, 65536, 262144 };
 
 static void
 run_ops(const uint8_t *p, size_t n)
@@ -988,6 +969,12 @@ run_ops(const uint8_t *p, size_t n)
 			}
 			synth_feed(len);
 			break;
+		case 0xaf:
+			/* New frames follow the new size from here on. */
+			check_wire();
+			F.cfg.frame_max = frame_sizes[ARG() % 5];
+			mux_set_frame_max(F.m, F.cfg.frame_max);
+			break;
 		case 0xb0:
 			if (mux_ping(F.m) == 0) {
 				F.ping_out = 1;
@@ -1007,7 +994,7 @@ run_ops(const uint8_t *p, size_t n)
 			F.now += ticks[op - 0xb2];
 			mux_set_time(F.m, F.now);
 			break;
-		default:	/* 0xaf, 0xb8-0xbf */
+		default:	/* 0xb8-0xbf */
 			pump();
 			break;
 		}
@@ -1058,8 +1045,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (F.ids[i].used && F.ids[i].app_reset &&
 		    (F.ids[i].our_syn || !ours(F.ids[i].id)))
 			CHECK(F.ids[i].our_rst);
-		if (F.ids[i].used && F.ids[i].data_before_syn)
-			CHECK(F.ids[i].our_syn);
 	}
 
 	F.freeing = 1;
