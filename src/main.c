@@ -298,10 +298,12 @@ terminate_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	x->d.draining = 1;
 	notify_state("STOPPING=1");
+	/* Listeners close before the line says so: whoever reads it can
+	 * count on new connections being refused. */
+	service_stop_listening(&x->d);
 	log_info("signal %d: draining %u channels (at most %ju ms)", (int)sig,
 	    link_channels(x->d.link), (uintmax_t)x->d.cfg->drain_timeout_ms);
 	x->drain_deadline_ms = now_ms() + x->d.cfg->drain_timeout_ms;
-	service_stop_listening(&x->d);
 	link_drain(x->d.link);
 	event_add(x->drain_ev, &tv);
 	drain_check_cb(-1, 0, x);
