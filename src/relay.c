@@ -244,7 +244,10 @@ relay_pump_in(struct relay *r)
 
 	if (r->out == NULL && mux_stream_eof(r->s) && !(r->flags & R_WR_EOF)) {
 		r->flags |= R_WR_EOF;
-		(void)shutdown(r->fd, SHUT_WR);
+		/* With reading over too, the close that follows sends the
+		 * FIN (nothing is left unread to turn it into a reset). */
+		if (!(r->flags & R_RD_EOF))
+			(void)shutdown(r->fd, SHUT_WR);
 		if (relay_maybe_done(r))
 			return (-1);
 	}
