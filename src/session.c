@@ -23,16 +23,17 @@
  * What waits there waits ahead of every frame the fair scheduler picks
  * next, so 'queue' follows the link's delivery rate: about QUEUE_US worth
  * of it, within [QUEUE_MIN, QUEUE_MAX].  On loopback that is the maximum
- * (big writev batches); at 100 Mbit/s about 6 KiB, so a small frame behind
- * bulk data waits a millisecond, not tens of them.  Data frames are cut at
- * half the queue (at least FRAME_MIN, at most the engine's frame_max): a
- * 16 KiB frame alone is 1.3 ms at 100 Mbit/s, and the smaller bursts also
- * overflow a shallow bottleneck queue far less often (docs/PERFORMANCE.md).
+ * (big writev batches); at 100 Mbit/s about 3 KiB, so a small frame behind
+ * bulk data waits a fraction of a millisecond, not tens of them.  Data
+ * frames are cut at half the queue (at least FRAME_MIN, at most the
+ * engine's frame_max): a 16 KiB frame alone is 1.3 ms at 100 Mbit/s, and
+ * the smaller bursts also overflow a shallow bottleneck queue far less
+ * often (docs/PERFORMANCE.md).
  */
-#define QUEUE_US	500
-#define QUEUE_MIN	(4 * 1024)
+#define QUEUE_US	250
+#define QUEUE_MIN	(2 * 1024)
 #define QUEUE_MAX	(512 * 1024)
-#define FRAME_MIN	(2 * 1024)
+#define FRAME_MIN	1024
 /* How often the delivery rate is read (TCP_INFO). */
 #define TUNE_US		100000
 /* Stop reading the link while this much is unprocessed (input paused). */
