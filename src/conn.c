@@ -229,8 +229,7 @@ tls_write_cb(evutil_socket_t fd, short what, void *arg)
 			n = evbuffer_get_length(c->out);
 		if (n > TLS_RECORD)
 			n = TLS_RECORD;
-		if (evbuffer_peek(c->out, -1, NULL, &v, 1) == 1 &&
-		    v.iov_len >= n) {
+		if (evbuffer_peek(c->out, (ev_ssize_t)n, NULL, &v, 1) == 1) {
 			p = v.iov_base;		/* a whole record in one chain */
 		} else {
 			evbuffer_copyout(c->out, stage, n);

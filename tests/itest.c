@@ -1078,6 +1078,27 @@ target_main(const int *fds, struct it_stats *st)
 	_exit(0);
 }
 
+/* Run the targets of ${t} on listening sockets ${fds} in a child process
+ * (it dies with us); the sockets are the child's alone afterwards. */
+static void
+targets_fork(struct it_targets *t, int *fds)
+{
+	pid_t ppid = getpid();
+	int k;
+
+	fflush(NULL);
+	t->pid = fork();
+	ck_assert_msg(t->pid >= 0, "fork: %s", strerror(errno));
+	if (t->pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != ppid)
+			_exit(1);
+		target_main(fds, t->st);
+	}
+	for (k = 0; k < IT_NKINDS; k++)
+		it_close(fds[k]);
+}
+
 struct it_targets *
 it_targets_start(void)
 {
@@ -1085,7 +1106,6 @@ it_targets_start(void)
 	struct sockaddr_in sin;
 	socklen_t sl;
 	int fds[IT_NKINDS], k, one = 1;
-	pid_t ppid = getpid();
 
 	ck_assert_msg(H.targets == NULL, "targets already started");
 	ck_assert_msg((t = calloc(1, sizeof(*t))) != NULL, "out of memory");
@@ -1117,17 +1137,7 @@ it_targets_start(void)
 			H.ports[H.nports++] = t->port[k];
 	}
 	t->refused = it_free_port();
-	fflush(NULL);
-	t->pid = fork();
-	ck_assert_msg(t->pid >= 0, "fork: %s", strerror(errno));
-	if (t->pid == 0) {
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != ppid)
-			_exit(1);
-		target_main(fds, t->st);
-	}
-	for (k = 0; k < IT_NKINDS; k++)
-		it_close(fds[k]);
+	targets_fork(t, fds);
 	return (t);
 }
 
@@ -1690,7 +1700,6 @@ it_targets_restart(struct it_targets *t)
 {
 	struct sockaddr_in sin;
 	int fds[IT_NKINDS], k, one = 1;
-	pid_t ppid = getpid();
 
 	it_targets_kill(t);
 	for (k = 0; k < IT_NKINDS; k++) {
@@ -1705,15 +1714,5 @@ it_targets_restart(struct it_targets *t)
 		    "bind/listen port %d again: %s", t->port[k],
 		    strerror(errno));
 	}
-	fflush(NULL);
-	t->pid = fork();
-	ck_assert_msg(t->pid >= 0, "fork: %s", strerror(errno));
-	if (t->pid == 0) {
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != ppid)
-			_exit(1);
-		target_main(fds, t->st);
-	}
-	for (k = 0; k < IT_NKINDS; k++)
-		it_close(fds[k]);
+	targets_fork(t, fds);
 }
