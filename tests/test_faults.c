@@ -327,6 +327,18 @@ fds_settled(struct it_mxd *m)
 	}
 }
 
+/* Before cycle ${i} of ${n}: once warmed up (WARM_CYCLES, or at the start
+ * of a short run), note ${m}'s descriptors and VmRSS in ${r}. */
+static void
+res_warm(struct res *r, struct it_mxd *m, int i, int n)
+{
+
+	if (i == WARM_CYCLES || (n <= WARM_CYCLES && i == 0)) {
+		r->fd0 = fds_settled(m);
+		r->rss0 = it_rss_kb(m->pid);
+	}
+}
+
 /* The checks at the end: descriptors exactly as after warm-up (waiting for
  * them to close), RSS within the allowance unless sanitized. */
 static void
@@ -369,10 +381,7 @@ START_TEST(kill_listener_cycles)
 
 	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL);
 	for (i = 0; i < n; i++) {
-		if (i == WARM_CYCLES || (n <= WARM_CYCLES && i == 0)) {
-			r.fd0 = fds_settled(p.a);
-			r.rss0 = it_rss_kb(p.a->pid);
-		}
+		res_warm(&r, p.a, i, n);
 		xfer_start(&p, &x, 1000 + (uint64_t)i * 10);
 		it_mxd_mark(p.a);
 		t0 = it_now_ms();
@@ -425,10 +434,7 @@ START_TEST(kill_dialer_cycles)
 	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL);
 	up_fds = fds_settled(p.b);
 	for (i = 0; i < n; i++) {
-		if (i == WARM_CYCLES || (n <= WARM_CYCLES && i == 0)) {
-			r.fd0 = fds_settled(p.b);
-			r.rss0 = it_rss_kb(p.b->pid);
-		}
+		res_warm(&r, p.b, i, n);
 		xfer_start(&p, &x, 7000 + (uint64_t)i * 10);
 		it_mxd_mark(p.b);
 		t0 = it_now_ms();
@@ -493,12 +499,8 @@ START_TEST(ss_kill_cycles)
 	}
 	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL);
 	for (i = 0; i < n; i++) {
-		if (i == WARM_CYCLES || (n <= WARM_CYCLES && i == 0)) {
-			ra.fd0 = fds_settled(p.a);
-			rb.fd0 = fds_settled(p.b);
-			ra.rss0 = it_rss_kb(p.a->pid);
-			rb.rss0 = it_rss_kb(p.b->pid);
-		}
+		res_warm(&ra, p.a, i, n);
+		res_warm(&rb, p.b, i, n);
 		xfer_start(&p, &x, 20000 + (uint64_t)i * 10);
 		it_mxd_mark(p.a);
 		it_mxd_mark(p.b);
@@ -790,14 +792,22 @@ END_TEST
 /* ------------------------------------------------------------ 4. limits */
 
 /* A client of ${port} that sent "x": 1 if it was echoed within ${ms},
- * else what it_recv_wait said (IT_TIMEOUT: still waiting). */
+ * else what it_recv_wait said (IT_TIMEOUT: still waiting).  A reset can
+ * come before connect() or send() returns: they report it then (-errno;
+ * *${fdp} is -1 if there is no socket). */
 static long
 try_echo(struct fp *p, int port, int *fdp, int ms)
 {
 	char c;
 
-	*fdp = client(p, port);
-	ck_assert(send(*fdp, "x", 1, MSG_NOSIGNAL) == 1);
+	in_a(p);
+	*fdp = it_connect(port);
+	out_a(p);
+	if (*fdp < 0 && errno == ECONNRESET)
+		return (-ECONNRESET);
+	ck_assert_msg(*fdp >= 0, "connect to A: %s", strerror(errno));
+	if (send(*fdp, "x", 1, MSG_NOSIGNAL) != 1)
+		return (-errno);
 	return (it_recv_wait(*fdp, &c, 1, ms));
 }
 
