@@ -133,10 +133,16 @@ END {
 	row("bulk", "mbps", "bulk, 1 conn x " human(bulk_bytes), "MB/s", 1, "%.0f", "ratio:socat:>=:1.3;ratio:yamux:>=:2")
 	row("bulk", "loadgen_cpu_pct", "  load generator CPU", "%", 1, "%.0f", "")
 	row("bulk", "targets_cpu_pct", "  target server CPU", "%", 1, "%.0f", "")
+	row("bulk", "machine_busy_pct", "  machine busy (all CPUs)", "%", 1, "%.0f", "")
+	row("bulk", "machine_s_per_gib", "  machine CPU per GiB", "s/GiB", 1, "%.2f", "")
 	row("parallel", "mbps", "parallel, " par_conns " x " human(par_bytes), "MB/s", 1, "%.0f", "ratio:socat:>=:1.3;ratio:yamux:>=:2")
+	row("parallel", "machine_busy_pct", "  machine busy (all CPUs)", "%", 1, "%.0f", "")
+	row("parallel", "machine_s_per_gib", "  machine CPU per GiB", "s/GiB", 1, "%.2f", "")
 	row("connrate", "cps", "connrate, " rate_count " conns, " rate_inflight " in flight", "conn/s", 1, "%.0f", "ratio:socat:>=:5;ratio:yamux:>=:2")
 	row("connrate", "p50_us", "  connect+echo p50", "ms", 1000, "%.2f", "")
 	row("connrate", "p99_us", "  connect+echo p99", "ms", 1000, "%.2f", "")
+	row("connrate", "machine_busy_pct", "  machine busy (all CPUs)", "%", 1, "%.0f", "")
+	row("connrate", "machine_us_per_conn", "  machine CPU per connection", "us", 1, "%.0f", "")
 	row("hol_lo_base", "p50_us", "hol loopback, alone: p50", "ms", 1000, "%.3f", "")
 	row("hol_lo_base", "p99_us", "  p99", "ms", 1000, "%.3f", "")
 	row("hol_lo_base", "max_us", "  max", "ms", 1000, "%.3f", "")
@@ -182,6 +188,7 @@ END {
 	printf "idle: %s channels (socat: at most %s, it forks two processes per channel); RSS = VmRSS of all tunnel processes\n", idle_n, idle_socat
 	printf "hol: 64-byte echo round trips, one per %s us, %s s per variant; bulk = a download on another channel of the same tunnel\n", hol_interval, hol_secs
 	printf "cpu: user+sys of all tunnel processes (both ends) during bulk, per GiB moved\n"
+	printf "machine: /proc/stat of the whole machine during the run (load generator, targets and kernel included); busy 100 %% = every CPU\n"
 	if (reps > 1) printf "bulk, parallel, connrate, cpu: median of %s runs on each tunnel (all runs in the JSON file)\n", reps
 	nf = split(fails, F, "\n")
 	nfail = 0

@@ -38,6 +38,10 @@
 #             ends in two network namespaces joined by a tbf-shaped veth
 #   idle      10,000 open idle channels: RSS growth of the tunnel
 #             processes per channel (fresh tunnel processes)
+# Bulk, parallel and connrate also record the whole machine (/proc/stat):
+# how busy all CPUs were, and CPU seconds per GiB or per connection with
+# everything counted (load generator, targets, kernel).  With every CPU
+# busy, a tunnel is faster only by costing the machine less per unit.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -254,6 +258,27 @@ cpu_ticks() {
 		t=$((t + ${v:-0}))
 	done
 	echo "$t"
+}
+
+# machine_ticks: "BUSY ALL" clock ticks of every CPU since boot (/proc/stat:
+# busy is everything but idle and iowait, softirq and steal included).
+machine_ticks() {
+	awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' \
+	    /proc/stat
+}
+
+# machine_res SCENARIO BEFORE AFTER KEY UNITS: record how busy the whole
+# machine was between two machine_ticks (% of all CPUs), and as KEY its CPU
+# seconds per unit of work done (UNITS of them): with every CPU busy, a
+# tunnel can only go faster by costing the machine less per unit.
+machine_res() {
+	local b0 a0 b1 a1
+	read -r b0 a0 <<<"$2"
+	read -r b1 a1 <<<"$3"
+	res "$1" "$TUN_KIND" machine_busy_pct "$(awk -v b=$((b1 - b0)) \
+	    -v a=$((a1 - a0)) 'BEGIN { printf "%.0f", a ? 100 * b / a : 0 }')"
+	res "$1" "$TUN_KIND" "$4" "$(awk -v b=$((b1 - b0)) -v t="$CLK_TCK" \
+	    -v n="$5" 'BEGIN { printf "%.4f", b / t / n }')"
 }
 
 # no_children PID...: wait (3 s at most) until the PIDs have no children.
@@ -483,15 +508,18 @@ load() {
 }
 
 sc_bulk() {
-	local c0 c1 g0 g1 secs rc
+	local c0 c1 g0 g1 m0 secs rc
 	no_children $TUN_PIDS
 	c0=$(cpu_ticks $TUN_PIDS)
 	g0=$(cpu_ticks "$TARGETS_PID")
+	m0=$(machine_ticks)
 	perf_start bulk
 	load bulk "$MXLOAD" bulk "$E_SINK" 1 "$BULK_BYTES"
 	rc=$?
 	perf_stop
 	[ "$rc" -eq 0 ] || return
+	machine_res bulk "$m0" "$(machine_ticks)" machine_s_per_gib \
+	    "$(awk -v b="$BULK_BYTES" 'BEGIN { print b / 1073741824 }')"
 	no_children $TUN_PIDS
 	c1=$(cpu_ticks $TUN_PIDS)
 	g1=$(cpu_ticks "$TARGETS_PID")
@@ -510,13 +538,21 @@ sc_bulk() {
 }
 
 sc_parallel() {
+	local m0=$(machine_ticks)
+
 	load parallel "$MXLOAD" bulk "$E_SINK" "$PAR_CONNS" "$PAR_BYTES" || return
+	machine_res parallel "$m0" "$(machine_ticks)" machine_s_per_gib \
+	    "$(awk -v b=$((PAR_CONNS * PAR_BYTES)) 'BEGIN { print b / 1073741824 }')"
 	res parallel "$TUN_KIND" mbps "$(kv mbps "$LOAD_OUT")"
 }
 
 sc_connrate() {
+	local m0=$(machine_ticks)
+
 	load connrate "$MXLOAD" rate "$E_ECHO" "$RATE_COUNT" "$RATE_INFLIGHT" ||
 	    return
+	machine_res connrate "$m0" "$(machine_ticks)" machine_us_per_conn \
+	    "$(awk -v n="$RATE_COUNT" 'BEGIN { print n / 1e6 }')"
 	res connrate "$TUN_KIND" cps "$(kv conns_per_s "$LOAD_OUT")"
 	res connrate "$TUN_KIND" p50_us "$(kv p50_us "$LOAD_OUT")"
 	res connrate "$TUN_KIND" p99_us "$(kv p99_us "$LOAD_OUT")"
