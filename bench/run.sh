@@ -21,8 +21,8 @@
 # limit allows; BENCH_TBF replaces the tbf parameters of the shaped link
 # (bench/netns.sh); BENCH_PERF=DIR records a perf profile of the tunnel
 # processes during bulk into DIR (BENCH_PERF_G= for no call graphs);
-# BENCH_REPS=N runs bulk, parallel and connrate N times per tunnel and
-# reports the median (default 3; 1 in --smoke); MXD, MXLOAD, YAMUX_RELAY
+# BENCH_REPS=N runs bulk, parallel and connrate in N rounds (every tunnel
+# once per round) and reports the median (default 3; 1 in --smoke); MXD, MXLOAD, YAMUX_RELAY
 # override the binaries.
 #
 # Scenarios (full run; --smoke divides the sizes):
@@ -614,27 +614,34 @@ sc_idle() {
 
 want() { case ",$2," in *",$1,"*) return 0 ;; esac; return 1; }
 
-# run_tunnel KIND: the loopback scenarios against tunnel KIND.
-run_tunnel() {
+# run_rates KIND ROUND: bulk, parallel and connrate once against a fresh
+# tunnel KIND; each run is recorded and the report takes the median.
+run_rates() {
 	local kind=$1 s
-	if want bulk "$SCENARIOS" || want parallel "$SCENARIOS" ||
-	    want connrate "$SCENARIOS" || want hol "$SCENARIOS"; then
-		log "$kind: loopback"
+	log "$kind: loopback, round $2 of $REPS"
+	if ! tunnel_up "$kind" "" "" 127.0.0.1 127.0.0.1; then
+		fail start "$kind" "the tunnel did not come up"
+		return 1
+	fi
+	for s in bulk parallel connrate; do
+		want "$s" "$SCENARIOS" || continue
+		"sc_$s"
+		tunnel_alive "$s" || break
+	done
+	tunnel_stop stop
+}
+
+# run_tunnel KIND: the other loopback scenarios against tunnel KIND.
+run_tunnel() {
+	local kind=$1
+	if want hol "$SCENARIOS"; then
+		log "$kind: loopback hol"
 		if ! tunnel_up "$kind" "" "" 127.0.0.1 127.0.0.1; then
 			fail start "$kind" "the tunnel did not come up"
 		else
-			# Each run is recorded; the report takes the median.
-			for s in $(for r in $(seq "$REPS"); do
-			    echo bulk parallel connrate; done); do
-				want "$s" "$SCENARIOS" || continue
-				"sc_$s"
-				tunnel_alive "$s" || break
-			done
-			if want hol "$SCENARIOS" && tunnel_alive hol_lo; then
-				sc_hol hol_lo ""
-				tunnel_alive hol_lo
-			fi
-			tunnel_stop stop
+			sc_hol hol_lo ""
+			tunnel_alive hol_lo
+			tunnel_stop hol_lo
 		fi
 	fi
 	if want idle "$SCENARIOS" && [ "$kind" != direct ]; then
@@ -682,6 +689,7 @@ mxd_tls_supported() {
 	"$MXD" -t -c "$t/probe.conf" >/dev/null 2>&1
 }
 
+
 # ---- main ----
 
 for b in "$MXD" "$MXLOAD"; do
@@ -727,12 +735,29 @@ log "$MODE run: $MACHINE_NPROC x $MACHINE_CPU, $MACHINE_KERNEL; load $LOAD_BEFOR
 
 start_targets "" 127.0.0.1
 LOOP_TARGETS_PID=$TARGETS_PID
+# targets_alive: stop the run if the target server died.
+targets_alive() {
+	ours "$LOOP_TARGETS_PID" && return
+	fail targets mxload "the target server died"
+	exit 1
+}
+# Rounds: every tunnel once per round, so that a slow spell of the machine
+# falls on all of them alike rather than on one tunnel's runs.
+RATE_LIST=$TUN_LIST
+if want bulk "$SCENARIOS" || want parallel "$SCENARIOS" ||
+    want connrate "$SCENARIOS"; then
+	for r in $(seq "$REPS"); do
+		for k in $RATE_LIST; do
+			# A tunnel that cannot start is not tried again.
+			run_rates "$k" "$r" ||
+			    RATE_LIST=$(echo "$RATE_LIST" | tr ' ' '\n' | grep -vx "$k")
+			targets_alive
+		done
+	done
+fi
 for k in $TUN_LIST; do
 	run_tunnel "$k"
-	if ! ours "$LOOP_TARGETS_PID"; then
-		fail targets mxload "the target server died"
-		exit 1
-	fi
+	targets_alive
 done
 
 if want shaped "$SCENARIOS" && [ -z "$SHAPED_NOTE" ]; then
