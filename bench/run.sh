@@ -22,8 +22,8 @@
 # (bench/netns.sh); BENCH_PERF=DIR records a perf profile of the tunnel
 # processes during bulk into DIR (BENCH_PERF_G= for no call graphs);
 # BENCH_REPS=N runs bulk, parallel and connrate in N rounds (every tunnel
-# once per round) and reports the median (default 3; 1 in --smoke); MXD, MXLOAD, YAMUX_RELAY
-# override the binaries.
+# once per round) and reports the median (default 3; 1 in --smoke); MXD,
+# MXLOAD, YAMUX_RELAY override the binaries.
 #
 # Scenarios (full run; --smoke divides the sizes):
 #   bulk      one connection sends 1 GiB to a sink that answers the count
@@ -281,6 +281,9 @@ machine_res() {
 	    -v n="$5" 'BEGIN { printf "%.4f", b / t / n }')"
 }
 
+# gib BYTES: BYTES in GiB.
+gib() { awk -v b="$1" 'BEGIN { print b / 1073741824 }'; }
+
 # no_children PID...: wait (3 s at most) until the PIDs have no children.
 no_children() {
 	local i=0
@@ -519,7 +522,7 @@ sc_bulk() {
 	perf_stop
 	[ "$rc" -eq 0 ] || return
 	machine_res bulk "$m0" "$(machine_ticks)" machine_s_per_gib \
-	    "$(awk -v b="$BULK_BYTES" 'BEGIN { print b / 1073741824 }')"
+	    "$(gib "$BULK_BYTES")"
 	no_children $TUN_PIDS
 	c1=$(cpu_ticks $TUN_PIDS)
 	g1=$(cpu_ticks "$TARGETS_PID")
@@ -542,7 +545,7 @@ sc_parallel() {
 
 	load parallel "$MXLOAD" bulk "$E_SINK" "$PAR_CONNS" "$PAR_BYTES" || return
 	machine_res parallel "$m0" "$(machine_ticks)" machine_s_per_gib \
-	    "$(awk -v b=$((PAR_CONNS * PAR_BYTES)) 'BEGIN { print b / 1073741824 }')"
+	    "$(gib $((PAR_CONNS * PAR_BYTES)))"
 	res parallel "$TUN_KIND" mbps "$(kv mbps "$LOAD_OUT")"
 }
 
@@ -688,7 +691,6 @@ mxd_tls_supported() {
 	EOF
 	"$MXD" -t -c "$t/probe.conf" >/dev/null 2>&1
 }
-
 
 # ---- main ----
 
