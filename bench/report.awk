@@ -9,14 +9,15 @@ function human(b) {
 	return (b " B")
 }
 
-# row(SCENARIO, KEY, LABEL, UNIT, DIV, FMT, TARGETS): one table row; TARGETS
-# is ";"-separated conditions on mxd's value, "ratio:OTHER:OP:X" (mxd/OTHER)
-# or "abs:OP:X" (in the row's unit).
-function row(sc, key, label, unit, div, fmt, targets) {
+# row(SCENARIO, KEY, LABEL, UNIT, DIV, FMT, TARGETS[, RKEY]): one table
+# row; TARGETS is ";"-separated conditions on mxd's value,
+# "ratio:OTHER:OP:X" (mxd/OTHER) or "abs:OP:X" (in the row's unit).  With
+# RKEY the ratio columns divide mxd's KEY by the other tunnel's RKEY.
+function row(sc, key, label, unit, div, fmt, targets, rkey) {
 	nrows++
 	R_sc[nrows] = sc; R_key[nrows] = key; R_label[nrows] = label
 	R_unit[nrows] = unit; R_div[nrows] = div; R_fmt[nrows] = fmt
-	R_tg[nrows] = targets
+	R_tg[nrows] = targets; R_rk[nrows] = rkey == "" ? key : rkey
 }
 
 function has(sc, t, key) { return ((sc SUBSEP t SUBSEP key) in V) }
@@ -35,9 +36,9 @@ function cell(i, t,    group) {
 }
 
 function ratio(i, other,    a, b) {
-	if (!has(R_sc[i], "mxd", R_key[i]) || !has(R_sc[i], other, R_key[i]))
+	if (!has(R_sc[i], "mxd", R_key[i]) || !has(R_sc[i], other, R_rk[i]))
 		return ("")
-	a = val(R_sc[i], "mxd", R_key[i]); b = val(R_sc[i], other, R_key[i])
+	a = val(R_sc[i], "mxd", R_key[i]); b = val(R_sc[i], other, R_rk[i])
 	if (b == 0) return ("")
 	return (a / b)
 }
@@ -126,6 +127,18 @@ END {
 			V[key] = median(RUNS[key])
 			MULTI[key] = 1
 		}
+	# KEY_full: the rate over the machine's busy share, what the tunnel
+	# would reach with every CPU busy at the CPU cost it had.
+	nfull = 0
+	for (key in V) {
+		split(key, p, SUBSEP)
+		if (p[3] != "machine_busy_pct" || V[key] <= 0) continue
+		r = p[1] == "connrate" ? "cps" : "mbps"
+		if (!has(p[1], p[2], r)) continue
+		FK[++nfull] = p[1] SUBSEP p[2] SUBSEP r "_full"
+		FV[nfull] = val(p[1], p[2], r) * 100 / V[key]
+	}
+	for (k = 1; k <= nfull; k++) V[FK[k]] = FV[k]
 	nt = split(tunnels, T, " ")
 	haveso = haveya = 0
 	for (k = 1; k <= nt; k++) { if (T[k] == "socat") haveso = 1; if (T[k] == "yamux") haveya = 1 }
@@ -135,14 +148,17 @@ END {
 	row("bulk", "targets_cpu_pct", "  target server CPU", "%", 1, "%.0f", "")
 	row("bulk", "machine_busy_pct", "  machine busy (all CPUs)", "%", 1, "%.0f", "")
 	row("bulk", "machine_s_per_gib", "  machine CPU per GiB", "s/GiB", 1, "%.2f", "")
+	row("bulk", "mbps_full", "  at every CPU busy (bound)", "MB/s", 1, "%.0f", "", "mbps")
 	row("parallel", "mbps", "parallel, " par_conns " x " human(par_bytes), "MB/s", 1, "%.0f", "ratio:socat:>=:1.3;ratio:yamux:>=:2")
 	row("parallel", "machine_busy_pct", "  machine busy (all CPUs)", "%", 1, "%.0f", "")
 	row("parallel", "machine_s_per_gib", "  machine CPU per GiB", "s/GiB", 1, "%.2f", "")
+	row("parallel", "mbps_full", "  at every CPU busy (bound)", "MB/s", 1, "%.0f", "", "mbps")
 	row("connrate", "cps", "connrate, " rate_count " conns, " rate_inflight " in flight", "conn/s", 1, "%.0f", "ratio:socat:>=:5;ratio:yamux:>=:2")
 	row("connrate", "p50_us", "  connect+echo p50", "ms", 1000, "%.2f", "")
 	row("connrate", "p99_us", "  connect+echo p99", "ms", 1000, "%.2f", "")
 	row("connrate", "machine_busy_pct", "  machine busy (all CPUs)", "%", 1, "%.0f", "")
 	row("connrate", "machine_us_per_conn", "  machine CPU per connection", "us", 1, "%.0f", "")
+	row("connrate", "cps_full", "  at every CPU busy (bound)", "conn/s", 1, "%.0f", "", "cps")
 	row("hol_lo_base", "p50_us", "hol loopback, alone: p50", "ms", 1000, "%.3f", "")
 	row("hol_lo_base", "p99_us", "  p99", "ms", 1000, "%.3f", "")
 	row("hol_lo_base", "max_us", "  max", "ms", 1000, "%.3f", "")
@@ -189,6 +205,7 @@ END {
 	printf "hol: 64-byte echo round trips, one per %s us, %s s per variant; bulk = a download on another channel of the same tunnel\n", hol_interval, hol_secs
 	printf "cpu: user+sys of all tunnel processes (both ends) during bulk, per GiB moved\n"
 	printf "machine: /proc/stat of the whole machine during the run (load generator, targets and kernel included); busy 100 %% = every CPU\n"
+	printf "at every CPU busy: the rate over the machine's busy share; its ratios divide mxd's by the other tunnel's measured rate (the most mxd can reach at its CPU cost)\n"
 	if (reps > 1) printf "bulk, parallel, connrate, cpu: median of %s runs on each tunnel (all runs in the JSON file)\n", reps
 	nf = split(fails, F, "\n")
 	nfail = 0
