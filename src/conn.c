@@ -38,6 +38,28 @@ struct conn {
 	char		why[160];	/* a TLS error, for failed */
 };
 
+/* Stop ${c}'s events and report its end, ${why}, to the handlers. */
+static void
+conn_fail(struct conn *c, const char *why)
+{
+
+	event_del(c->rd_ev);
+	event_del(c->wr_ev);
+	c->h.failed(c, why, c->arg);
+}
+
+/* A write of ${c} finished with nothing left for the socket to take:
+ * stop waiting for it if all is out, and pull more below the low mark. */
+static void
+conn_written(struct conn *c)
+{
+
+	if (evbuffer_get_length(c->out) == 0)
+		event_del(c->wr_ev);
+	if (evbuffer_get_length(c->out) <= c->lowat)
+		c->h.drained(c, c->arg);
+}
+
 /* rd_ev: read what the socket has, up to READ_MAX, into c->in. */
 static void
 plain_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -49,22 +71,19 @@ plain_read_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)what;
 	if ((nv = evbuffer_reserve_space(c->in, READ_MAX, v, 2)) < 0) {
-		c->h.failed(c, "out of memory", c->arg);
+		conn_fail(c, "out of memory");
 		return;
 	}
 	if ((n = readv(fd, (struct iovec *)v, nv)) <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
-		event_del(c->rd_ev);
-		c->h.failed(c, n == 0 ? "peer closed the link" : strerror(errno),
-		    c->arg);
+		conn_fail(c, n == 0 ? "peer closed the link" : strerror(errno));
 		return;
 	}
 	/* A TLS peer on a plain link: say so, rather than "bad version". */
 	if (!c->got && *(unsigned char *)v[0].iov_base == TLS_HANDSHAKE) {
-		event_del(c->rd_ev);
-		c->h.failed(c, "the peer sent a TLS handshake, but tls = off "
-		    "here", c->arg);
+		conn_fail(c, "the peer sent a TLS handshake, but tls = off "
+		    "here");
 		return;
 	}
 	c->got = 1;
@@ -88,14 +107,10 @@ plain_write_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (evbuffer_write(c->out, c->fd) < 0 && errno != EAGAIN &&
 	    errno != EINTR) {
-		event_del(c->wr_ev);
-		c->h.failed(c, strerror(errno), c->arg);
+		conn_fail(c, strerror(errno));
 		return;
 	}
-	if (evbuffer_get_length(c->out) == 0)
-		event_del(c->wr_ev);
-	if (evbuffer_get_length(c->out) <= c->lowat)
-		c->h.drained(c, c->arg);
+	conn_written(c);
 }
 
 /* Free the events and buffers of ${c}, and ${c}; not the socket. */
@@ -172,18 +187,16 @@ tls_fail(struct conn *c, int ret)
 	int err = SSL_get_error(c->ssl, ret);
 	char why[sizeof(c->why) - 5];
 
-	event_del(c->rd_ev);
-	event_del(c->wr_ev);
 	if (err == SSL_ERROR_SSL && (e = ERR_get_error()) != 0) {
 		tls_error(e, why, sizeof(why));
 		ERR_clear_error();
 		snprintf(c->why, sizeof(c->why), "TLS: %s", why);
-		c->h.failed(c, c->why, c->arg);
+		conn_fail(c, c->why);
 	} else if (err == SSL_ERROR_SYSCALL && errno != 0 && ret < 0) {
-		c->h.failed(c, strerror(errno), c->arg);
+		conn_fail(c, strerror(errno));
 	} else {
 		/* close_notify, or a bare EOF: the peer has merely closed. */
-		c->h.failed(c, "peer closed the link", c->arg);
+		conn_fail(c, "peer closed the link");
 	}
 }
 
@@ -200,9 +213,7 @@ tls_push(struct conn *c)
 		return (0);
 	if (BIO_should_retry(c->wbio))
 		return (1);
-	event_del(c->rd_ev);
-	event_del(c->wr_ev);
-	c->h.failed(c, errno ? strerror(errno) : "write failed", c->arg);
+	conn_fail(c, errno ? strerror(errno) : "write failed");
 	return (-1);
 }
 
@@ -253,10 +264,8 @@ tls_write_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (!left && (left = tls_push(c)) < 0)
 		return;
-	if (!left && evbuffer_get_length(c->out) == 0)
-		event_del(c->wr_ev);
-	if (!left && evbuffer_get_length(c->out) <= c->lowat)
-		c->h.drained(c, c->arg);
+	if (!left)		/* else wr_ev stays armed */
+		conn_written(c);
 }
 
 /* rd_ev: decrypt what the socket has, up to READ_MAX, into c->in. */
@@ -272,7 +281,7 @@ tls_read_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	while (got < READ_MAX) {
 		if (evbuffer_reserve_space(c->in, TLS_RECORD, &v, 1) != 1) {
-			c->h.failed(c, "out of memory", c->arg);
+			conn_fail(c, "out of memory");
 			return;
 		}
 		ERR_clear_error();

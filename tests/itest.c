@@ -433,6 +433,24 @@ it_finish(void)
 	H.finished = 1;
 }
 
+/* fork(), with the child killed when we die (and gone at once if we
+ * already have).  Returns the child's pid, or 0 in the child. */
+static pid_t
+fork_tied(void)
+{
+	pid_t pid, ppid = getpid();
+
+	fflush(NULL);
+	pid = fork();
+	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != ppid)
+			_exit(127);
+	}
+	return (pid);
+}
+
 int
 it_run_mxd(const char *const *args, char **out, char **err, int ms)
 {
@@ -440,7 +458,7 @@ it_run_mxd(const char *const *args, char **out, char **err, int ms)
 	const char *argv[16];
 	const char *opath, *epath;
 	int64_t deadline = it_now_ms() + ms;
-	pid_t pid, ppid = getpid(), r;
+	pid_t pid, r;
 	int i, fd, st = -1;
 
 	opath = it_fmt("%s/run.out", H.dir);
@@ -449,13 +467,7 @@ it_run_mxd(const char *const *args, char **out, char **err, int ms)
 	for (i = 0; args[i] != NULL && i < 14; i++)
 		argv[i + 1] = args[i];
 	argv[i + 1] = NULL;
-	fflush(NULL);
-	pid = fork();
-	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != ppid)
-			_exit(127);
+	if ((pid = fork_tied()) == 0) {
 		if ((fd = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
 			_exit(127);
 		dup2(fd, 1);
@@ -506,41 +518,8 @@ it_mxd_show_log(const struct it_mxd *m)
 struct it_mxd *
 it_mxd_start(const char *conf)
 {
-	const char *bin = getenv("MXD_BIN");
-	struct it_mxd *m;
-	pid_t ppid = getpid();
-	int fd;
 
-	ck_assert_msg(H.nmxd < IT_MAX_MXD, "too many mxd");
-	ck_assert_msg((m = calloc(1, sizeof(*m))) != NULL, "out of memory");
-	H.mxd[H.nmxd++] = m;
-	m->pid = -1;
-	m->conf = it_fmt("%s", conf);
-	m->log = it_fmt("%s/mxd-%d.log", H.dir, H.nmxd);
-	fflush(NULL);
-	m->pid = fork();
-	ck_assert_msg(m->pid >= 0, "fork: %s", strerror(errno));
-	if (m->pid == 0) {
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != ppid)
-			_exit(127);
-		signal(SIGPIPE, SIG_DFL);
-		if ((fd = open(m->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND,
-		    0644)) == -1)
-			_exit(127);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		if (fd > 2)
-			close(fd);
-		if ((fd = open("/dev/null", O_RDONLY)) >= 0 && fd != 0) {
-			dup2(fd, 0);
-			close(fd);
-		}
-		execl(bin, "mxd", "-c", conf, "-v", (char *)NULL);
-		dprintf(2, "itest: exec %s: %s\n", bin, strerror(errno));
-		_exit(127);
-	}
-	return (m);
+	return (it_mxd_start_opts(conf, NULL));
 }
 
 void
@@ -1083,18 +1062,10 @@ target_main(const int *fds, struct it_stats *st)
 static void
 targets_fork(struct it_targets *t, int *fds)
 {
-	pid_t ppid = getpid();
 	int k;
 
-	fflush(NULL);
-	t->pid = fork();
-	ck_assert_msg(t->pid >= 0, "fork: %s", strerror(errno));
-	if (t->pid == 0) {
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != ppid)
-			_exit(1);
+	if ((t->pid = fork_tied()) == 0)
 		target_main(fds, t->st);
-	}
 	for (k = 0; k < IT_NKINDS; k++)
 		it_close(fds[k]);
 }
@@ -1526,19 +1497,12 @@ spawn(struct it_mxd *m, int trunc)
 	const char *bin = getenv("MXD_BIN");
 	const char *nspath = NULL;
 	struct rlimit rl;
-	pid_t ppid = getpid();
 	int fd;
 
 	if (m->netns != NULL)
 		nspath = it_fmt("/run/netns/%s", m->netns);
-	fflush(NULL);
-	m->pid = fork();
-	ck_assert_msg(m->pid >= 0, "fork: %s", strerror(errno));
-	if (m->pid != 0)
+	if ((m->pid = fork_tied()) != 0)
 		return;
-	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != ppid)
-		_exit(127);
 	signal(SIGPIPE, SIG_DFL);
 	if ((fd = open(m->log, O_WRONLY | O_CREAT | O_APPEND |
 	    (trunc ? O_TRUNC : 0), 0644)) == -1)
@@ -1577,16 +1541,16 @@ it_mxd_start_opts(const char *conf, const struct it_mxd_opts *o)
 {
 	struct it_mxd *m;
 
-	if (o == NULL || (o->netns == NULL && o->nofile == 0))
-		return (it_mxd_start(conf));
 	ck_assert_msg(H.nmxd < IT_MAX_MXD, "too many mxd");
 	ck_assert_msg((m = calloc(1, sizeof(*m))) != NULL, "out of memory");
 	H.mxd[H.nmxd++] = m;
 	m->pid = -1;
 	m->conf = it_fmt("%s", conf);
 	m->log = it_fmt("%s/mxd-%d.log", H.dir, H.nmxd);
-	m->netns = o->netns != NULL ? it_fmt("%s", o->netns) : NULL;
-	m->nofile = o->nofile;
+	if (o != NULL) {
+		m->netns = o->netns != NULL ? it_fmt("%s", o->netns) : NULL;
+		m->nofile = o->nofile;
+	}
 	spawn(m, 1);
 	return (m);
 }
