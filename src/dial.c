@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +105,6 @@ connected_cb(evutil_socket_t fd, short what, void *arg)
 static void
 try_next(struct dial *d)
 {
-	struct pollfd pfd = { -1, POLLOUT, 0 };
 	struct evutil_addrinfo *ai;
 
 	while ((ai = d->next) != NULL) {
@@ -116,16 +114,18 @@ try_next(struct dial *d)
 			d->err = errno;
 			goto fail;
 		}
+		/* A local target has often answered by the time connect()
+		 * returns EINPROGRESS (loopback runs the handshake inside
+		 * it), and asking again reports the outcome: 0, the error,
+		 * or EALREADY while it is under way.  That saves two
+		 * epoll_ctl and a pass through the event loop per dial. */
 		if (connect(d->fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
-		    errno == EINPROGRESS) {
-			/* A local target has often answered by now (loopback
-			 * runs the handshake inside connect): one poll saves
-			 * two epoll_ctl and a pass through the event loop. */
-			pfd.fd = d->fd;
-			if (poll(&pfd, 1, 0) == 1) {
-				connected_cb(d->fd, EV_WRITE, d);
-				return;
-			}
+		    (errno == EINPROGRESS &&
+		    connect(d->fd, ai->ai_addr, ai->ai_addrlen) == 0)) {
+			dial_done(d, d->fd, 0, NULL);
+			return;
+		}
+		if (errno == EALREADY || errno == EINPROGRESS) {
 			d->conn_ev = event_new(d->base, d->fd, EV_WRITE,
 			    connected_cb, d);
 			if (d->conn_ev == NULL || event_add(d->conn_ev, NULL)) {
