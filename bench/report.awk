@@ -139,6 +139,19 @@ END {
 		FV[nfull] = val(p[1], p[2], r) * 100 / V[key]
 	}
 	for (k = 1; k <= nfull; k++) V[FK[k]] = FV[k]
+	# own_KEY: a tunnel's machine CPU beyond the direct column's, which is
+	# the load generator and the targets: what the tunnel itself costs,
+	# its processes and the kernel work of the hops it adds.
+	nown = 0
+	for (key in V) {
+		split(key, p, SUBSEP)
+		if (p[3] !~ /^machine_(s_per_gib|us_per_conn)$/ || p[2] == "direct" ||
+		    !has(p[1], "direct", p[3]))
+			continue
+		FK[++nown] = p[1] SUBSEP p[2] SUBSEP "own_" p[3]
+		FV[nown] = V[key] - val(p[1], "direct", p[3])
+	}
+	for (k = 1; k <= nown; k++) V[FK[k]] = FV[k]
 	nt = split(tunnels, T, " ")
 	haveso = haveya = 0
 	for (k = 1; k <= nt; k++) { if (T[k] == "socat") haveso = 1; if (T[k] == "yamux") haveya = 1 }
@@ -148,16 +161,19 @@ END {
 	row("bulk", "targets_cpu_pct", "  target server CPU", "%", 1, "%.0f", "")
 	row("bulk", "machine_busy_pct", "  machine busy (all CPUs)", "%", 1, "%.0f", "")
 	row("bulk", "machine_s_per_gib", "  machine CPU per GiB", "s/GiB", 1, "%.2f", "")
+	row("bulk", "own_machine_s_per_gib", "    of it the tunnel's own", "s/GiB", 1, "%.2f", "")
 	row("bulk", "mbps_full", "  at every CPU busy (bound)", "MB/s", 1, "%.0f", "", "mbps")
 	row("parallel", "mbps", "parallel, " par_conns " x " human(par_bytes), "MB/s", 1, "%.0f", "ratio:socat:>=:1.3;ratio:yamux:>=:2")
 	row("parallel", "machine_busy_pct", "  machine busy (all CPUs)", "%", 1, "%.0f", "")
 	row("parallel", "machine_s_per_gib", "  machine CPU per GiB", "s/GiB", 1, "%.2f", "")
+	row("parallel", "own_machine_s_per_gib", "    of it the tunnel's own", "s/GiB", 1, "%.2f", "")
 	row("parallel", "mbps_full", "  at every CPU busy (bound)", "MB/s", 1, "%.0f", "", "mbps")
 	row("connrate", "cps", "connrate, " rate_count " conns, " rate_inflight " in flight", "conn/s", 1, "%.0f", "ratio:socat:>=:5;ratio:yamux:>=:2")
 	row("connrate", "p50_us", "  connect+echo p50", "ms", 1000, "%.2f", "")
 	row("connrate", "p99_us", "  connect+echo p99", "ms", 1000, "%.2f", "")
 	row("connrate", "machine_busy_pct", "  machine busy (all CPUs)", "%", 1, "%.0f", "")
 	row("connrate", "machine_us_per_conn", "  machine CPU per connection", "us", 1, "%.0f", "")
+	row("connrate", "own_machine_us_per_conn", "    of it the tunnel's own", "us", 1, "%.0f", "")
 	row("connrate", "cps_full", "  at every CPU busy (bound)", "conn/s", 1, "%.0f", "", "cps")
 	row("hol_lo_base", "p50_us", "hol loopback, alone: p50", "ms", 1000, "%.3f", "")
 	row("hol_lo_base", "p99_us", "  p99", "ms", 1000, "%.3f", "")
@@ -205,6 +221,7 @@ END {
 	printf "hol: 64-byte echo round trips, one per %s us, %s s per variant; bulk = a download on another channel of the same tunnel\n", hol_interval, hol_secs
 	printf "cpu: user+sys of all tunnel processes (both ends) during bulk, per GiB moved\n"
 	printf "machine: /proc/stat of the whole machine during the run (load generator, targets and kernel included); busy 100 %% = every CPU\n"
+	printf "of it the tunnel's own: the machine CPU beyond the direct column's (load generator and targets)\n"
 	printf "at every CPU busy: the rate over the machine's busy share; its ratios divide mxd's by the other tunnel's measured rate (the most mxd can reach at its CPU cost)\n"
 	if (reps > 1) printf "bulk, parallel, connrate, cpu: median of %s runs on each tunnel (all runs in the JSON file)\n", reps
 	nf = split(fails, F, "\n")
