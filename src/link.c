@@ -265,6 +265,7 @@ static const struct session_handlers handlers = {
 	.on_stream_open = on_stream_open,
 	.on_stream_readable = relay_on_readable,
 	.on_stream_writable = relay_on_writable,
+	.on_stream_pull = relay_on_pull,
 	.on_stream_close = relay_on_close,
 	.on_goaway = on_goaway,
 	.on_down = on_down,

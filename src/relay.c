@@ -13,6 +13,17 @@
  *             shutdown(SHUT_WR): release the stream, close the socket
  *   reset     the peer reset the stream, the session died, or the socket
  *             failed: reset the other side and free everything
+ *
+ * Reading, while open: a readable socket is read at once, unless its last
+ * read is still queued and the link's streams hold more than PULL_QUEUED
+ * in all: then bytes read now would wait for their turn behind that much,
+ * and be out of the CPU's cache by the time they are framed and written.
+ * The relay stops watching the socket instead and puts the stream in pull
+ * mode (mux_stream_set_pull): the socket is read when the stream's turn on
+ * the link comes, and the bytes go out in the same pass.  A read that
+ * comes back short (the socket drained) ends pull mode.  One bulk channel
+ * never gets there; it keeps reading ahead of the link, which is faster
+ * for it alone.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -45,11 +56,15 @@
 #define CHAIN_SLACK	128
 /* Stream bytes buffered for a socket before the stream is left unread. */
 #define OUT_HIWAT	(256 * 1024)
+/* Bytes queued on all streams beyond which a relay whose last read is
+ * still queued reads on its turn (see the top): about a core's L2 cache. */
+#define PULL_QUEUED	(1024 * 1024)
 
 #define R_RD_EOF	0x01	/* socket gave EOF; FIN queued */
 #define R_WR_EOF	0x02	/* peer's FIN delivered: SHUT_WR done */
 #define R_RD_FULL	0x04	/* stream queue full: socket not read */
 #define R_FLUSH_SOON	0x08	/* ev activated: stream data to write */
+#define R_PULL		0x10	/* pull mode: the stream's turn reads */
 
 struct relay {
 	struct event	ev;		/* the socket; interest in 'events' */
@@ -73,6 +88,7 @@ static struct evbuffer *readbuf;
 static size_t out_bytes;
 
 static void relay_io_cb(evutil_socket_t, short, void *);
+static void relay_pull(struct relay *, int);
 
 /* Free ${r}; the stream and socket must already be dealt with. */
 static void
@@ -128,7 +144,7 @@ relay_arm(struct relay *r)
 
 	if (r->fd < 0)
 		return;
-	if (!(r->flags & (R_RD_EOF | R_RD_FULL)))
+	if (!(r->flags & (R_RD_EOF | R_RD_FULL | R_PULL)))
 		want |= EV_READ;
 	if (r->out != NULL)
 		want |= EV_WRITE;
@@ -259,14 +275,17 @@ fail:
 	return (-1);
 }
 
-/* Read from ${r}'s socket into its stream.  Returns -1 if ${r} was freed. */
+/*
+ * Read from ${r}'s socket into its stream.  Returns 1 if the read filled
+ * its buffer (more may be waiting), 0 if not, -1 if ${r} was freed.
+ */
 static int
 relay_pump_out(struct relay *r)
 {
 	size_t want = ((size_t)1 << r->rdshift) - CHAIN_SLACK;
 	struct evbuffer_iovec v;
 	ssize_t n;
-	int rc;
+	int rc, full;
 
 	/* The space may be a bigger chain a read left empty (EOF): the read
 	 * still takes only what this relay wants. */
@@ -289,7 +308,7 @@ relay_pump_out(struct relay *r)
 		relay_arm(r);
 		return (0);
 	}
-	if ((size_t)n == v.iov_len && r->rdshift < READ_MAX_SHIFT)
+	if ((full = (size_t)n == v.iov_len) && r->rdshift < READ_MAX_SHIFT)
 		r->rdshift++;
 	v.iov_len = (size_t)n;
 	if (evbuffer_commit_space(readbuf, &v, 1))
@@ -304,7 +323,7 @@ relay_pump_out(struct relay *r)
 			r->svc->st.stalls++;
 		relay_arm(r);
 	}
-	return (0);
+	return (full);
 
 fail:
 	evbuffer_drain(readbuf, evbuffer_get_length(readbuf));
@@ -323,8 +342,41 @@ relay_io_cb(evutil_socket_t fd, short what, void *arg)
 		r->flags &= ~R_FLUSH_SOON;
 	if ((what & EV_WRITE) && relay_pump_in(r))
 		return;
-	if ((what & EV_READ) && !(r->flags & (R_RD_EOF | R_RD_FULL)))
-		relay_pump_out(r);
+	if ((what & EV_READ) && !(r->flags & (R_RD_EOF | R_RD_FULL))) {
+		if (mux_stream_queued(r->s) > 0 &&
+		    mux_queued(mux_stream_session(r->s)) >= PULL_QUEUED)
+			relay_pull(r, 1);
+		else
+			relay_pump_out(r);
+	}
+}
+
+/* Pull mode on (${on} nonzero) or off for ${r}: see the top of the file. */
+static void
+relay_pull(struct relay *r, int on)
+{
+
+	if (on)
+		r->flags |= R_PULL;
+	else
+		r->flags &= ~R_PULL;
+	mux_stream_set_pull(r->s, on);
+	relay_arm(r);
+}
+
+/* mux: the turn of relay ${arg}'s stream ${s} (pull mode) has come. */
+void
+relay_on_pull(struct mux_stream *s, void *arg)
+{
+	struct relay *r = arg;
+	int rc;
+
+	(void)s;
+	if ((rc = relay_pump_out(r)) == 1 &&
+	    !(r->flags & (R_RD_EOF | R_RD_FULL)))
+		return;
+	if (rc >= 0)
+		relay_pull(r, 0);
 }
 
 /* mux: stream data (or FIN) arrived for relay ${arg}. */

@@ -51,6 +51,7 @@ size_t relay_buffered(void);
 /* The stream callbacks for the session (the argument is the relay). */
 void relay_on_readable(struct mux_stream *s, void *r);
 void relay_on_writable(struct mux_stream *s, void *r);
+void relay_on_pull(struct mux_stream *s, void *r);
 void relay_on_close(struct mux_stream *s, void *r,
     enum mux_close_reason reason);
 

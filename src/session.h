@@ -35,6 +35,8 @@ struct session_handlers {
 	void (*on_down)(struct session *, const char *why, void *arg);
 	/* A peer's open was refused by a limit of the engine (NULL: none). */
 	void (*on_stream_refused)(struct session *, void *arg);
+	/* Pull mode's per-stream event (see mux.h; NULL: no pull mode). */
+	void (*on_stream_pull)(struct mux_stream *, void *sarg);
 };
 
 struct session_params {

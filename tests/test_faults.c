@@ -9,6 +9,8 @@
  *   target_restart         the target process killed and restarted
  *   netns_lossy_bulk       10 Mbit/s (tbf) with 2 % random loss each way
  *                          between two network namespaces (root)
+ *   netns_uploads_wait_in_sockets  64 uploads across 100 Mbit/s: A holds
+ *                          about a read per channel, not a queue (root)
  *   netns_blackhole        every packet of the link dropped, then not
  *                          (root)
  *   fd_limit_accept_side   a low RLIMIT_NOFILE on the accepting mxd
@@ -589,12 +591,14 @@ END_TEST
 
 /*
  * A sampler of A's metrics in a child process (in A's namespace): the
- * largest mxd_link_rtt_seconds and the last mxd_link_ups_total it saw.
+ * largest mxd_link_rtt_seconds and mxd_link_buffered_bytes, and the last
+ * mxd_link_ups_total it saw.
  */
 struct sampler {
 	pid_t		pid;
 	struct samples {
 		volatile double	rtt_max;
+		volatile long	buffered_max;
 		volatile long	ups;
 		volatile long	n;
 	} *s;
@@ -630,6 +634,9 @@ sample_once(int port, struct samples *s)
 		}
 		if ((p = strstr(buf, "\nmxd_link_ups_total ")) != NULL)
 			s->ups = strtol(p + 20, NULL, 10);
+		if ((p = strstr(buf, "\nmxd_link_buffered_bytes ")) != NULL &&
+		    (v = strtod(p + 25, NULL)) > s->buffered_max)
+			s->buffered_max = (long)v;
 		s->n++;
 	}
 	close(fd);
@@ -721,6 +728,58 @@ START_TEST(netns_lossy_bulk)
 	    sm.s->ups);
 	ck_assert_msg(sm.s->rtt_max < TIMEOUT_MS / 2 / 1000.0,
 	    "the ping round trip reached %.0f ms", sm.s->rtt_max * 1000);
+	it_finish();
+	nt_teardown();
+}
+END_TEST
+
+/*
+ * 64 uploads at once (echoed back) across a 100 Mbit/s link: the link is
+ * far behind, so A reads each client's socket only on its stream's turn
+ * (pull mode) and holds about one read per channel, the rest waiting in
+ * the sockets; reading each up to its send queue's mark (256 KiB) would
+ * hold 16 MiB or more.
+ */
+START_TEST(netns_uploads_wait_in_sockets)
+{
+	const size_t nflows = 64, size = 512 * KIB, limit = 12 * MIB;
+	struct it_flow *f;
+	struct sampler sm;
+	struct fp p;
+	struct nt n;
+	char why[64];
+	size_t i, bad;
+	int64_t ms;
+
+	if (!nt_available(why, sizeof(why))) {
+		skip("netns_uploads_wait_in_sockets", why);
+		return;
+	}
+	nt_setup(&n);
+	nt_shape(&n, "rate 100mbit burst 16kb limit 32kb");
+	fp_start(&p, &n, 100, 1000, "", "", NULL, NULL);
+	f = it_calloc(nflows, sizeof(*f));
+	for (i = 0; i < nflows; i++) {
+		f[i].port = p.pe;
+		f[i].size = size;
+		f[i].seed = 4100 + i;
+	}
+	in_a(&p);
+	sampler_start(&sm, p.ma);
+	ms = it_now_ms();
+	bad = it_flows_run(f, nflows, 60000, msg, sizeof(msg));
+	ms = it_now_ms() - ms;
+	sampler_stop(&sm);
+	out_a(&p);
+	printf("netns_uploads_wait_in_sockets: %zu uploads of %zu KiB echoed "
+	    "intact in %jd ms; A held at most %ld KiB (%ld samples)\n", nflows,
+	    size / KIB, (intmax_t)ms, sm.s->buffered_max / 1024, sm.s->n);
+	ck_assert_msg(bad == 0, "%zu of %zu flows failed; first: %s", bad,
+	    nflows, msg);
+	ck_assert_msg(sm.s->n >= 5, "only %ld samples", sm.s->n);
+	ck_assert_msg((size_t)sm.s->buffered_max <= limit, "A held %ld KiB "
+	    "for %zu uploads (limit %zu KiB)", sm.s->buffered_max / 1024,
+	    nflows, limit / KIB);
 	it_finish();
 	nt_teardown();
 }
@@ -995,6 +1054,7 @@ faults_suite(void)
 	IT_ADD(t, ss_kill_cycles);
 	IT_ADD(t, target_restart);
 	IT_ADD(t, netns_lossy_bulk);
+	IT_ADD(t, netns_uploads_wait_in_sockets);
 	IT_ADD(t, netns_blackhole);
 	IT_ADD(t, fd_limit_accept_side);
 	IT_ADD(t, fd_limit_target_side);

@@ -536,7 +536,7 @@ echo_close(struct mux_stream *s, void *sarg, enum mux_close_reason why)
 
 static const struct session_handlers echo_handlers = {
 	echo_open, echo_readable, echo_writable, echo_close, on_goaway,
-	on_down, NULL
+	on_down, NULL, NULL
 };
 
 /* ------------------------------------------------------------- C driver */
@@ -652,7 +652,7 @@ refuse_open(struct session *sess, struct mux_stream *s, void *arg)
 
 static const struct session_handlers drive_handlers = {
 	refuse_open, flow_readable, flow_writable, flow_close, on_goaway,
-	on_down, NULL
+	on_down, NULL, NULL
 };
 
 /* Open ${n} more streams, each sending ${want} bytes; ${reset}: see flow. */

@@ -25,6 +25,10 @@ struct side {
 	int		writable, pongs, goaways, errors, wants;
 	int		refill;		/* on_stream_writable writes more */
 	int		open_in_writable; /* ... or opens a stream and writes */
+	int		pulls;		/* on_stream_pull calls */
+	int		pull_left;	/* ... that write pull_len bytes ('p') */
+	size_t		pull_len;
+	int		pull_end;	/* then: 1 shutdown, 2 reset, else none */
 	uint32_t	goaway_code;
 	char		why[128];
 	struct mux_stream *last_open;	/* last stream the peer opened */
@@ -125,9 +129,24 @@ cb_want(struct mux *m, void *arg)
 	((struct side *)arg)->wants++;
 }
 
+static void
+cb_pull(struct mux_stream *s, void *sarg)
+{
+	struct side *sd = sarg;
+
+	sd->pulls++;
+	if (sd->pull_left > 0) {
+		sd->pull_left--;
+		write_fill(s, sd->pull_len, 'p');
+	} else if (sd->pull_end == 1)
+		mux_stream_shutdown(s);
+	else if (sd->pull_end == 2)
+		mux_stream_reset(s);
+}
+
 static const struct mux_callbacks cbs = {
 	cb_open, cb_readable, cb_writable, cb_close, cb_pong, cb_goaway,
-	cb_error, cb_want, NULL
+	cb_error, cb_want, NULL, cb_pull
 };
 
 static struct side A, B;
@@ -708,6 +727,209 @@ START_TEST(fairness)
 	for (i = 0; i < n; i++)
 		ck_assert_uint_le(h[i].length, A.m->cfg.frame_max);
 	pair_free();
+}
+END_TEST
+
+/* Bytes of stream ${id} in the data frames of ${buf}, and (${first}) the
+ * index of its first data frame among the data frames, or -1. */
+static size_t
+stream_bytes(struct evbuffer *buf, uint32_t id, int *first)
+{
+	struct frame_hdr h[256];
+	size_t sum = 0;
+	int n, i, data = 0;
+
+	*first = -1;
+	n = frames(buf, h, 256);
+	for (i = 0; i < n; i++) {
+		if (h[i].type != FRAME_DATA)
+			continue;
+		if (h[i].stream_id == id) {
+			sum += h[i].length;
+			if (*first < 0)
+				*first = data;
+		}
+		data++;
+	}
+	return (sum);
+}
+
+/*
+ * A stream in pull mode is asked for its bytes on its turn in the round
+ * robin, beside a stream with queued data, once per mux_output, and they
+ * leave in the same output; a pull that gives nothing ends pull mode.
+ */
+START_TEST(pull_on_turn)
+{
+	struct mux_stream *bulk, *p;
+	int first, i;
+
+	pair_init(NULL, NULL);
+	bulk = mux_stream_open(A.m, &A);
+	p = mux_stream_open(A.m, &A);
+	write_fill(bulk, 100 * 1024, 'b');
+	A.pull_left = 3;
+	A.pull_len = 1000;
+	mux_stream_set_pull(p, 1);
+	ck_assert_int_eq(A.pulls, 0);		/* only on its turn */
+	for (i = 1; i <= 4; i++) {
+		ck_assert_int_ge(mux_output(A.m, B.in, 1 << 20), 0);
+		ck_assert_int_eq(A.pulls, i);
+		ck_assert_uint_eq(stream_bytes(B.in, mux_stream_id(p),
+		    &first), i < 4 ? 1000 : 0);
+		if (i == 1)			/* its turn, not after bulk */
+			ck_assert_int_le(first, 1);
+		ck_assert_uint_eq(mux_stream_queued(p), 0);
+		mux_input(B.m, B.in);
+	}
+	/* The fourth pull gave nothing: pull mode is over. */
+	ck_assert_int_eq(mux_output_pending(A.m), 0);
+	write_fill(bulk, 1000, 'b');
+	ck_assert_int_ge(mux_output(A.m, B.in, 1 << 20), 0);
+	ck_assert_int_eq(A.pulls, 4);
+	pair_free();
+}
+END_TEST
+
+/* A source that always has more is pulled once per mux_output, even with
+ * no limit on the output's size. */
+START_TEST(pull_once_per_output)
+{
+	struct mux_stream *p;
+	int first;
+
+	pair_init(NULL, NULL);
+	p = mux_stream_open(A.m, &A);
+	A.pull_left = 1000;
+	A.pull_len = 100;
+	mux_stream_set_pull(p, 1);
+	ck_assert_int_ge(mux_output(A.m, B.in, SIZE_MAX), 0);
+	ck_assert_int_eq(A.pulls, 1);
+	ck_assert_uint_eq(stream_bytes(B.in, mux_stream_id(p), &first), 100);
+	ck_assert_int_ne(mux_output_pending(A.m), 0);	/* more next time */
+	ck_assert_int_ge(mux_output(A.m, B.in, SIZE_MAX), 0);
+	ck_assert_int_eq(A.pulls, 2);
+	pair_free();
+}
+END_TEST
+
+/* No pull while the stream's send window is shut; one once it opens. */
+START_TEST(pull_waits_for_window)
+{
+	struct mux_stream *p;
+	char buf[64];
+
+	pair_init(NULL, NULL);
+	p = mux_stream_open(A.m, &A);
+	write_fill(p, A.m->cfg.window, 'w');	/* the whole window */
+	deliver(&A, &B);
+	ck_assert_uint_eq(p->send_window, 0);
+	A.pull_left = 1;
+	A.pull_len = 10;
+	mux_stream_set_pull(p, 1);
+	ck_assert_int_eq(mux_output_pending(A.m), 0);
+	deliver(&A, &B);
+	ck_assert_int_eq(A.pulls, 0);
+	ck_assert_ptr_nonnull(B.last_open);
+	while (mux_stream_readable(B.last_open) > 0)	/* grants window */
+		read_str(B.last_open, buf, sizeof(buf));
+	deliver(&B, &A);
+	ck_assert_uint_gt(p->send_window, 0);
+	deliver(&A, &B);
+	ck_assert_int_eq(A.pulls, 1);
+	ck_assert_uint_eq(mux_stream_readable(B.last_open), 10);
+	deliver(&A, &B);
+	ck_assert_int_eq(A.pulls, 2);		/* none: pull mode ends */
+	ck_assert_int_eq(mux_output_pending(A.m), 0);
+	pair_free();
+}
+END_TEST
+
+/* A pull may end its stream: FIN after the last bytes, in that pull's
+ * output; or RST, while the other streams carry on. */
+START_TEST(pull_ends_stream)
+{
+	struct mux_stream *p, *q, *other;
+	char buf[64];
+	int first;
+
+	pair_init(NULL, NULL);
+	p = mux_stream_open(A.m, &A);
+	A.pull_left = 1;
+	A.pull_len = 5;
+	A.pull_end = 1;
+	mux_stream_set_pull(p, 1);
+	deliver(&A, &B);
+	ck_assert_int_eq(A.pulls, 1);
+	deliver(&A, &B);
+	ck_assert_int_eq(A.pulls, 2);
+	ck_assert_ptr_nonnull(B.last_open);
+	read_str(B.last_open, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "ppppp");
+	ck_assert(mux_stream_eof(B.last_open));
+
+	q = mux_stream_open(A.m, &A);
+	other = mux_stream_open(A.m, &A);
+	write_str(other, "still here");
+	A.pulls = 0;
+	A.pull_end = 2;
+	mux_stream_set_pull(q, 1);
+	ck_assert_int_ge(mux_output(A.m, B.in, 1 << 20), 0);
+	ck_assert_int_eq(A.pulls, 1);
+	ck_assert_uint_eq(stream_bytes(B.in, mux_stream_id(other), &first),
+	    10);
+	mux_input(B.m, B.in);
+	ck_assert_int_eq(B.closed_reset, 1);	/* q's RST */
+	ck_assert_int_eq(A.closed_reset, 0);	/* no callback for our reset */
+	pair_free();
+}
+END_TEST
+
+/* Pull mode turned off before the stream's turn takes it off the ready
+ * list: no empty Data frame goes out for it. */
+START_TEST(pull_off_before_turn)
+{
+	struct mux_stream *p;
+	int first;
+
+	pair_init(NULL, NULL);
+	p = mux_stream_open(A.m, &A);
+	deliver(&A, &B);			/* the SYN */
+	mux_stream_set_pull(p, 1);
+	ck_assert_int_ne(mux_output_pending(A.m), 0);
+	mux_stream_set_pull(p, 0);
+	ck_assert_int_eq(mux_output_pending(A.m), 0);
+	ck_assert_int_ge(mux_output(A.m, B.in, 1 << 20), 0);
+	ck_assert_uint_eq(evbuffer_get_length(B.in), 0);
+	ck_assert_uint_eq(stream_bytes(B.in, mux_stream_id(p), &first), 0);
+	ck_assert_int_eq(A.pulls, 0);
+	pair_free();
+}
+END_TEST
+
+/* Without on_stream_pull, pull mode is refused: the stream is never
+ * scheduled with an empty queue. */
+START_TEST(pull_needs_callback)
+{
+	static const struct mux_callbacks nopull = {
+		cb_open, cb_readable, cb_writable, cb_close, cb_pong,
+		cb_goaway, cb_error, cb_want, NULL, NULL
+	};
+	struct mux_config cfg;
+	struct mux *m;
+	struct mux_stream *s;
+	struct evbuffer *out = evbuffer_new();
+	struct side sd;
+
+	memset(&sd, 0, sizeof(sd));
+	mux_config_default(&cfg, 1);
+	ck_assert_ptr_nonnull(m = mux_new(&cfg, &nopull, &sd));
+	s = mux_stream_open(m, &sd);
+	mux_output(m, out, 1 << 20);		/* the SYN */
+	mux_stream_set_pull(s, 1);
+	ck_assert_int_eq(mux_output_pending(m), 0);
+	mux_free(m);
+	evbuffer_free(out);
 }
 END_TEST
 
@@ -1500,6 +1722,12 @@ mux_suite(void)
 	tcase_add_test(t, frame_for_waiting_open);
 	tcase_add_test(t, goaway_drops_waiting_opens);
 	tcase_add_test(t, fairness);
+	tcase_add_test(t, pull_on_turn);
+	tcase_add_test(t, pull_once_per_output);
+	tcase_add_test(t, pull_waits_for_window);
+	tcase_add_test(t, pull_ends_stream);
+	tcase_add_test(t, pull_off_before_turn);
+	tcase_add_test(t, pull_needs_callback);
 	tcase_add_test(t, frame_max_at_run_time);
 	tcase_add_test(t, frames_end_at_chain_boundaries);
 	tcase_add_test(t, short_writes_share_chains);

@@ -38,10 +38,13 @@
 #define S_DEAD		0x0080	/* out of the session; memory freed soon */
 #define S_WANT_WRITE	0x0100	/* mux_stream_write reported "full" */
 #define S_READY		0x0200	/* on the ready list */
+#define S_PULL		0x0400	/* pull mode: see mux_stream_set_pull */
+#define S_PULLING	0x0800	/* inside on_stream_pull */
 
 struct mux_stream {
 	uint32_t	id;		/* first: the idmap key */
 	uint16_t	flags;
+	uint16_t	pulled;		/* the mux_output pass of its last pull */
 	uint32_t	send_window;	/* bytes we may still send */
 	uint32_t	recv_window;	/* our window's current size */
 	uint32_t	recv_avail;	/* bytes the peer may still send */
@@ -76,6 +79,7 @@ struct mux {
 	struct mux_stream *zombies;	/* freed on leave() */
 	struct evbuffer	*ctrl;		/* encoded control frames */
 	int		depth;		/* engine calls on the stack */
+	uint16_t	pass;		/* mux_output calls (wraps) */
 
 	/* The Data frame whose payload is arriving. */
 	uint32_t	rx_left;	/* payload bytes still to come */
@@ -227,17 +231,19 @@ stream_sendable(const struct mux_stream *s)
 
 	if (s->flags & (S_SYN_WAIT | S_DEAD | S_FIN_SENT))
 		return (0);
-	if (s->sendq != NULL && s->send_window > 0)
+	if (s->send_window > 0 && (s->sendq != NULL ||
+	    (s->flags & (S_PULL | S_FIN_QUEUED)) == S_PULL))
 		return (1);
 	return ((s->flags & S_FIN_QUEUED) && s->sendq == NULL);
 }
 
-/* Put ${s} on the ready list if it has something to send. */
+/* Put ${s} on the ready list if it has something to send (not while it
+ * is being pulled: mux_output deals with it after the pull). */
 static void
 stream_schedule(struct mux_stream *s)
 {
 
-	if ((s->flags & S_READY) || !stream_sendable(s))
+	if ((s->flags & (S_READY | S_PULLING)) || !stream_sendable(s))
 		return;
 	s->flags |= S_READY;
 	squeue_push(&s->m->ready, s);
@@ -692,16 +698,37 @@ stream_emit(struct mux_stream *s, struct evbuffer *out)
 	return (0);
 }
 
+/*
+ * Ask the application for ${s}'s next bytes (pull mode, queue empty): they
+ * go out in this very pass.  Returns 1 if ${s} now has a frame to send.
+ */
+static int
+stream_pull(struct mux_stream *s)
+{
+
+	s->flags |= S_PULLING;
+	s->m->cb.on_stream_pull(s, s->arg);
+	s->flags &= ~S_PULLING;
+	if (s->flags & S_DEAD)
+		return (0);
+	/* A pull that gave nothing ends pull mode: the stream would
+	 * otherwise come round again and again with nothing. */
+	if (s->sendq == NULL && !(s->flags & S_FIN_QUEUED))
+		s->flags &= ~S_PULL;
+	return (stream_sendable(s));
+}
+
 /* Append control frames, then round-robin data frames, to ${out}. */
 int
 mux_output(struct mux *m, struct evbuffer *out, size_t budget)
 {
 	size_t start = evbuffer_get_length(out);
 	struct mux_stream *s;
-	int rc = 0;
+	int rc = 0, pull;
 
 	enter(m);
 	m->backlog = 0;
+	m->pass++;
 	if (evbuffer_add_buffer(out, m->ctrl))
 		rc = -1;
 	while (rc == 0 && !m->dead && (s = m->ready.head) != NULL &&
@@ -713,13 +740,28 @@ mux_output(struct mux *m, struct evbuffer *out, size_t budget)
 			rc = -1;
 			break;
 		}
+		pull = s->sendq == NULL && (s->flags & S_PULL) &&
+		    !(s->flags & S_FIN_QUEUED);
+		/* One pull per stream and call: a source that always has
+		 * more must not keep the call going (the budget may be
+		 * unlimited).  Back at the head, every stream had its turn. */
+		if (pull && s->pulled == m->pass)
+			break;
 		squeue_remove(&m->ready, s);
 		s->flags &= ~S_READY;
+		if (pull) {
+			s->pulled = m->pass;
+			if (!stream_pull(s))
+				continue;
+		}
 		if (stream_emit(s, out))
 			rc = -1;
 		else
 			stream_schedule(s);
 	}
+	/* ... and those queued by the last callback, a pull's RST say. */
+	if (rc == 0 && evbuffer_add_buffer(out, m->ctrl))
+		rc = -1;
 	leave(m);
 	return (rc ? -1 : (int)(evbuffer_get_length(out) - start));
 }
@@ -961,6 +1003,24 @@ mux_stream_write(struct mux_stream *s, struct evbuffer *src)
 		return (1);
 	}
 	return (0);
+}
+
+/* Pull mode on (${on} nonzero) or off for ${s}. */
+void
+mux_stream_set_pull(struct mux_stream *s, int on)
+{
+
+	if (on && s->m->cb.on_stream_pull != NULL &&
+	    !(s->flags & (S_DETACHED | S_DEAD)))
+		s->flags |= S_PULL;
+	else
+		s->flags &= ~S_PULL;
+	/* The ready list holds only streams with a frame to send. */
+	if ((s->flags & S_READY) && !stream_sendable(s)) {
+		squeue_remove(&s->m->ready, s);
+		s->flags &= ~S_READY;
+	}
+	stream_schedule(s);
 }
 
 size_t

@@ -76,12 +76,21 @@ struct mux_callbacks {
 	void (*on_protocol_error)(struct mux *, const char *why, void *arg);
 
 	/* The engine queued bytes for mux_output.  Called for every queued
-	 * frame: schedule one pull (idempotently), don't pull from here. */
+	 * frame: schedule one mux_output (idempotently), don't call it from
+	 * here. */
 	void (*want_output)(struct mux *, void *arg);
 
 	/* A SYN from the peer (stream ${id}) was refused with RST by a limit
 	 * of the engine (max_streams, max_backlog) or after Go Away. */
 	void (*on_stream_refused)(struct mux *, uint32_t id, void *arg);
+
+	/*
+	 * Stream ${s} is in pull mode (mux_stream_set_pull), its turn to send
+	 * has come and its send queue is empty: mux_stream_write its source's
+	 * next bytes now, and they leave in the same mux_output.  Any stream
+	 * call on ${s} is allowed here.  Queueing nothing ends pull mode.
+	 */
+	void (*on_stream_pull)(struct mux_stream *s, void *sarg);
 };
 
 struct mux_config {
@@ -189,6 +198,17 @@ struct mux *mux_stream_session(const struct mux_stream *s);
  * send (after mux_stream_shutdown) or on ENOMEM.
  */
 int mux_stream_write(struct mux_stream *s, struct evbuffer *src);
+
+/*
+ * Pull mode on (${on} nonzero) or off for ${s}.  In pull mode the stream
+ * takes its turns in the round robin with an empty queue, and on its turn
+ * on_stream_pull asks for its bytes: an application reading a socket reads
+ * it only when the bytes can leave at once, so they are still in the CPU's
+ * cache when they are framed and written, and wait in the socket rather
+ * than in the send queue.  A stream is pulled at most once per mux_output.
+ * Without on_stream_pull this does nothing.
+ */
+void mux_stream_set_pull(struct mux_stream *s, int on);
 
 /* Bytes queued on ${s} and not yet handed to mux_output. */
 size_t mux_stream_queued(const struct mux_stream *s);

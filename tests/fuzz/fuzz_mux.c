@@ -22,7 +22,10 @@
  *                0xae       feed a Data frame of big[next2&3] zero bytes on
  *                           held stream [next]
  *                0xb0 ping, 0xb1 goaway(next), 0xb2-0xb7 advance the clock
- *                0xb8-0xbf  pump: output everything, input again
+ *                0xb8-0xbe  pump: output everything, input again
+ *                0xbf       pull mode on or off (next&1) for held stream
+ *                           [next>>1]; on_stream_pull writes, shuts down,
+ *                           resets, releases or gives nothing (decide())
  *                0xc0-0xff  feed the next 12 bytes (one frame header)
  *
  * Everything mux_output produces goes to one "wire" buffer and is parsed
@@ -37,8 +40,8 @@
  * peer knows the stream; Go Away must follow a protocol error.  Any
  * violation abort()s.  FUZZ_MUX_TRACE=1 in the environment prints a trace.
  *
- * want_output only notes the call (mux.h: "schedule one pull, don't pull
- * from here"); output happens at the operations that ask for it.
+ * want_output only notes the call (mux.h: "schedule one mux_output, don't
+ * call it from here"); output happens at the operations that ask for it.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -56,6 +59,7 @@
 #define MAXHELD		64		/* streams the application holds */
 #define WRITE_CAP	(1u << 20)	/* bytes the application writes */
 #define SYNTH_CAP	(2u << 20)	/* zero bytes fed by 0xad, 0xae */
+#define PULL_MORE	16384		/* pulls at least this big stay on */
 
 /*
  * The reproducers of three engine bugs the fuzzer found (all fixed, each
@@ -78,6 +82,7 @@ struct held {
 	uint32_t	id;
 	int		outbound;
 	int		shut;		/* we called mux_stream_shutdown */
+	int		pull;		/* in pull mode (mux_stream_set_pull) */
 };
 
 /* What the checks know about one stream id. */
@@ -353,8 +358,8 @@ app_shutdown(struct held *h)
 	h->shut = 1;
 }
 
-/* mux_output into the wire with ${budget}. */
-static void
+/* mux_output into the wire with ${budget}; returns the bytes added. */
+static size_t
 do_output(size_t budget)
 {
 	size_t before = evbuffer_get_length(F.wire);
@@ -363,6 +368,7 @@ do_output(size_t budget)
 	n = mux_output(F.m, F.wire, budget);
 	CHECK(n >= 0);
 	CHECK((size_t)n == evbuffer_get_length(F.wire) - before);
+	return ((size_t)n);
 }
 
 /* Callbacks. */
@@ -464,21 +470,39 @@ cb_readable(struct mux_stream *s, void *sarg)
 	}
 }
 
-static void
-cb_writable(struct mux_stream *s, void *sarg)
+/*
+ * Callback ${what} on stream ${s} (held ${sarg}, returned in ${hp}): make
+ * the decision, and carry out the two choices every such callback has (0
+ * reset, 1 shut down).  Returns the decision if it is another, else -1.
+ */
+static int
+app_decide(struct mux_stream *s, void *sarg, const char *what,
+    struct held **hp)
 {
-	struct held *h = held_check(s, sarg), *o;
+	struct held *h = held_check(s, sarg);
 	uint8_t d = decide(h->id);
 
 	CHECK(!F.freeing);
-	TRACE("writable %u: decision %02x\n", h->id, d);
-	switch (d & 7) {
-	case 0:
+	TRACE("%s %u: decision %02x\n", what, h->id, d);
+	*hp = h;
+	if ((d & 7) == 0)
 		app_reset(h);
-		break;
-	case 1:
+	else if ((d & 7) == 1)
 		app_shutdown(h);
-		break;
+	else
+		return (d);
+	return (-1);
+}
+
+static void
+cb_writable(struct mux_stream *s, void *sarg)
+{
+	struct held *h, *o;
+	int d;
+
+	if ((d = app_decide(s, sarg, "writable", &h)) < 0)
+		return;
+	switch (d & 7) {
 	case 2:
 	case 3:
 		app_write(h, 40000);
@@ -550,9 +574,45 @@ cb_want_output(struct mux *m, void *arg)
 	F.want_calls++;
 }
 
+/* Write sizes of the operations and of pulls. */
+static const size_t sizes[8] = {
+	0, 1, 100, 1000, 16385, 65536, 262145, 300000
+};
+
+/* Pull mode: called only in it, on a stream with nothing queued. */
+static void
+cb_pull(struct mux_stream *s, void *sarg)
+{
+	struct held *h = held_check(s, sarg);
+	int d;
+
+	CHECK(h->pull && !h->shut);
+	CHECK(mux_stream_queued(s) == 0);
+	if ((d = app_decide(s, sarg, "pull", &h)) < 0)
+		return;
+	switch (d & 7) {
+	case 2:
+		app_release(h);
+		break;
+	case 3:
+		h->pull = 0;		/* nothing: pull mode ends */
+		break;
+	default:
+		app_write(h, sizes[d >> 5]);
+		if (mux_stream_queued(s) == 0)
+			h->pull = 0;	/* the write cap: nothing, as above */
+		else if (sizes[d >> 5] < PULL_MORE) {
+			/* As a relay whose read came back short. */
+			mux_stream_set_pull(s, 0);
+			h->pull = 0;
+		}
+		break;
+	}
+}
+
 static const struct mux_callbacks callbacks = {
 	cb_open, cb_readable, cb_writable, cb_close, cb_pong, cb_goaway,
-	cb_proto, cb_want_output, NULL
+	cb_proto, cb_want_output, NULL, cb_pull
 };
 
 /*
@@ -781,11 +841,11 @@ feed(const uint8_t *p, size_t n)
 static void
 pump(void)
 {
-	size_t left;
+	size_t left, out;
 	int stall = 0, n = 0;
 
 	for (;;) {
-		do_output(SIZE_MAX);
+		out = do_output(SIZE_MAX);
 		check_wire();
 		if ((left = evbuffer_get_length(F.in)) == 0) {
 			/* Callbacks during the output (on_stream_writable)
@@ -809,8 +869,11 @@ pump(void)
 			break;
 		}
 		/* Each full output empties the control queue that paused
-		 * the input: it must move on soon. */
-		CHECK(++stall < 64);
+		 * the input: it must move on soon, unless streams in pull
+		 * mode still give output (a pass pulls each once; writes
+		 * are capped). */
+		if (out == 0)
+			CHECK(++stall < 64);
 	}
 }
 
@@ -864,9 +927,6 @@ make_config(uint8_t c)
 
 static const size_t budgets[8] = {
 	0, 1, 13, 100, 1024, 16384, 65536, SIZE_MAX
-};
-static const size_t sizes[8] = {
-	0, 1, 100, 1000, 16385, 65536, 262145, 300000
 };
 static const size_t big[4] = { 4096, 65536, 131072, 262144 };
 static const uint64_t ticks[6] = { 1, 10, 1000, 100000, 1000000, 60000000 };
@@ -994,7 +1054,15 @@ run_ops(const uint8_t *p, size_t n)
 			F.now += ticks[op - 0xb2];
 			mux_set_time(F.m, F.now);
 			break;
-		default:	/* 0xb8-0xbf */
+		case 0xbf:
+			a = ARG();
+			if ((h = held_nth(a >> 1)) == NULL)
+				break;
+			h->pull = a & 1;
+			mux_stream_set_pull(h->s, h->pull);
+			check_wire();
+			break;
+		default:	/* 0xb8-0xbe */
 			pump();
 			break;
 		}
