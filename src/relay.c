@@ -7,7 +7,10 @@
  * the chains are handed to the stream, so payload is not copied here.
  *
  * Lifecycle:
- *   prelude   stream only: its first bytes go to the prelude callback
+ *   prelude   stream only: its first bytes go to the prelude callback,
+ *             which must hand the relay to a dial or a socket within
+ *             connect_timeout (the relay's event, unused without a
+ *             socket, is the deadline), or the stream is reset
  *   open      both ways; either direction may end first (half-close)
  *   closed    socket EOF sent as FIN and the peer's FIN delivered as
  *             shutdown(SHUT_WR): release the stream, close the socket
@@ -29,6 +32,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,6 +41,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "config.h"
 #include "daemon.h"
 #include "log.h"
 #include "relay.h"
@@ -65,6 +70,7 @@
 #define R_RD_FULL	0x04	/* stream queue full: socket not read */
 #define R_FLUSH_SOON	0x08	/* ev activated: stream data to write */
 #define R_PULL		0x10	/* pull mode: the stream's turn reads */
+#define R_DEADLINE	0x20	/* ev is the prelude's deadline */
 
 struct relay {
 	struct event	ev;		/* the socket; interest in 'events' */
@@ -90,6 +96,17 @@ static size_t out_bytes;
 static void relay_io_cb(evutil_socket_t, short, void *);
 static void relay_pull(struct relay *, int);
 
+/* Stop ${r}'s prelude deadline, if it runs. */
+static void
+relay_deadline_stop(struct relay *r)
+{
+
+	if (r->flags & R_DEADLINE) {
+		event_del(&r->ev);
+		r->flags &= ~R_DEADLINE;
+	}
+}
+
 /* Free ${r}; the stream and socket must already be dealt with. */
 static void
 relay_free(struct relay *r)
@@ -97,6 +114,7 @@ relay_free(struct relay *r)
 
 	if (r->pending != NULL)
 		r->pending_cancel(r->pending);
+	relay_deadline_stop(r);
 	if (r->fd >= 0) {
 		event_del(&r->ev);
 		close(r->fd);
@@ -434,6 +452,7 @@ relay_attach(struct relay *r, int fd, struct service *svc)
 {
 	int one = 1;
 
+	relay_deadline_stop(r);
 	r->fd = fd;
 	/* Bytes go on as they come, as if there were no tunnel; the
 	 * application's own socket decides about Nagle at its end. */
@@ -447,6 +466,33 @@ relay_attach(struct relay *r, int fd, struct service *svc)
 	event_assign(&r->ev, r->d->base, fd, 0, relay_io_cb, r);
 	r->events = 0;
 	relay_pump_in(r);	/* bytes that came with the open */
+}
+
+/* deadline: the prelude of relay ${arg} did not end in time. */
+static void
+relay_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+
+	(void)fd;
+	(void)what;
+	r->flags &= ~R_DEADLINE;
+	log_warn("channel %u: no service header within %ju ms: reset",
+	    mux_stream_id(r->s), (uintmax_t)r->d->cfg->connect_timeout_ms);
+	relay_reset(r);
+}
+
+/* Give ${r}'s prelude connect_timeout to end. */
+static void
+relay_deadline_start(struct relay *r)
+{
+	uint64_t ms = r->d->cfg->connect_timeout_ms;
+	struct timeval tv = { (time_t)(ms / 1000),
+	    (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_assign(&r->ev, r->d->base, relay_deadline_cb, r);
+	if (evtimer_add(&r->ev, &tv) == 0)
+		r->flags |= R_DEADLINE;
 }
 
 /* Create a relay for ${s}. */
@@ -469,6 +515,8 @@ relay_new(struct daemon *d, struct mux_stream *s, int fd,
 	mux_stream_set_arg(s, r);
 	if (fd >= 0)
 		relay_attach(r, fd, svc);
+	else
+		relay_deadline_start(r);
 	return (r);
 
 err0:
@@ -482,6 +530,9 @@ void
 relay_set_pending(struct relay *r, void *ptr, void (*cancel)(void *))
 {
 
+	/* A dial has a deadline of its own. */
+	if (ptr != NULL)
+		relay_deadline_stop(r);
 	r->pending = ptr;
 	r->pending_cancel = cancel;
 }

@@ -39,6 +39,7 @@
 #define TIMEOUT_MS	2000
 #define KEEPALIVE_MS	500
 #define END_MS		3000	/* Go Away and EOF within this */
+#define HEADER_MS	5000	/* connect_timeout: a service header's deadline */
 
 #define T_DATA	0
 #define T_WU	1
@@ -72,9 +73,9 @@ hb_start(struct hb *h)
 	h->metrics = it_free_port();
 	conf = it_write_file("b.conf", it_fmt("[daemon]\nmetrics = %s:%d\n\n"
 	    "[link]\nlisten = %s:%d\nkeepalive = %dms\ntimeout = %dms\n"
-	    "drain_timeout = 5s\n\n%s", IT_HOST, h->metrics, IT_HOST, h->link,
-	    KEEPALIVE_MS, TIMEOUT_MS, it_svc_connect("echo",
-	    h->t->port[IT_ECHO])));
+	    "connect_timeout = %dms\ndrain_timeout = 5s\n\n%s", IT_HOST,
+	    h->metrics, IT_HOST, h->link, KEEPALIVE_MS, TIMEOUT_MS, HEADER_MS,
+	    it_svc_connect("echo", h->t->port[IT_ECHO])));
 	h->b = it_mxd_start(conf);
 	it_mxd_wait_log(h->b, "link: waiting for the peer", IT_WAIT_MS);
 	it_mxd_wait_log(h->b, "metrics: serving on", IT_WAIT_MS);
@@ -734,6 +735,64 @@ START_TEST(slow_drip_header)
 }
 END_TEST
 
+/* tp_pump: both streams of ${arg} were ended by mxd. */
+static int
+both_ended(struct tp *tp, void *arg)
+{
+	struct tp_stream **ts = arg;
+
+	(void)tp;
+	return (ts[0]->closed != 0 && ts[1]->closed != 0);
+}
+
+/*
+ * A stream whose service header never completes (half of it sent) and one
+ * that sends nothing at all are reset once connect_timeout has passed
+ * since they opened, with a log line; a good stream beside them echoes
+ * all along.
+ */
+START_TEST(header_deadline)
+{
+	static const char hdr[] = "\x04" "echo" "\x00\x00";
+	struct tp_stream *g, *ts[2];
+	struct tp *tp;
+	struct hb h;
+	int64_t t0, ms;
+	int i;
+
+	hb_start(&h);
+	tp = tp_connect(h.link);
+	g = tp_open(tp, hdr, 7, 0);
+	ck_assert_msg(tp_echo(tp, g, "first", 5, IT_WAIT_MS) >= 0,
+	    "the good stream does not echo");
+	t0 = it_now_ms();
+	ts[0] = tp_open(tp, hdr, 3, 0);
+	ts[1] = tp_open(tp, NULL, 0, 0);
+	for (i = 0; !both_ended(tp, ts) &&
+	    it_now_ms() < t0 + HEADER_MS + 3000; i++) {
+		ck_assert_msg(tp_echo(tp, g, "beside", 6, IT_WAIT_MS) >= 0,
+		    "the good stream stalled");
+		tp_pump(tp, 100, both_ended, ts);
+	}
+	ms = it_now_ms() - t0;
+	ck_assert_msg(both_ended(tp, ts), "the headerless streams were not "
+	    "reset within %d ms", HEADER_MS + 3000);
+	ck_assert_msg(ts[0]->closed == MUX_CLOSE_RESET &&
+	    ts[1]->closed == MUX_CLOSE_RESET, "ended, but not reset");
+	ck_assert_msg(ms >= HEADER_MS - 100, "reset after %jd ms, before the "
+	    "deadline (%d ms)", (intmax_t)ms, HEADER_MS);
+	it_mxd_wait_log(h.b, it_fmt("no service header within %d ms: reset",
+	    HEADER_MS), IT_WAIT_MS);
+	printf("header_deadline: half a header and none reset after %jd ms "
+	    "(connect_timeout %d ms), beside %d good round trips\n",
+	    (intmax_t)ms, HEADER_MS, i);
+	tp_close(tp, g, "the good stream");
+	tp_free(tp);
+	hb_idle(&h, IT_WAIT_MS, "after the deadline");
+	it_finish();
+}
+END_TEST
+
 static Suite *
 hostile_suite(void)
 {
@@ -748,6 +807,7 @@ hostile_suite(void)
 	IT_ADD(t, huge_length_discarded);
 	IT_ADD(t, slow_drip_frames);
 	IT_ADD(t, slow_drip_header);
+	IT_ADD(t, header_deadline);
 	suite_add_tcase(s, t);
 	return (s);
 }
