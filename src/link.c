@@ -43,13 +43,20 @@ const char *const link_limit_keys[NLIMITS] = {
 	[LIMIT_BACKLOG] = "max_backlog",
 };
 
-/* One session of the link: the current one, or one finishing. */
+/*
+ * One session of the link: the current one, one finishing, or one on
+ * probation.  A connection accepted while a link is up replaces it only
+ * once it has answered a ping (within connect_timeout): a bare TCP
+ * connection to the listen port must not cut a working link.
+ */
 struct lsess {
 	struct session	*sess;
 	struct link	*l;
 	uint64_t	up_since;	/* session_now_us() when it came up */
 	char		peer[64];	/* address, for logs */
+	const char	*tls;		/* TLS version, NULL if plain */
 	int		draining;	/* Go Away seen or sent */
+	int		probation;	/* not current until answered */
 	struct lsess	*next;
 };
 
@@ -129,46 +136,62 @@ lsess_free(struct lsess *ls)
 	free(ls);
 }
 
-/* Move ${ls} out of the current slot: it keeps its channels until done. */
+/* Run reap_cb on ${l} in REAP_MS, unless it is due already. */
 static void
-lsess_retire(struct lsess *ls)
+link_reap_soon(struct link *l)
 {
 	struct timeval tv = { 0, REAP_MS * 1000 };
-	struct link *l = ls->l;
 
-	ls->draining = 1;
-	if (l->cur == ls)
-		l->cur = NULL;
 	if (!event_pending(l->reap_ev, EV_TIMEOUT, NULL))
 		event_add(l->reap_ev, &tv);
 }
 
-/* reap_ev: close the sessions on their way out that have no channels. */
+/* Move ${ls} out of the current slot: it keeps its channels until done. */
+static void
+lsess_retire(struct lsess *ls)
+{
+	struct link *l = ls->l;
+
+	ls->draining = 1;
+	ls->probation = 0;
+	if (l->cur == ls)
+		l->cur = NULL;
+	link_reap_soon(l);
+}
+
+/*
+ * reap_ev: close the sessions on their way out that have no channels, and
+ * those on probation that did not answer a ping within connect_timeout.
+ */
 static void
 reap_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct link *l = arg;
 	struct lsess *ls, *next;
+	uint64_t now = session_now_us();
 	int left = 0;
 
 	(void)fd;
 	(void)what;
 	for (ls = l->all; ls != NULL; ls = next) {
 		next = ls->next;
-		if (!ls->draining)
-			continue;
-		if (mux_stream_count(session_mux(ls->sess)) == 0) {
+		if (ls->probation && now - ls->up_since >=
+		    l->d->cfg->connect_timeout_ms * 1000) {
+			log_warn("link %s: closed: no answer to a ping within "
+			    "%ju ms; the link stays with %s", ls->peer,
+			    (uintmax_t)l->d->cfg->connect_timeout_ms,
+			    l->cur != NULL ? l->cur->peer : "none");
+			lsess_free(ls);
+		} else if (ls->draining &&
+		    mux_stream_count(session_mux(ls->sess)) == 0) {
 			log_info("link %s: finished draining, closed", ls->peer);
 			lsess_free(ls);
-		} else {
+		} else if (ls->draining || ls->probation) {
 			left = 1;
 		}
 	}
-	if (left) {
-		struct timeval tv = { 0, REAP_MS * 1000 };
-
-		event_add(l->reap_ev, &tv);
-	}
+	if (left)
+		link_reap_soon(l);
 }
 
 /* session: the peer opened a stream. */
@@ -261,6 +284,49 @@ on_down(struct session *sess, const char *why, void *arg)
 	}
 }
 
+/* The sessions of ${l} on probation. */
+static unsigned
+link_probations(const struct link *l)
+{
+	const struct lsess *ls;
+	unsigned n = 0;
+
+	for (ls = l->all; ls != NULL; ls = ls->next)
+		n += ls->probation != 0;
+	return (n);
+}
+
+/* Make ${ls} the current session of its link: new channels go there. */
+static void
+lsess_make_current(struct lsess *ls)
+{
+	struct link *l = ls->l;
+
+	ls->probation = 0;
+	ls->up_since = session_now_us();
+	if (l->cur != NULL) {
+		log_warn("link %s: replaced by a new link from %s",
+		    l->cur->peer, ls->peer);
+		lsess_free(l->cur);
+	}
+	l->cur = ls;
+	l->st.ups++;
+	log_info("link %s: up (%s%s%s)", ls->peer,
+	    l->listening ? "accepted" : "connected", ls->tls ? ", " : "",
+	    ls->tls ? ls->tls : "");
+}
+
+/* session: the peer of ${arg} answered our first ping. */
+static void
+on_answered(struct session *sess, void *arg)
+{
+	struct lsess *ls = arg;
+
+	(void)sess;
+	if (ls->probation)
+		lsess_make_current(ls);
+}
+
 static const struct session_handlers handlers = {
 	.on_stream_open = on_stream_open,
 	.on_stream_readable = relay_on_readable,
@@ -270,11 +336,14 @@ static const struct session_handlers handlers = {
 	.on_goaway = on_goaway,
 	.on_down = on_down,
 	.on_stream_refused = on_stream_refused,
+	.on_answered = on_answered,
 };
 
 /*
- * Make ${conn} (taken over), connected to the peer at ${peer}, the current
- * session of ${l}; ${tls} names its TLS version, NULL if plain.
+ * Start a session of ${l} on ${conn} (taken over), connected to the peer
+ * at ${peer}; ${tls} names its TLS version, NULL if plain.  It becomes the
+ * current session at once, or, while another is current, once it answers
+ * a ping (see struct lsess).
  */
 static void
 link_adopt(struct link *l, struct conn *conn, const char *peer,
@@ -284,10 +353,17 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 	struct session_params sp;
 	struct lsess *ls;
 
+	if (l->cur != NULL && link_probations(l) >= HANDSHAKES_MAX) {
+		log_warn("link %s: closed: %d connections already wait to "
+		    "replace the link", peer, HANDSHAKES_MAX);
+		conn_free(conn);
+		return;
+	}
 	if ((ls = calloc(1, sizeof(*ls))) == NULL)
 		goto err0;
 	ls->l = l;
 	ls->up_since = session_now_us();
+	ls->tls = tls;
 	snprintf(ls->peer, sizeof(ls->peer), "%s", peer);
 	mux_config_default(&sp.mux, !l->listening);
 	sp.mux.window = cfg->window;
@@ -299,18 +375,16 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 	if ((ls->sess = session_new(l->d->base, conn, &sp, &handlers,
 	    ls)) == NULL)
 		goto err1;
-	if (l->cur != NULL) {
-		log_warn("link %s: replaced by a new link from %s",
-		    l->cur->peer, ls->peer);
-		lsess_free(l->cur);
-	}
 	ls->next = l->all;
 	l->all = ls;
-	l->cur = ls;
-	l->st.ups++;
-	log_info("link %s: up (%s%s%s)", ls->peer,
-	    l->listening ? "accepted" : "connected", tls ? ", " : "",
-	    tls ? tls : "");
+	if (l->cur == NULL) {
+		lsess_make_current(ls);
+		return;
+	}
+	ls->probation = 1;
+	log_info("link %s: a new connection from %s replaces it once it "
+	    "answers a ping", l->cur->peer, ls->peer);
+	link_reap_soon(l);
 	return;
 
 err1:

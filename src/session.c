@@ -57,6 +57,7 @@ struct session {
 	uint32_t	frame_max;	/* the engine's configured frame_max */
 	uint64_t	tuned;		/* when queue was last set */
 	int		lingering;	/* flushing a final Go Away */
+	int		answered;	/* the peer answered a ping */
 };
 
 uint64_t
@@ -235,6 +236,22 @@ protocol_error(struct mux *m, const char *why, void *arg)
 	event_active(sess->flush_ev, EV_WRITE, 0);
 }
 
+/* mux: a ping of ours was answered; the first answer shows the peer speaks
+ * yamux, which an open TCP connection alone does not. */
+static void
+pong(struct mux *m, uint64_t rtt_us, void *arg)
+{
+	struct session *sess = arg;
+
+	(void)m;
+	(void)rtt_us;
+	if (sess->answered)
+		return;
+	sess->answered = 1;
+	if (sess->h.on_answered)
+		sess->h.on_answered(sess, sess->arg);
+}
+
 /* tick_ev: ping every keepalive; a link silent for timeout is dead. */
 static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -317,6 +334,7 @@ session_new(struct event_base *base, struct conn *conn,
 		.on_stream_writable = h->on_stream_writable,
 		.on_stream_pull = h->on_stream_pull,
 		.on_stream_close = h->on_stream_close,
+		.on_pong = pong,
 		.on_goaway = goaway,
 		.on_protocol_error = protocol_error,
 		.want_output = want_output,

@@ -37,6 +37,8 @@ struct session_handlers {
 	void (*on_stream_refused)(struct session *, void *arg);
 	/* Pull mode's per-stream event (see mux.h; NULL: no pull mode). */
 	void (*on_stream_pull)(struct mux_stream *, void *sarg);
+	/* The peer answered our first ping: it speaks yamux (NULL: none). */
+	void (*on_answered)(struct session *, void *arg);
 };
 
 struct session_params {

@@ -985,13 +985,18 @@ START_TEST(fd_limit_target_side)
 	    "while it could not accept", cpu1 - cpu0);
 	ck_assert_int_eq(it_mxd_log_count(p.b, "link: accept:"), 1);
 	it_close(stray);
-	/* Free the descriptors: B takes the stray (it replaces the link and
-	 * ends at once), A redials. */
-	it_mxd_mark(p.a);
+	/* Free the descriptors: B takes the stray, which waits to replace
+	 * the link until it answers a ping, and ends at once (closed); the
+	 * link stays up throughout. */
+	it_mxd_mark(p.b);
 	for (i = 0; i < served; i++)
 		it_close(fd[i]);
-	it_mxd_wait_log(p.a, "up (connected)", IT_WAIT_MS);
+	it_mxd_wait_log(p.b, "replaces it once it answers a ping",
+	    IT_WAIT_MS);
+	it_mxd_wait_log(p.b, "closed: ", IT_WAIT_MS);
 	ck_assert_int_eq(it_fd_wait(p.b->pid, base, IT_WAIT_MS), base);
+	ck_assert_msg(it_mxd_log_count(p.a, "up (connected)") == 1 &&
+	    !it_mxd_log_has(p.b, "replaced by"), "the stray replaced the link");
 	flows(&p, 20, 64 * KIB, 400, 30000, "after");
 	printf("fd_limit_target_side: RLIMIT_NOFILE %d: %d channels served, "
 	    "the rest reset at once; link listener paused with %ld ms CPU in "

@@ -793,6 +793,72 @@ START_TEST(header_deadline)
 }
 END_TEST
 
+/*
+ * A bare TCP connection to the listen port while a link is up does not cut
+ * the link: it carries on, and mxd closes the intruder once it has not
+ * answered mxd's ping within connect_timeout, or sent no frame within
+ * timeout (here the sooner).  A peer that answers replaces the link, as a
+ * restarted peer must.
+ */
+START_TEST(intruder_keeps_link)
+{
+	static const char hdr[] = "\x04" "echo" "\x00\x00";
+	struct tp_stream *g, *g2;
+	struct tp *tp, *tp2;
+	struct hb h;
+	uint64_t got;
+	int64_t t0, ms;
+	long r = IT_TIMEOUT;
+	int fd, i;
+
+	hb_start(&h);
+	tp = tp_connect(h.link);
+	g = tp_open(tp, hdr, 7, 0);
+	ck_assert_msg(tp_echo(tp, g, "first", 5, IT_WAIT_MS) >= 0,
+	    "the link does not echo");
+	fd = it_connect(h.link);		/* says nothing */
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	t0 = it_now_ms();
+	for (i = 0; r == IT_TIMEOUT && it_now_ms() < t0 + TIMEOUT_MS + 3000;
+	    i++) {
+		ck_assert_msg(tp_echo(tp, g, "beside", 6, IT_WAIT_MS) >= 0,
+		    "the link stalled beside the intruder");
+		r = it_drain_wait(fd, 100, &got);
+	}
+	ms = it_now_ms() - t0;
+	ck_assert_msg(r != IT_TIMEOUT, "the intruder was not closed within "
+	    "%d ms", TIMEOUT_MS + 3000);
+	ck_assert_msg(ms >= TIMEOUT_MS - 200, "the intruder was closed after "
+	    "%jd ms, before timeout (%d ms)", (intmax_t)ms, TIMEOUT_MS);
+	ck_assert_msg(!it_mxd_log_has(h.b, "replaced by"), "the intruder "
+	    "replaced the link");
+	it_mxd_wait_log(h.b, "replaces it once it answers a ping",
+	    IT_WAIT_MS);
+	it_mxd_wait_log(h.b, "closed: timed out: no frame from the peer",
+	    IT_WAIT_MS);
+	it_close(fd);
+	ck_assert_msg(tp_echo(tp, g, "after", 5, IT_WAIT_MS) >= 0,
+	    "the link does not echo after the intruder");
+
+	/* A peer that answers takes over; the old link is closed. */
+	tp2 = tp_connect(h.link);
+	g2 = tp_open(tp2, hdr, 7, 0);
+	ck_assert_msg(tp_echo(tp2, g2, "new", 3, IT_WAIT_MS) >= 0,
+	    "the new link does not echo");
+	it_mxd_wait_log(h.b, "replaced by a new link from", IT_WAIT_MS);
+	ck_assert_msg(tp_pump(tp, IT_WAIT_MS, NULL, NULL) == -1,
+	    "the replaced link was not closed");
+	printf("intruder_keeps_link: a silent connection closed after %jd ms "
+	    "(timeout %d ms), %d round trips on the link meanwhile; a peer "
+	    "that answered replaced it\n", (intmax_t)ms, TIMEOUT_MS, i);
+	tp_close(tp2, g2, "the new link's stream");
+	tp_free(tp2);
+	tp_free(tp);
+	hb_idle(&h, IT_WAIT_MS, "after the replacement");
+	it_finish();
+}
+END_TEST
+
 static Suite *
 hostile_suite(void)
 {
@@ -808,6 +874,7 @@ hostile_suite(void)
 	IT_ADD(t, slow_drip_frames);
 	IT_ADD(t, slow_drip_header);
 	IT_ADD(t, header_deadline);
+	IT_ADD(t, intruder_keeps_link);
 	suite_add_tcase(s, t);
 	return (s);
 }

@@ -535,8 +535,12 @@ echo_close(struct mux_stream *s, void *sarg, enum mux_close_reason why)
 }
 
 static const struct session_handlers echo_handlers = {
-	echo_open, echo_readable, echo_writable, echo_close, on_goaway,
-	on_down, NULL, NULL
+	.on_stream_open = echo_open,
+	.on_stream_readable = echo_readable,
+	.on_stream_writable = echo_writable,
+	.on_stream_close = echo_close,
+	.on_goaway = on_goaway,
+	.on_down = on_down,
 };
 
 /* ------------------------------------------------------------- C driver */
@@ -651,8 +655,12 @@ refuse_open(struct session *sess, struct mux_stream *s, void *arg)
 }
 
 static const struct session_handlers drive_handlers = {
-	refuse_open, flow_readable, flow_writable, flow_close, on_goaway,
-	on_down, NULL, NULL
+	.on_stream_open = refuse_open,
+	.on_stream_readable = flow_readable,
+	.on_stream_writable = flow_writable,
+	.on_stream_close = flow_close,
+	.on_goaway = on_goaway,
+	.on_down = on_down,
 };
 
 /* Open ${n} more streams, each sending ${want} bytes; ${reset}: see flow. */
