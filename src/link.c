@@ -254,7 +254,7 @@ link_retry(struct link *l)
 
 /*
  * session: the link is gone (${why}).  A session whose peer never answered
- * a ping (no round trip measured) counts as a failed attempt: redialing a
+ * a ping counts as a failed attempt: redialing a
  * peer that accepts and then drops the link backs off, as a refused dial
  * does.
  */
@@ -264,7 +264,7 @@ on_down(struct session *sess, const char *why, void *arg)
 	struct lsess *ls = arg;
 	struct link *l = ls->l;
 	int was_cur = l->cur == ls;
-	int answered = mux_rtt(session_mux(sess)) > 0;
+	int answered = session_answered(sess);
 	uint32_t n = mux_stream_count(session_mux(sess));
 
 	if (was_cur || n > 0)

@@ -390,8 +390,9 @@ relay_on_pull(struct mux_stream *s, void *arg)
 	int rc;
 
 	(void)s;
-	if ((rc = relay_pump_out(r)) == 1 &&
-	    !(r->flags & (R_RD_EOF | R_RD_FULL)))
+	/* A full read (no EOF then) may leave more: stay, unless the
+	 * stream's queue is full. */
+	if ((rc = relay_pump_out(r)) == 1 && !(r->flags & R_RD_FULL))
 		return;
 	if (rc >= 0)
 		relay_pull(r, 0);

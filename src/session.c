@@ -252,6 +252,13 @@ pong(struct mux *m, uint64_t rtt_us, void *arg)
 		sess->h.on_answered(sess, sess->arg);
 }
 
+int
+session_answered(const struct session *sess)
+{
+
+	return (sess->answered);
+}
+
 /* tick_ev: ping every keepalive; a link silent for timeout is dead. */
 static void
 tick_cb(evutil_socket_t fd, short what, void *arg)

@@ -66,6 +66,9 @@ struct mux *session_mux(struct session *sess);
 /* The session a stream ${s} belongs to. */
 struct session *session_of(struct mux_stream *s);
 
+/* Nonzero once the peer of ${sess} has answered one of our pings. */
+int session_answered(const struct session *sess);
+
 /* Send Go Away ${code} on ${sess}: no new streams either way. */
 void session_goaway(struct session *sess, uint32_t code);
 

@@ -50,6 +50,9 @@
 #define F_FIN	4
 #define F_RST	8
 
+/* The service header of a channel to the echo target. */
+#define ECHO_HDR	"\x04" "echo" "\x00\x00"
+
 /* ------------------------------------------------------------ the mxd */
 
 struct hb {
@@ -258,7 +261,7 @@ raw_bytes(struct raw *r, const void *p, size_t n)
 static void
 raw_open_echo(struct raw *r)
 {
-	static const char d[] = "\x04" "echo" "\x00\x00" "ping";
+	static const char d[] = ECHO_HDR "ping";
 
 	raw_frame(r, T_WU, F_SYN, 1, 0);
 	raw_frame(r, T_DATA, 0, 1, sizeof(d) - 1);
@@ -416,7 +419,7 @@ START_TEST(malformed_frames)
 	}
 	/* A good peer: served. */
 	tp = tp_connect(h.link);
-	ts = tp_open(tp, "\x04" "echo" "\x00\x00" "still here", 17, 0);
+	ts = tp_open(tp, ECHO_HDR "still here", 17, 0);
 	tp_expect_reply(tp, ts, "still here", "a good peer afterwards");
 	tp_free(tp);
 	hb_idle(&h, IT_WAIT_MS, "after the good peer");
@@ -470,7 +473,7 @@ START_TEST(syn_flood)
 	cfg.max_inflight_opens = 2 * n;	/* every SYN at once */
 	cfg.max_streams = 2 * n;
 	tp = tp_connect_cfg(h.link, &cfg);
-	g = tp_open(tp, "\x04" "echo" "\x00\x00", 7, 0);
+	g = tp_open(tp, ECHO_HDR, sizeof(ECHO_HDR) - 1, 0);
 	it_gen(1, 0, data, sizeof(data));
 	ck_assert_msg(tp_echo(tp, g, data, sizeof(data), IT_WAIT_MS) >= 0,
 	    "the good stream does not echo");
@@ -693,7 +696,6 @@ END_TEST
  */
 START_TEST(slow_drip_header)
 {
-	static const char hdr[] = "\x04" "echo" "\x00\x00";
 	struct tp_stream *g, *d;
 	struct tp *tp;
 	struct hb h;
@@ -704,12 +706,12 @@ START_TEST(slow_drip_header)
 
 	hb_start(&h);
 	tp = tp_connect(h.link);
-	g = tp_open(tp, hdr, 7, 0);
-	d = tp_open(tp, hdr, 1, 0);
+	g = tp_open(tp, ECHO_HDR, sizeof(ECHO_HDR) - 1, 0);
+	d = tp_open(tp, ECHO_HDR, 1, 0);
 	next = it_now_ms() + 1000;
 	for (i = 0; k < 3; i++) {
 		if (it_now_ms() >= next) {
-			tp_write(d, hdr + 1 + k, 1);
+			tp_write(d, ECHO_HDR + 1 + k, 1);
 			k++;
 			next += 1000;
 		}
@@ -722,7 +724,7 @@ START_TEST(slow_drip_header)
 		usleep(20000);
 	}
 	/* Half a header so far: the rest now, and the stream works. */
-	tp_write(d, hdr + 4, 3);
+	tp_write(d, ECHO_HDR + 4, 3);
 	ck_assert_msg(tp_echo(tp, d, "slow", 4, IT_WAIT_MS) >= 0,
 	    "the slow stream does not work once its header is whole");
 	printf("slow_drip_header: half a service header over 3 s beside %d good "
@@ -734,6 +736,18 @@ START_TEST(slow_drip_header)
 	it_finish();
 }
 END_TEST
+
+/* Open a stream to the echo service on ${tp}, which must echo on it. */
+static struct tp_stream *
+echo_stream(struct tp *tp)
+{
+	struct tp_stream *ts;
+
+	ts = tp_open(tp, ECHO_HDR, sizeof(ECHO_HDR) - 1, 0);
+	ck_assert_msg(tp_echo(tp, ts, "first", 5, IT_WAIT_MS) >= 0,
+	    "a stream to the echo service does not echo");
+	return (ts);
+}
 
 /* tp_pump: both streams of ${arg} were ended by mxd. */
 static int
@@ -753,7 +767,6 @@ both_ended(struct tp *tp, void *arg)
  */
 START_TEST(header_deadline)
 {
-	static const char hdr[] = "\x04" "echo" "\x00\x00";
 	struct tp_stream *g, *ts[2];
 	struct tp *tp;
 	struct hb h;
@@ -762,11 +775,9 @@ START_TEST(header_deadline)
 
 	hb_start(&h);
 	tp = tp_connect(h.link);
-	g = tp_open(tp, hdr, 7, 0);
-	ck_assert_msg(tp_echo(tp, g, "first", 5, IT_WAIT_MS) >= 0,
-	    "the good stream does not echo");
+	g = echo_stream(tp);
 	t0 = it_now_ms();
-	ts[0] = tp_open(tp, hdr, 3, 0);
+	ts[0] = tp_open(tp, ECHO_HDR, 3, 0);
 	ts[1] = tp_open(tp, NULL, 0, 0);
 	for (i = 0; !both_ended(tp, ts) &&
 	    it_now_ms() < t0 + HEADER_MS + 3000; i++) {
@@ -793,6 +804,15 @@ START_TEST(header_deadline)
 }
 END_TEST
 
+/* tp_pump: mxd ${arg} has logged that a new link replaced its link. */
+static int
+replaced(struct tp *tp, void *arg)
+{
+
+	(void)tp;
+	return (it_mxd_log_has(arg, "replaced by a new link from"));
+}
+
 /*
  * A bare TCP connection to the listen port while a link is up does not cut
  * the link: it carries on, and mxd closes the intruder once it has not
@@ -802,7 +822,6 @@ END_TEST
  */
 START_TEST(intruder_keeps_link)
 {
-	static const char hdr[] = "\x04" "echo" "\x00\x00";
 	struct tp_stream *g, *g2;
 	struct tp *tp, *tp2;
 	struct hb h;
@@ -813,9 +832,7 @@ START_TEST(intruder_keeps_link)
 
 	hb_start(&h);
 	tp = tp_connect(h.link);
-	g = tp_open(tp, hdr, 7, 0);
-	ck_assert_msg(tp_echo(tp, g, "first", 5, IT_WAIT_MS) >= 0,
-	    "the link does not echo");
+	g = echo_stream(tp);
 	fd = it_connect(h.link);		/* says nothing */
 	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
 	t0 = it_now_ms();
@@ -842,10 +859,10 @@ START_TEST(intruder_keeps_link)
 
 	/* A peer that answers takes over; the old link is closed. */
 	tp2 = tp_connect(h.link);
-	g2 = tp_open(tp2, hdr, 7, 0);
-	ck_assert_msg(tp_echo(tp2, g2, "new", 3, IT_WAIT_MS) >= 0,
-	    "the new link does not echo");
-	it_mxd_wait_log(h.b, "replaced by a new link from", IT_WAIT_MS);
+	g2 = echo_stream(tp2);
+	/* Its answer to mxd's ping may still wait in tp2: keep it moving. */
+	ck_assert_msg(tp_pump(tp2, IT_WAIT_MS, replaced, h.b) == 1,
+	    "a peer that answers did not replace the link");
 	ck_assert_msg(tp_pump(tp, IT_WAIT_MS, NULL, NULL) == -1,
 	    "the replaced link was not closed");
 	printf("intruder_keeps_link: a silent connection closed after %jd ms "
@@ -855,6 +872,61 @@ START_TEST(intruder_keeps_link)
 	tp_free(tp2);
 	tp_free(tp);
 	hb_idle(&h, IT_WAIT_MS, "after the replacement");
+	it_finish();
+}
+END_TEST
+
+/*
+ * At most 16 connections wait to replace a working link (each holds a
+ * descriptor and a session): a 17th is closed at once, with a log line,
+ * and the link carries on.
+ */
+START_TEST(intruders_capped)
+{
+	const char *waiting = "replaces it once it answers a ping";
+	struct tp_stream *g;
+	struct tp *tp;
+	struct hb h;
+	uint64_t got;
+	int64_t t0;
+	int fd[17], i;
+	long r;
+
+	hb_start(&h);
+	tp = tp_connect(h.link);
+	g = echo_stream(tp);
+	t0 = it_now_ms();
+	for (i = 0; i < 16; i++) {
+		fd[i] = it_connect(h.link);
+		ck_assert_msg(fd[i] >= 0, "connect: %s", strerror(errno));
+	}
+	while (it_mxd_log_count(h.b, waiting) < 16 &&
+	    it_now_ms() < t0 + IT_WAIT_MS)
+		usleep(10000);
+	ck_assert_int_eq(it_mxd_log_count(h.b, waiting), 16);
+	fd[16] = it_connect(h.link);
+	ck_assert_msg(fd[16] >= 0, "connect: %s", strerror(errno));
+	r = it_drain_wait(fd[16], TIMEOUT_MS / 2, &got);
+	ck_assert_msg(r != IT_TIMEOUT, "the 17th connection was not closed "
+	    "at once");
+	ck_assert_msg(r == 0 || r == -ECONNRESET, "the 17th: %ld", r);
+	/* Closed while the 16 still waited (they last timeout at most). */
+	ck_assert_msg(it_now_ms() - t0 < TIMEOUT_MS, "too slow to tell: %jd "
+	    "ms", (intmax_t)(it_now_ms() - t0));
+	ck_assert_int_eq(it_mxd_log_count(h.b, waiting), 16);
+	it_mxd_wait_log(h.b, "closed: 16 connections already wait to "
+	    "replace the link", IT_WAIT_MS);
+	ck_assert_msg(tp_echo(tp, g, "still", 5, IT_WAIT_MS) >= 0,
+	    "the link does not echo beside the waiting connections");
+	ck_assert_msg(!it_mxd_log_has(h.b, "replaced by"), "the link was "
+	    "replaced");
+	printf("intruders_capped: 16 connections waiting to replace the link, "
+	    "the 17th closed at once; the link echoed throughout\n");
+	for (i = 0; i < 17; i++)
+		it_close(fd[i]);
+	tp_close(tp, g, "the link's stream");
+	tp_free(tp);
+	hb_idle(&h, IT_WAIT_MS, "after the intruders");
 	it_finish();
 }
 END_TEST
@@ -875,6 +947,7 @@ hostile_suite(void)
 	IT_ADD(t, slow_drip_header);
 	IT_ADD(t, header_deadline);
 	IT_ADD(t, intruder_keeps_link);
+	IT_ADD(t, intruders_capped);
 	suite_add_tcase(s, t);
 	return (s);
 }

@@ -224,6 +224,16 @@ queue_ctrl(struct mux *m, uint8_t type, uint16_t flags, uint32_t id,
 	return (0);
 }
 
+/* Nonzero if ${s} is in pull mode with nothing queued: its next bytes
+ * come from on_stream_pull. */
+static int
+stream_pullable(const struct mux_stream *s)
+{
+
+	return (s->sendq == NULL && (s->flags & (S_PULL | S_FIN_QUEUED)) ==
+	    S_PULL);
+}
+
 /* Nonzero if ${s} has a frame it may send now. */
 static int
 stream_sendable(const struct mux_stream *s)
@@ -231,8 +241,7 @@ stream_sendable(const struct mux_stream *s)
 
 	if (s->flags & (S_SYN_WAIT | S_DEAD | S_FIN_SENT))
 		return (0);
-	if (s->send_window > 0 && (s->sendq != NULL ||
-	    (s->flags & (S_PULL | S_FIN_QUEUED)) == S_PULL))
+	if (s->send_window > 0 && (s->sendq != NULL || stream_pullable(s)))
 		return (1);
 	return ((s->flags & S_FIN_QUEUED) && s->sendq == NULL);
 }
@@ -713,7 +722,7 @@ stream_pull(struct mux_stream *s)
 		return (0);
 	/* A pull that gave nothing ends pull mode: the stream would
 	 * otherwise come round again and again with nothing. */
-	if (s->sendq == NULL && !(s->flags & S_FIN_QUEUED))
+	if (stream_pullable(s))
 		s->flags &= ~S_PULL;
 	return (stream_sendable(s));
 }
@@ -740,8 +749,7 @@ mux_output(struct mux *m, struct evbuffer *out, size_t budget)
 			rc = -1;
 			break;
 		}
-		pull = s->sendq == NULL && (s->flags & S_PULL) &&
-		    !(s->flags & S_FIN_QUEUED);
+		pull = stream_pullable(s);
 		/* One pull per stream and call: a source that always has
 		 * more must not keep the call going (the budget may be
 		 * unlimited).  Back at the head, every stream had its turn. */
