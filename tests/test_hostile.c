@@ -551,8 +551,8 @@ START_TEST(ping_flood_unread)
 		buf[i + 3] = F_SYN;
 		buf[i + 11] = (uint8_t)i;
 	}
+	it_mxd_mark(h.b);	/* before the connect: mxd may log at once */
 	r = raw_connect(&h);
-	it_mxd_mark(h.b);
 	it_mxd_wait_log(h.b, "up (accepted)", IT_WAIT_MS);
 	ck_assert(fcntl(r->fd, F_SETFL, O_NONBLOCK) == 0);
 	t0 = it_now_ms();
@@ -665,8 +665,8 @@ START_TEST(slow_drip_frames)
 	size_t i;
 
 	hb_start(&h);
-	r = raw_connect(&h);
 	it_mxd_mark(h.b);
+	r = raw_connect(&h);
 	raw_open_echo(r);
 	t0 = it_now_ms();
 	for (i = 0; i < sizeof(hdr) && !r->eof; i++) {
