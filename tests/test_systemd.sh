@@ -39,12 +39,14 @@ TMP=$(mktemp -d /tmp/mxd-test-systemd.XXXXXX)
 # A sandbox of our own: no clash with state left by someone else's.
 export SANDBOX_DIR=$TMP/sandbox
 STARTED=0
-LL_PID=
+# The long-lived connection's pid, copied: bash unsets the coproc's own
+# LL_PID as soon as it has exited, and set -u makes that fatal.
+ll_pid=
 
 sb() { "$SANDBOX" run "$@"; }
 
 cleanup() {
-	[ -n "$LL_PID" ] && kill "$LL_PID" 2>/dev/null
+	[ -n "$ll_pid" ] && kill "$ll_pid" 2>/dev/null
 	[ "$STARTED" = 1 ] && "$SANDBOX" stop >/dev/null 2>&1
 	# SANDBOX_DIR/root was only bind-mounted in the sandbox's own mount
 	# namespace: here it is an empty directory.
@@ -218,6 +220,7 @@ say "ok: $(sb systemctl status --no-pager mxd@client | grep -m1 'Status:' | sed 
 
 # --- reload keeps an open connection working ---
 coproc LL { exec "$SANDBOX" run socat - TCP:127.0.0.1:17001; }
+ll_pid=$LL_PID
 LL_IN=${LL[0]} LL_OUT=${LL[1]}
 ll_echo() {
 	local line
@@ -233,8 +236,8 @@ wait_for 5 'journal of mxd@client saying "reloaded"' \
 [ "$(prop mxd@client MainPID)" = "$pid" ] || fail "reload restarted mxd"
 ll_echo after-reload || fail "the connection open across reload broke"
 exec {LL_OUT}>&-
-wait "$LL_PID" 2>/dev/null
-LL_PID=
+wait "$ll_pid" 2>/dev/null
+ll_pid=
 say "ok: reload logged \"reloaded\"; a connection open across it still echoes"
 
 # --- the watchdog restarts a hung event loop ---
