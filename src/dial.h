@@ -18,6 +18,8 @@ struct evdns_base;
 struct dial;
 
 /*
+ * The sockets of both, dialed and accepted, have TCP_NODELAY set.
+ *
  * Called once: ${fd} is the connected socket (now the callee's), or -1 with
  * ${err} an errno value (ETIMEDOUT, ECONNREFUSED, ...) and ${why} a message.
  */

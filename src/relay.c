@@ -29,8 +29,6 @@
  * for it alone.
  */
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -447,17 +445,14 @@ relay_on_close(struct mux_stream *s, void *arg, enum mux_close_reason reason)
 	relay_free(r);
 }
 
-/* Give ${r} socket ${fd} and service ${svc}, and start relaying. */
+/* Give ${r} socket ${fd} (from dial or listen_on: TCP_NODELAY set) and
+ * service ${svc}, and start relaying. */
 void
 relay_attach(struct relay *r, int fd, struct service *svc)
 {
-	int one = 1;
 
 	relay_deadline_stop(r);
 	r->fd = fd;
-	/* Bytes go on as they come, as if there were no tunnel; the
-	 * application's own socket decides about Nagle at its end. */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (svc != NULL && r->svc == NULL) {
 		service_ref(svc);
 		r->svc = svc;

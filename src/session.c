@@ -333,7 +333,6 @@ session_new(struct event_base *base, struct conn *conn,
 	static const struct conn_handlers ch = {
 		conn_readable, conn_drained, conn_failed
 	};
-	int one = 1;
 	struct session *sess;
 	struct mux_callbacks cb = {
 		.on_stream_open = stream_open,
@@ -385,8 +384,6 @@ session_new(struct event_base *base, struct conn *conn,
 	 * needs it for window auto-tuning. */
 	if (mux_ping(sess->mux))
 		goto err5;
-	(void)setsockopt(conn_fd(conn), IPPROTO_TCP, TCP_NODELAY, &one,
-	    sizeof(one));
 	session_tune(sess);
 	conn_set_handlers(conn, &ch, sess);
 	return (sess);

@@ -8,10 +8,13 @@
  * no channel left over and no sanitizer report in its log.
  */
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <poll.h>
 #include <errno.h>
 #include <signal.h>
@@ -133,6 +136,68 @@ wait_count(atomic_ullong *c, unsigned long long want, int ms)
 	return (v);
 }
 
+/*
+ * Count the connected TCP sockets of process ${pid} in ${conns}, and those
+ * with TCP_NODELAY in ${nodelay}, with copies of its descriptors
+ * (pidfd_getfd).  Returns 0, or -1 if the process's descriptors cannot be
+ * had (not root, or an old kernel).
+ */
+static int
+tcp_nodelay_count(pid_t pid, int *conns, int *nodelay)
+{
+	struct dirent *de;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int pidfd, fd, v, rc = 0;
+	DIR *d;
+
+	*conns = *nodelay = 0;
+	if ((pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) == -1)
+		return (-1);
+	ck_assert((d = opendir(it_fmt("/proc/%d/fd", (int)pid))) != NULL);
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if ((fd = (int)syscall(SYS_pidfd_getfd, pidfd,
+		    atoi(de->d_name), 0)) == -1) {
+			rc = errno == EBADF ? 0 : -1;	/* EBADF: closed */
+			continue;
+		}
+		len = sizeof(v);
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) == 0 &&
+		    v == 0 && (len = sizeof(ss), getpeername(fd,
+		    (struct sockaddr *)&ss, &len) == 0) &&
+		    ss.ss_family == AF_INET) {
+			len = sizeof(v);
+			ck_assert(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v,
+			    &len) == 0);
+			(*conns)++;
+			*nodelay += v != 0;
+		}
+		close(fd);
+	}
+	closedir(d);
+	close(pidfd);
+	return (rc);
+}
+
+/* Every TCP connection of ${m} (at least ${min} of them) has Nagle off. */
+static void
+assert_nodelay(struct it_mxd *m, int min, const char *who)
+{
+	int conns, nodelay;
+
+	if (tcp_nodelay_count(m->pid, &conns, &nodelay) != 0) {
+		printf("%s: SKIP the TCP_NODELAY check: cannot copy its "
+		    "descriptors: %s\n", who, strerror(errno));
+		return;
+	}
+	ck_assert_msg(conns >= min, "%s: %d TCP connections, expected at "
+	    "least %d", who, conns, min);
+	ck_assert_msg(nodelay == conns, "%s: %d of its %d TCP connections "
+	    "have TCP_NODELAY", who, nodelay, conns);
+}
+
 /* ------------------------------------------------------------ 1. echo */
 
 START_TEST(echo_small_and_large)
@@ -154,6 +219,9 @@ START_TEST(echo_small_and_large)
 	n = it_recv_full(fd, buf, sizeof(hello) - 1);
 	ck_assert_msg(n == (ssize_t)sizeof(hello) - 1, "got %zd bytes", n);
 	ck_assert(memcmp(buf, hello, sizeof(hello) - 1) == 0);
+	/* The link, and the channel's socket: accepted at A, dialed at B. */
+	assert_nodelay(p.a, 2, "A");
+	assert_nodelay(p.b, 2, "B");
 	it_finish_client(fd, "small echo");
 
 	memset(&f, 0, sizeof(f));
