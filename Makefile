@@ -65,9 +65,10 @@ $(B)/libmxd.a: $(LIB_OBJ)
 $(B)/mxd: $(B)/src/main.o $(B)/libmxd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/mxload: bench/mxload.c
+# The benchmark's load generator, and the floor it measures mxd against.
+$(B)/mxload $(B)/floor: $(B)/%: bench/%.c bench/addr.c bench/addr.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^)
 
 $(B)/tests/%: tests/%.c $(TEST_SUPPORT:%.c=$(B)/%.o) $(B)/libmxd.a $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)

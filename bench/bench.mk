@@ -20,7 +20,7 @@ bench_default_goal := $(.DEFAULT_GOAL)
 $(B)/yamux_relay: bench/yamux_relay.go scripts/build-go.sh
 	scripts/build-go.sh $< $@
 
-BENCH_DEPS := $(B)/mxd $(B)/mxload $(B)/yamux_relay
+BENCH_DEPS := $(B)/mxd $(B)/mxload $(B)/yamux_relay $(B)/floor
 
 # Sanitized binaries are slow: their figures go to $(B) only.
 bench: $(BENCH_DEPS)

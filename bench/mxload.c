@@ -57,6 +57,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
+
 #define MAXEV		256
 #define RDBUF		(256 * 1024)	/* one read */
 #define PAT		(1024 * 1024)	/* pattern period; also one write */
@@ -200,28 +202,6 @@ loop_once(int timeout_ms)
 		h->fn(h, evs[i].events);
 	}
 	return (n);
-}
-
-/* Parse "HOST:PORT" ${s} into ${sin}. */
-static void
-parse_addr(const char *s, struct sockaddr_in *sin)
-{
-	char host[64];
-	const char *colon = strrchr(s, ':');
-
-	if (colon == NULL || (size_t)(colon - s) >= sizeof(host)) {
-		fprintf(stderr, "mxload: bad address %s\n", s);
-		exit(2);
-	}
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = '\0';
-	memset(sin, 0, sizeof(*sin));
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons((uint16_t)atoi(colon + 1));
-	if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
-		fprintf(stderr, "mxload: bad address %s\n", s);
-		exit(2);
-	}
 }
 
 /* A non-blocking connection to ${sin} in progress. */
@@ -845,7 +825,7 @@ run_bulk(const char *addr, long conns, long bytes)
 	double cpu0;
 	long i;
 
-	parse_addr(addr, &sin);
+	parse_addr("mxload", addr, &sin);
 	bulk_bytes = (uint64_t)bytes;
 	if (conns < 1 || (cs = calloc((size_t)conns, sizeof(*cs))) == NULL)
 		usage();
@@ -1002,7 +982,7 @@ run_rate(const char *addr, long count, long inflight)
 {
 	double secs, cpu0;
 
-	parse_addr(addr, &hello_sin);
+	parse_addr("mxload", addr, &hello_sin);
 	h_count = count;
 	h_inflight = inflight > 0 ? inflight : 1;
 	cpu0 = cpu_secs();
@@ -1037,7 +1017,7 @@ run_idle(const char *addr, long count, long inflight)
 	sa.sa_handler = on_stop;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	parse_addr(addr, &hello_sin);
+	parse_addr("mxload", addr, &hello_sin);
 	h_count = count;
 	h_inflight = inflight > 0 ? inflight : 1;
 	h_keep = 1;
@@ -1223,12 +1203,12 @@ run_hol(const char *echo_addr, const char *src_addr, double secs,
 	ep_add(htimer.fd, EPOLLIN, &htimer.h);
 	t0 = now_us();
 	if (bulk) {
-		parse_addr(src_addr, &sin);
+		parse_addr("mxload", src_addr, &sin);
 		hbulk.h.fn = hol_bulk_cb;
 		hbulk.fd = connect_to(&sin);
 		ep_add(hbulk.fd, EPOLLOUT, &hbulk.h);
 	}
-	parse_addr(echo_addr, &sin);
+	parse_addr("mxload", echo_addr, &sin);
 	hping.h.fn = hol_ping_cb;
 	hping.fd = connect_to(&sin);
 	ep_add(hping.fd, EPOLLOUT, &hping.h);
@@ -1351,7 +1331,7 @@ run_conns(const char *addr, long count, long inflight, long size)
 	struct cconn *c;
 	int i, n;
 
-	parse_addr(addr, &sin);
+	parse_addr("mxload", addr, &sin);
 	conn_size = (size_t)size;
 	t0 = now_us();
 	while (done < count) {

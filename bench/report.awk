@@ -153,8 +153,8 @@ END {
 	}
 	for (k = 1; k <= nown; k++) V[FK[k]] = FV[k]
 	nt = split(tunnels, T, " ")
-	haveso = haveya = 0
-	for (k = 1; k <= nt; k++) { if (T[k] == "socat") haveso = 1; if (T[k] == "yamux") haveya = 1 }
+	haveso = haveya = havefl = 0
+	for (k = 1; k <= nt; k++) { if (T[k] == "socat") haveso = 1; if (T[k] == "yamux") haveya = 1; if (T[k] == "floor") havefl = 1 }
 
 	row("bulk", "mbps", "bulk, 1 conn x " human(bulk_bytes), "MB/s", 1, "%.0f", "ratio:socat:>=:1.3;ratio:yamux:>=:2")
 	row("bulk", "loadgen_cpu_pct", "  load generator CPU", "%", 1, "%.0f", "")
@@ -199,6 +199,7 @@ END {
 	for (k = 1; k <= nt; k++) printf " %" cw "s", T[k]
 	if (haveso) printf " %9s", "mxd/socat"
 	if (haveya) printf " %9s", "mxd/yamux"
+	if (havefl) printf " %9s", "mxd/floor"
 	printf "  %s\n", "target (mxd)"
 	for (i = 1; i <= nrows; i++) {
 		shown = 0
@@ -208,6 +209,7 @@ END {
 		for (k = 1; k <= nt; k++) line = line sprintf(" %" cw "s", cell(i, T[k]))
 		if (haveso) line = line sprintf(" %9s", rcell(i, "socat"))
 		if (haveya) line = line sprintf(" %9s", rcell(i, "yamux"))
+		if (havefl) line = line sprintf(" %9s", rcell(i, "floor"))
 		targets(i)
 		if (T_text != "") line = line sprintf("  %s: %s", T_text, T_verdict)
 		sub(/ +$/, "", line)
@@ -220,6 +222,7 @@ END {
 	printf "idle: %s channels (socat: at most %s, it forks two processes per channel); RSS = VmRSS of all tunnel processes\n", idle_n, idle_socat
 	printf "hol: 64-byte echo round trips, one per %s us, %s s per variant; bulk = a download on another channel of the same tunnel\n", hol_interval, hol_secs
 	printf "cpu: user+sys of all tunnel processes (both ends) during bulk, per GiB moved\n"
+	if (havefl) printf "floor: bench/floor.c, the least a relay pair with one link does (one frame per socket read, one writev per loop pass, no flow control); a reference, not a tunnel\n"
 	printf "machine: /proc/stat of the whole machine during the run (load generator, targets and kernel included); busy 100 %% = every CPU\n"
 	printf "of it the tunnel's own: the machine CPU beyond the direct column's (load generator and targets)\n"
 	printf "at every CPU busy: the rate over the machine's busy share; its ratios divide mxd's by the other tunnel's measured rate (the most mxd can reach at its CPU cost)\n"

@@ -1,6 +1,7 @@
 #!/bin/bash
 # mxd's benchmark: mxd against direct TCP, a socat pair and a yamux relay
-# pair, side by side, in one run.  See docs/PERFORMANCE.md.
+# pair, side by side, in one run, with the floor of its design beside them
+# (bench/floor.c).  See docs/PERFORMANCE.md.
 #
 #   bench/run.sh [--smoke] [--build DIR] [--out FILE] [--doc FILE]
 #                [--tunnels LIST] [--scenarios LIST] [--keep]
@@ -12,7 +13,8 @@
 #   --out FILE    JSON results (default bench/results/latest.json)
 #   --doc FILE    also replace the table between the bench markers of FILE
 #                 (docs/PERFORMANCE.md)
-#   --tunnels     comma-separated subset of direct,socat,yamux,mxd
+#   --tunnels     comma-separated subset of direct,socat,yamux,floor,mxd
+#                 (floor: bulk, parallel and connrate only)
 #   --scenarios   comma-separated subset of
 #                 bulk,parallel,connrate,hol,idle,shaped
 #   --keep        keep the work directory (configs, logs)
@@ -23,7 +25,7 @@
 # processes during bulk into DIR (BENCH_PERF_G= for no call graphs);
 # BENCH_REPS=N runs bulk, parallel and connrate in N rounds (every tunnel
 # once per round) and reports the median (default 3; 1 in --smoke); MXD,
-# MXLOAD, YAMUX_RELAY override the binaries.
+# MXLOAD, YAMUX_RELAY, FLOOR override the binaries.
 #
 # Scenarios (full run; --smoke divides the sizes):
 #   bulk      one connection sends 1 GiB to a sink that answers the count
@@ -54,7 +56,7 @@ BDIR=build
 OUT=""
 DOC=""
 KEEP=0
-TUNNELS="direct,socat,yamux,mxd"
+TUNNELS="direct,socat,yamux,floor,mxd"
 SCENARIOS="bulk,parallel,connrate,hol,idle,shaped"
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -75,6 +77,7 @@ case "$BDIR" in /*) ;; *) BDIR=$root/$BDIR ;; esac
 MXD=${MXD:-$BDIR/mxd}
 MXLOAD=${MXLOAD:-$BDIR/mxload}
 YAMUX_RELAY=${YAMUX_RELAY:-$BDIR/yamux_relay}
+FLOOR=${FLOOR:-$BDIR/floor}
 
 GiB=1073741824
 MiB=1048576
@@ -361,6 +364,16 @@ tunnel_start() {
 		TUN_PIDS="$pidb $pida"
 		wait_log "$d/a.log" "up (connected" 1 10 && return 0
 		;;
+	floor)
+		spawn pidb "$nsb" "$d/b.log" "$FLOOR" b "$lh:$pl" \
+		    "$th:$T_SINK" "$th:$T_ECHO" "$th:$T_SOURCE"
+		TUN_PIDS=$pidb
+		wait_log "$d/b.log" "listening" 1 10 || { tunnel_dump; return 1; }
+		spawn pida "$nsa" "$d/a.log" "$FLOOR" a "$lh:$pl" "$E_SINK" \
+		    "$E_ECHO" "$E_SOURCE"
+		TUN_PIDS="$pidb $pida"
+		wait_log "$d/a.log" "up (connected" 1 10 && return 0
+		;;
 	mxd|mxd-tls)
 		local tls=""
 		[ "$kind" = mxd-tls ] && tls="tls = on
@@ -634,9 +647,12 @@ run_rates() {
 	tunnel_stop stop
 }
 
-# run_tunnel KIND: the other loopback scenarios against tunnel KIND.
+# run_tunnel KIND: the other loopback scenarios against tunnel KIND (none
+# against the floor, which has no flow control to keep a download from
+# blocking the echo beside it).
 run_tunnel() {
 	local kind=$1
+	[ "$kind" = floor ] && return 0
 	if want hol "$SCENARIOS"; then
 		log "$kind: loopback hol"
 		if ! tunnel_up "$kind" "" "" 127.0.0.1 127.0.0.1; then
@@ -698,13 +714,15 @@ for b in "$MXD" "$MXLOAD"; do
 	[ -x "$b" ] || { log "missing $b (make $b)"; exit 1; }
 done
 TUN_LIST=""
-for k in direct socat yamux mxd; do
+for k in direct socat yamux floor mxd; do
 	want "$k" "$TUNNELS" || continue
 	case "$k" in
 	socat)	command -v socat >/dev/null ||
 		    { log "socat not installed: skipping the socat pair"; continue; } ;;
 	yamux)	[ -x "$YAMUX_RELAY" ] ||
 		    { log "missing $YAMUX_RELAY (make $YAMUX_RELAY): skipping yamux"; continue; } ;;
+	floor)	[ -x "$FLOOR" ] ||
+		    { log "missing $FLOOR (make $FLOOR): skipping the floor"; continue; } ;;
 	esac
 	TUN_LIST="$TUN_LIST $k"
 done
@@ -767,6 +785,7 @@ if want shaped "$SCENARIOS" && [ -z "$SHAPED_NOTE" ]; then
 	if netns_up; then
 		start_targets "$NS_B" 0.0.0.0
 		for k in $TUN_LIST; do
+			[ "$k" = floor ] && continue
 			log "$k: shaped link"
 			if ! tunnel_up "$k" "$NS_A" "$NS_B" "$NS_ADDR_B" \
 			    "$( [ "$k" = direct ] && echo "$NS_ADDR_B" || echo 127.0.0.1)"; then
