@@ -4,6 +4,9 @@
  * Names are resolved with evdns when the dial starts (numeric addresses
  * without a lookup); each resolved address is tried in turn until one
  * accepts, all refuse, or the whole dial runs out of time.
+ *
+ * Every socket from here, dialed or accepted by a listen_on listener, has
+ * TCP_NODELAY set (the accepted ones take it from the listening socket).
  */
 #ifndef MXD_DIAL_H
 #define MXD_DIAL_H
@@ -18,8 +21,6 @@ struct evdns_base;
 struct dial;
 
 /*
- * The sockets of both, dialed and accepted, have TCP_NODELAY set.
- *
  * Called once: ${fd} is the connected socket (now the callee's), or -1 with
  * ${err} an errno value (ETIMEDOUT, ECONNREFUSED, ...) and ${why} a message.
  */
