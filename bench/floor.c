@@ -76,6 +76,7 @@ static int nhdr, niov;
 static char *arena;
 static size_t arena_used;
 
+/* ${what} failed: say so with errno, and exit. */
 static void
 die(const char *what)
 {
@@ -84,6 +85,7 @@ die(const char *what)
 	exit(1);
 }
 
+/* Turn Nagle off on socket ${fd}, as mxd does on all of its own. */
 static void
 nodelay(int fd)
 {
@@ -92,6 +94,7 @@ nodelay(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* A socket listening on ${sa}. */
 static int
 listen_at(const struct sockaddr_in *sa)
 {
@@ -179,6 +182,7 @@ write_all(int fd, const char *p, size_t len)
 	return (0);
 }
 
+/* Close channel ${id}'s socket and free its slot. */
 static void
 chan_close(uint32_t id)
 {
@@ -196,6 +200,7 @@ chan_maybe_close(uint32_t id)
 		chan_close(id);
 }
 
+/* Channel ${id} failed here: tell the peer, and close it. */
 static void
 chan_fail(uint32_t id)
 {
@@ -204,6 +209,7 @@ chan_fail(uint32_t id)
 	chan_close(id);
 }
 
+/* Channel ${id} has socket ${fd}: watch it for reading. */
 static void
 chan_add(uint32_t id, int fd)
 {
