@@ -158,13 +158,13 @@ forward_listen(struct service *svc)
 	    svc->accept_port, 1024, accept_cb, svc, err, sizeof(err))) == NULL)
 		goto fail;
 	evconnlistener_set_error_cb(svc->listener, accept_error_cb);
-	log_info("service %s: accepting on %s:%s", svc->name,
-	    svc->accept_host, svc->accept_port);
+	log_info("service %s: accepting on %s", svc->name,
+	    log_addr(svc->accept_host, svc->accept_port).s);
 	return (0);
 
 fail:
-	log_error("service %s: accept %s:%s: %s", svc->name, svc->accept_host,
-	    svc->accept_port, err);
+	log_error("service %s: accept %s: %s", svc->name,
+	    log_addr(svc->accept_host, svc->accept_port).s, err);
 	return (-1);
 }
 

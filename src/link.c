@@ -575,13 +575,13 @@ dialed_cb(int fd, int err, const char *why, void *arg)
 		return;
 	}
 	if (!l->failing++)
-		log_warn("link: cannot connect to %s:%s: %s; retrying every "
-		    "%ju to %ju ms", cfg->link_addr.host, cfg->link_addr.port,
-		    why, (uintmax_t)cfg->reconnect_min_ms,
+		log_warn("link: cannot connect to %s: %s; retrying every "
+		    "%ju to %ju ms", log_addr(cfg->link_addr.host,
+		    cfg->link_addr.port).s, why, (uintmax_t)cfg->reconnect_min_ms,
 		    (uintmax_t)cfg->reconnect_max_ms);
 	else
-		log_debug("link: cannot connect to %s:%s: %s",
-		    cfg->link_addr.host, cfg->link_addr.port, why);
+		log_debug("link: cannot connect to %s: %s",
+		    log_addr(cfg->link_addr.host, cfg->link_addr.port).s, why);
 	link_redial(l);
 }
 
@@ -692,13 +692,14 @@ link_listen(struct link *l)
 	if ((l->listener = listen_on(l->d->base, cfg->link_addr.host,
 	    cfg->link_addr.port, 16, peer_accept_cb, l, err,
 	    sizeof(err))) == NULL) {
-		log_error("link: listen %s:%s: %s", cfg->link_addr.host,
-		    cfg->link_addr.port, err);
+		log_error("link: listen %s: %s", log_addr(cfg->link_addr.host,
+		    cfg->link_addr.port).s, err);
 		return (-1);
 	}
 	evconnlistener_set_error_cb(l->listener, peer_accept_error_cb);
-	log_info("link: waiting for the peer on %s:%s%s", cfg->link_addr.host,
-	    cfg->link_addr.port, l->tls != NULL ? " (TLS)" : "");
+	log_info("link: waiting for the peer on %s%s",
+	    log_addr(cfg->link_addr.host, cfg->link_addr.port).s,
+	    l->tls != NULL ? " (TLS)" : "");
 	return (0);
 }
 
@@ -731,10 +732,10 @@ warn_plain(struct link *l)
 	    (struct sockaddr *)&ss, &sl) == -1 ||
 	    is_loopback((struct sockaddr *)&ss))
 		return;
-	log_warn("link: plain link (tls = off) listening on %s:%s, which is "
+	log_warn("link: plain link (tls = off) listening on %s, which is "
 	    "not a loopback address: whoever reaches it can open channels to "
-	    "every service here; set tls = on", cfg->link_addr.host,
-	    cfg->link_addr.port);
+	    "every service here; set tls = on", log_addr(cfg->link_addr.host,
+	    cfg->link_addr.port).s);
 }
 
 /* Use the TLS settings of ${cfg} from now on. */
@@ -778,8 +779,8 @@ link_new(struct daemon *d)
 			goto err3;
 		warn_plain(l);
 	} else {
-		log_info("link: connecting to %s:%s", d->cfg->link_addr.host,
-		    d->cfg->link_addr.port);
+		log_info("link: connecting to %s", log_addr(
+		    d->cfg->link_addr.host, d->cfg->link_addr.port).s);
 		link_redial(l);
 	}
 	return (l);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "log.h"
@@ -57,4 +58,14 @@ log_msg(enum log_level level, const char *fmt, ...)
 	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "%s\n", line);
+}
+
+struct log_addr
+log_addr(const char *host, const char *port)
+{
+	struct log_addr a;
+
+	snprintf(a.s, sizeof(a.s), strchr(host, ':') != NULL ? "[%s]:%s" :
+	    "%s:%s", host, port);
+	return (a);
 }

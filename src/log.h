@@ -16,6 +16,16 @@ int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * Address ${host}:${port} as log lines write it: an IPv6 host in brackets
+ * ([::1]:7000), so that the port cannot be read as part of it.  Use the
+ * returned struct's s within the same full expression (a log call).
+ */
+struct log_addr {
+	char	s[256 + sizeof("[]:65535")];
+};
+struct log_addr log_addr(const char *host, const char *port);
+
 #define log_debug(...)	do { if (log_enabled(LOG_DEBUG))		\
 	log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
 #define log_info(...)	log_msg(LOG_INFO, __VA_ARGS__)

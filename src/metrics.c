@@ -149,10 +149,12 @@ metrics_new(struct daemon *d)
 	    evhttp_set_cb(m->http, "/healthz", healthz_cb, m))
 		goto err2;
 	if (evhttp_bind_socket(m->http, a->host, (uint16_t)atoi(a->port))) {
-		log_error("metrics: cannot listen on %s:%s", a->host, a->port);
+		log_error("metrics: cannot listen on %s",
+		    log_addr(a->host, a->port).s);
 		goto err2;
 	}
-	log_info("metrics: serving on http://%s:%s/metrics", a->host, a->port);
+	log_info("metrics: serving on http://%s/metrics",
+	    log_addr(a->host, a->port).s);
 	return (m);
 
 err2:

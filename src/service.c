@@ -234,8 +234,9 @@ target_dialed(int fd, int err, const char *why, void *arg)
 		fd = -1;
 	}
 	if (fd < 0) {
-		log_warn("service %s: channel %u: target %s:%s: %s", svc->name,
-		    p->id, svc->connect_host, svc->connect_port, why);
+		log_warn("service %s: channel %u: target %s: %s", svc->name,
+		    p->id, log_addr(svc->connect_host, svc->connect_port).s,
+		    why);
 		svc->st.refused++;
 		relay_reset(r);
 	} else {

@@ -1134,24 +1134,45 @@ loopback(struct sockaddr_in *sin, int port)
 	sin->sin_port = htons((uint16_t)port);
 }
 
-int
-it_connect(int port)
+/* A blocking connection to ${sa} (size ${len}) with the tests' timeouts,
+ * or -1 with errno set. */
+static int
+connect_to(const struct sockaddr *sa, socklen_t len)
 {
-	struct sockaddr_in sin;
 	int fd, e;
 
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+	if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		return (-1);
 	it_track(fd);
 	set_timeouts(fd, IT_WAIT_MS);
-	loopback(&sin, port);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+	if (connect(fd, sa, len) == -1) {
 		e = errno;
 		it_close(fd);
 		errno = e;
 		return (-1);
 	}
 	return (fd);
+}
+
+int
+it_connect(int port)
+{
+	struct sockaddr_in sin;
+
+	loopback(&sin, port);
+	return (connect_to((struct sockaddr *)&sin, sizeof(sin)));
+}
+
+int
+it_connect6(int port)
+{
+	struct sockaddr_in6 sin6;
+
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_addr = in6addr_loopback;
+	sin6.sin6_port = htons((uint16_t)port);
+	return (connect_to((struct sockaddr *)&sin6, sizeof(sin6)));
 }
 
 int

@@ -240,6 +240,9 @@ uint64_t it_hash(uint64_t h, const void *buf, size_t len);
  * timeouts of IT_WAIT_MS; -1 with errno on failure. */
 int	it_connect(int port);
 
+/* The same to [::1]:${port}. */
+int	it_connect6(int port);
+
 /* Have it_cleanup close ${fd} unless it_close closes it first. */
 void	it_track(int fd);
 

@@ -429,6 +429,61 @@ START_TEST(unknown_service_resets_client)
 }
 END_TEST
 
+/* ------------------------------------------------------------ IPv6 */
+
+/* Can this machine bind [::1]? */
+static int
+have_ipv6_loopback(void)
+{
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+	int fd, ok;
+
+	sin6.sin6_addr = in6addr_loopback;
+	if ((fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return (0);
+	ok = bind(fd, (struct sockaddr *)&sin6, sizeof(sin6)) == 0;
+	close(fd);
+	return (ok);
+}
+
+/*
+ * A pair on IPv6 loopback: the link on [::1], the service accepting on
+ * [::1], its target (IPv4) dialed as [::ffff:127.0.0.1].  Both ends name
+ * the peer as [::1]:port in their logs.
+ */
+START_TEST(ipv6_link_and_service)
+{
+	struct it_targets *t;
+	struct it_mxd *a, *b;
+	int link = it_free_port(), port = it_free_port(), fd;
+
+	if (!have_ipv6_loopback()) {
+		printf("ipv6_link_and_service: SKIP: cannot bind [::1]\n");
+		it_finish();
+		return;
+	}
+	t = it_targets_start();
+	b = it_mxd_start(it_write_file("b.conf", it_fmt("[link]\n"
+	    "listen = [::1]:%d\n\n[echo]\nconnect = [::ffff:127.0.0.1]:%d\n",
+	    link, t->port[IT_ECHO])));
+	it_mxd_wait_log(b, "link: waiting for the peer on [::1]", IT_WAIT_MS);
+	a = it_mxd_start(it_write_file("a.conf", it_fmt("[link]\n"
+	    "connect = [::1]:%d\n\n[echo]\naccept = [::1]:%d\n", link,
+	    port)));
+	it_mxd_wait_log(a, it_fmt("link [::1]:%d: up (connected)", link),
+	    IT_WAIT_MS);
+	it_mxd_wait_log(b, "link [::1]:", IT_WAIT_MS);
+	it_mxd_wait_log(a, "service echo: accepting on [::1]", IT_WAIT_MS);
+	ck_assert_msg(it_connect(port) == -1 && errno == ECONNREFUSED,
+	    "the service accepts on 127.0.0.1 too");
+	fd = it_connect6(port);
+	ck_assert_msg(fd >= 0, "connect [::1]:%d: %s", port, strerror(errno));
+	roundtrip(fd, 6, 1 * MIB, "over IPv6");
+	it_finish_client(fd, "IPv6 client");
+	it_finish();
+}
+END_TEST
+
 /* ------------------------------------------------------------ 6. both ways */
 
 START_TEST(services_both_directions)
@@ -1014,6 +1069,7 @@ daemon_suite(void)
 	IT_ADD(t, target_refused_resets_client);
 	IT_ADD(t, unknown_service_resets_client);
 	IT_ADD(t, services_both_directions);
+	IT_ADD(t, ipv6_link_and_service);
 	IT_ADD(t, peer_killed_resets_then_redials);
 	IT_ADD(t, sighup_adds_and_removes_services);
 	IT_ADD(t, sighup_renames_service_same_address);
