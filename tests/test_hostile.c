@@ -1,6 +1,7 @@
 /*
- * A hostile peer: a listening mxd ($MXD_BIN, see itest.h) faced with a peer
- * in this process that speaks broken yamux.  Two kinds of peer:
+ * A hostile peer: a listening mxd ($MXD_BIN, see itest.h; a dialing one in
+ * dialer_faces_malformed_frames) faced with a peer in this process that
+ * speaks broken yamux.  Two kinds of peer:
  *
  *   raw    a plain socket: frames written by hand, one field at a time
  *          wrong; what mxd answers is parsed frame by frame
@@ -19,6 +20,8 @@
  */
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -429,6 +432,93 @@ START_TEST(malformed_frames)
 	if (!it_san())
 		ck_assert_msg(rss < h.rss0 + 8 * 1024, "VmRSS grew from %ld to "
 		    "%ld KiB", h.rss0, rss);
+	it_finish();
+}
+END_TEST
+
+/* 1 once mxd's first ping has come. */
+static int
+done_ping1(struct raw *r)
+{
+
+	return (r->pings >= 1);
+}
+
+/* The classes of bad[] that do not need a stream open at mxd, which the
+ * dialing side (no services) cannot have. */
+static const char *const dialer_bad[] = {
+	"version 1", "frame type 255", "Data on stream 0",
+	"Window Update on stream 0", "an HTTP request", "a TLS ClientHello",
+};
+
+/*
+ * The same engine parses both ends, but the link's handling differs: here
+ * mxd dials, and the hostile peer is the listener it reaches.  For each
+ * class: Go Away(1) where it is a protocol error, EOF, the reason in mxd's
+ * log, and mxd dials again, backing off since the peer never answered a
+ * ping: reconnect_min 100 ms doubles up to reconnect_max 500 ms, each
+ * delay drawn from the upper half, so from the fourth redial on mxd waits
+ * at least 250 ms (a lower bound, which load can only lengthen).
+ */
+START_TEST(dialer_faces_malformed_frames)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	struct pollfd pfd = { -1, POLLIN, 0 };
+	struct it_mxd *a;
+	struct raw *r;
+	size_t i, k;
+	int64_t t_eof = 0, gap, gap_min = INT64_MAX;
+	int lfd;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+	it_track(lfd);
+	ck_assert(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    listen(lfd, 8) == 0 && getsockname(lfd, (struct sockaddr *)&sin,
+	    &len) == 0);
+	a = it_mxd_start(it_write_file("a.conf", it_fmt("[link]\n"
+	    "connect = 127.0.0.1:%d\nkeepalive = %dms\ntimeout = %dms\n"
+	    "reconnect_min = 100ms\nreconnect_max = 500ms\n",
+	    ntohs(sin.sin_port), KEEPALIVE_MS, TIMEOUT_MS)));
+	pfd.fd = lfd;
+	for (k = 0; k < sizeof(dialer_bad) / sizeof(dialer_bad[0]); k++) {
+		const struct bad *c = NULL;
+
+		for (i = 0; i < NBAD && c == NULL; i++)
+			if (strcmp(bad[i].what, dialer_bad[k]) == 0)
+				c = &bad[i];
+		ck_assert_msg(c != NULL, "no class \"%s\"", dialer_bad[k]);
+		ck_assert_msg(poll(&pfd, 1, IT_WAIT_MS) == 1, "%s: mxd did not "
+		    "dial within %d ms", c->what, IT_WAIT_MS);
+		gap = it_now_ms() - t_eof;
+		if (k >= 4 && gap < gap_min)
+			gap_min = gap;
+		r = it_calloc(1, sizeof(*r));
+		r->goaway = -1;
+		ck_assert((r->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0);
+		it_track(r->fd);
+		it_mxd_mark(a);
+		ck_assert_msg(raw_wait(r, IT_WAIT_MS, done_ping1), "%s: no ping "
+		    "from the dialing mxd", c->what);
+		send_bad(r, c);
+		(void)raw_wait(r, END_MS, NULL);
+		t_eof = it_now_ms();
+		ck_assert_msg(r->eof, "%s: the link is still open after %d ms",
+		    c->what, END_MS);
+		if (c->goaway)
+			ck_assert_msg(r->goaway == 1, "%s: Go Away %ld, not 1 "
+			    "(protocol error)", c->what, r->goaway);
+		it_mxd_wait_log(a, it_fmt(": down: %s", c->why), IT_WAIT_MS);
+		it_close(r->fd);
+		printf("dialer_faces_malformed_frames: %-28s -> %s%s\n",
+		    c->what, c->goaway ? "Go Away(1), " : "", c->why);
+	}
+	ck_assert_msg(gap_min >= 200, "mxd redialed %jd ms after a peer that "
+	    "never answered dropped it: no backoff", (intmax_t)gap_min);
+	printf("dialer_faces_malformed_frames: from the fourth redial on, mxd "
+	    "waited at least %jd ms\n", (intmax_t)gap_min);
+	it_close(lfd);
 	it_finish();
 }
 END_TEST
@@ -940,6 +1030,7 @@ hostile_suite(void)
 	tcase_set_timeout(t, 120);
 	tcase_add_checked_fixture(t, it_init, it_cleanup);
 	IT_ADD(t, malformed_frames);
+	IT_ADD(t, dialer_faces_malformed_frames);
 	IT_ADD(t, syn_flood);
 	IT_ADD(t, ping_flood_unread);
 	IT_ADD(t, huge_length_discarded);
