@@ -186,6 +186,49 @@ it_write_file(const char *name, const char *text)
 	return (path);
 }
 
+void
+it_make_certs(void)
+{
+	const char *script = it_fmt(
+	    "set -e; cd '%s'\n"
+	    "key() { openssl ecparam -name prime256v1 -genkey -noout "
+	    "-out $1.key; }\n"
+	    "ca() { key $1; openssl req -x509 -new -key $1.key -subj /CN=$1 "
+	    "-days 30 -out $1.pem; }\n"
+	    "leaf() {\n"
+	    "  key $1\n"
+	    "  openssl req -new -key $1.key -subj /CN=$2 -out $1.csr\n"
+	    "  printf 'subjectAltName=DNS:%%s\\n' $2 > $1.ext\n"
+	    "  openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key "
+	    "-CAcreateserial -days $4 -extfile $1.ext -out $1.pem\n"
+	    "}\n"
+	    "pin() { openssl x509 -in $1.pem -pubkey -noout | "
+	    "openssl pkey -pubin -outform der | "
+	    "openssl dgst -sha256 -binary; }\n"
+	    "ca ca; ca ca2\n"
+	    "leaf a a.mxd.test ca 30; leaf b b.mxd.test ca 30\n"
+	    "leaf c c.mxd.test ca 30; leaf a2 a.mxd.test ca 30\n"
+	    "leaf old a.mxd.test ca -1; leaf evil a.mxd.test ca2 30\n"
+	    "pin a | base64 | tr -d '\\n' > a.pin\n"
+	    "pin b | od -An -tx1 | tr -d ' \\n' > b.pin\n",
+	    it_path(""));
+	int st;
+
+	st = system(it_fmt("(%s) >'%s' 2>&1", script, it_path("certs.log")));
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "making certificates failed (status %#x): see %s", st,
+	    it_path("certs.log"));
+}
+
+const char *
+it_tls_link(const char *cert)
+{
+
+	return (it_fmt("tls = on\ntls_cert = %s\ntls_key = %s\ntls_ca = %s\n",
+	    it_path(it_fmt("%s.pem", cert)), it_path(it_fmt("%s.key", cert)),
+	    it_path("ca.pem")));
+}
+
 /* Read ${path} from ${off} to its end; NUL-terminated, malloc'd (not
  * kept), NULL if it cannot be read. */
 static char *

@@ -74,6 +74,19 @@ const char *it_path(const char *name);
 /* Write ${text} to ${name} in the temporary directory; returns its path. */
 const char *it_write_file(const char *name, const char *text);
 
+/*
+ * Make certificates in the temporary directory with the openssl command
+ * (NAME.pem, NAME.key): CAs ca and ca2; a (a.mxd.test), b (b.mxd.test) and
+ * c (c.mxd.test), signed by ca; a2 (a.mxd.test, another key), old
+ * (a.mxd.test, expired) and evil (a.mxd.test, signed by ca2); a.pin and
+ * b.pin, the SHA-256 of a's and b's public keys (base64, hex).
+ */
+void	it_make_certs(void);
+
+/* [link] lines for TLS with certificate ${cert} (it_make_certs), checking
+ * the peer against ca. */
+const char *it_tls_link(const char *cert);
+
 /* A free port on 127.0.0.1 (bound, read, closed: a small race is fine);
  * never the same twice in one test. */
 int	it_free_port(void);

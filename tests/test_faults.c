@@ -8,7 +8,8 @@
  *                          either side (root)
  *   target_restart         the target process killed and restarted
  *   netns_lossy_bulk       10 Mbit/s (tbf) with 2 % random loss each way
- *                          between two network namespaces (root)
+ *                          between two network namespaces (root), on a
+ *                          plain link, then on a TLS one
  *   netns_uploads_wait_in_sockets  64 uploads across 100 Mbit/s: A holds
  *                          about a read per channel, not a queue (root)
  *   netns_blackhole        every packet of the link dropped, then not
@@ -110,18 +111,20 @@ out_a(struct fp *p)
 
 /*
  * Write both configurations (A's [link] with ${a_link}, reconnecting
- * between ${rmin} and ${rmax} ms, and ${a_daemon} in [daemon]), start the
+ * between ${rmin} and ${rmax} ms, and ${a_daemon} in [daemon]; a TLS link
+ * if ${tls}, with certificates a and b of it_make_certs), start the
  * targets, B and A (with ${ao}, ${bo}), and wait for the link.
  */
 static void
 fp_start(struct fp *p, const struct nt *n, int rmin, int rmax,
     const char *a_link, const char *a_daemon, const struct it_mxd_opts *ao,
-    const struct it_mxd_opts *bo)
+    const struct it_mxd_opts *bo, int tls)
 {
 	const char *bhost = n != NULL ? n->addr[1] : IT_HOST;
 	const char *timing = it_fmt("keepalive = %dms\ntimeout = %dms\n"
 	    "connect_timeout = 1s\ndrain_timeout = 10s\n", KEEPALIVE_MS,
 	    TIMEOUT_MS);
+	const char *tls_a = "", *tls_b = "";
 	struct it_mxd_opts ao2 = { NULL, 0 }, bo2 = { NULL, 0 };
 
 	memset(p, 0, sizeof(*p));
@@ -143,22 +146,29 @@ fp_start(struct fp *p, const struct nt *n, int rmin, int rmax,
 	p->t = it_targets_start();
 	if (n != NULL)
 		nt_leave();
+	if (tls) {
+		it_make_certs();
+		tls_a = it_tls_link("a");
+		tls_b = it_tls_link("b");
+	}
 	p->a_conf = it_write_file("a.conf", it_fmt(
 	    "[daemon]\nmetrics = %s:%d\n%s\n"
 	    "[link]\nconnect = %s:%d\nreconnect_min = %dms\n"
-	    "reconnect_max = %dms\n%s%s\n%s%s", IT_HOST, p->ma,
+	    "reconnect_max = %dms\n%s%s%s\n%s%s", IT_HOST, p->ma,
 	    a_daemon ? a_daemon : "", bhost, p->link, rmin, rmax, timing,
-	    a_link ? a_link : "", it_svc_accept("echo", p->pe),
+	    tls_a, a_link ? a_link : "", it_svc_accept("echo", p->pe),
 	    it_svc_accept("blast", p->pb)));
 	p->b_conf = it_write_file("b.conf", it_fmt(
-	    "[link]\nlisten = %s:%d\n%s\n%s%s", bhost, p->link, timing,
-	    it_svc_connect("echo", p->t->port[IT_ECHO]),
+	    "[link]\nlisten = %s:%d\n%s%s\n%s%s", bhost, p->link, timing,
+	    tls_b, it_svc_connect("echo", p->t->port[IT_ECHO]),
 	    it_svc_connect("blast", p->t->port[IT_BLAST])));
 	p->b = it_mxd_start_opts(p->b_conf, &bo2);
 	it_mxd_wait_log(p->b, "link: waiting for the peer", IT_WAIT_MS);
 	p->a = it_mxd_start_opts(p->a_conf, &ao2);
-	it_mxd_wait_log(p->a, "up (connected)", IT_WAIT_MS);
-	it_mxd_wait_log(p->b, "up (accepted)", IT_WAIT_MS);
+	it_mxd_wait_log(p->a, tls ? "up (connected, TLS" : "up (connected)",
+	    IT_WAIT_MS);
+	it_mxd_wait_log(p->b, tls ? "up (accepted, TLS" : "up (accepted)",
+	    IT_WAIT_MS);
 }
 
 /* Run ${n} echo flows of sizes up to ${max} (seeds from ${seed}) through
@@ -381,7 +391,7 @@ START_TEST(kill_listener_cycles)
 	struct res r;
 	struct fp p;
 
-	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL);
+	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL, 0);
 	for (i = 0; i < n; i++) {
 		res_warm(&r, p.a, i, n);
 		xfer_start(&p, &x, 1000 + (uint64_t)i * 10);
@@ -433,7 +443,7 @@ START_TEST(kill_dialer_cycles)
 	struct res r;
 	struct fp p;
 
-	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL);
+	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL, 0);
 	up_fds = fds_settled(p.b);
 	for (i = 0; i < n; i++) {
 		res_warm(&r, p.b, i, n);
@@ -499,7 +509,7 @@ START_TEST(ss_kill_cycles)
 		skip("ss_kill_cycles", "not root (ss -K needs CAP_NET_ADMIN)");
 		return;
 	}
-	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL);
+	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL, 0);
 	for (i = 0; i < n; i++) {
 		res_warm(&ra, p.a, i, n);
 		res_warm(&rb, p.b, i, n);
@@ -553,7 +563,7 @@ START_TEST(target_restart)
 	uint64_t nb;
 	long r;
 
-	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL);
+	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL, 0);
 	it_mxd_mark(p.a);
 	it_mxd_mark(p.b);
 	for (i = 0; i < n; i++) {
@@ -678,7 +688,8 @@ sampler_stop(struct sampler *sm)
  * of packets at random each way: one bulk echo flow and many small ones,
  * all at once, come back byte for byte; the link, with keepalive 500 ms
  * and timeout 2 s, never goes down, and the ping round trip stays well
- * below the timeout (pings go ahead of the bulk data).
+ * below the timeout (pings go ahead of the bulk data).  _i 1: the same
+ * over TLS, whose records a lost segment holds up whole.
  */
 START_TEST(netns_lossy_bulk)
 {
@@ -698,7 +709,7 @@ START_TEST(netns_lossy_bulk)
 	nt_setup(&n);
 	nt_shape(&n, "rate 10mbit burst 16kb latency 50ms");
 	nt_drop(&n, 2);
-	fp_start(&p, &n, 100, 1000, "", "", NULL, NULL);
+	fp_start(&p, &n, 100, 1000, "", "", NULL, NULL, _i);
 	f = it_calloc(nsmall + 1, sizeof(*f));
 	for (i = 0; i <= nsmall; i++) {
 		f[i].port = p.pe;
@@ -713,10 +724,11 @@ START_TEST(netns_lossy_bulk)
 	ms = it_now_ms() - t0;
 	sampler_stop(&sm);
 	out_a(&p);
-	printf("netns_lossy_bulk: 10 Mbit/s, 2%% loss each way: %zu channels "
+	printf("netns_lossy_bulk%s: 10 Mbit/s, 2%% loss each way: %zu channels "
 	    "(one of %zu KiB), %zu KiB each way echoed intact in %jd ms "
 	    "(%.1f Mbit/s); ping round trip at most %.0f ms (%ld samples); "
-	    "link ups %ld; %ld packets dropped\n", nsmall + 1, bulk / KIB,
+	    "link ups %ld; %ld packets dropped\n", _i ? " (TLS)" : "",
+	    nsmall + 1, bulk / KIB,
 	    total / KIB, (intmax_t)ms, total * 8.0 / 1000.0 /
 	    (double)(ms ? ms : 1), sm.s->rtt_max * 1000, sm.s->n, sm.s->ups,
 	    nt_dropped(&n));
@@ -757,7 +769,7 @@ START_TEST(netns_uploads_wait_in_sockets)
 	}
 	nt_setup(&n);
 	nt_shape(&n, "rate 100mbit burst 16kb limit 32kb");
-	fp_start(&p, &n, 100, 1000, "", "", NULL, NULL);
+	fp_start(&p, &n, 100, 1000, "", "", NULL, NULL, 0);
 	f = it_calloc(nflows, sizeof(*f));
 	for (i = 0; i < nflows; i++) {
 		f[i].port = p.pe;
@@ -807,7 +819,7 @@ START_TEST(netns_blackhole)
 		return;
 	}
 	nt_setup(&n);
-	fp_start(&p, &n, 100, 1000, "", "", NULL, NULL);
+	fp_start(&p, &n, 100, 1000, "", "", NULL, NULL, 0);
 	flows(&p, 8, 256 * KIB, 100, 30000, "before");
 	xfer_start(&p, &x, 4242);
 	it_mxd_mark(p.a);
@@ -886,7 +898,7 @@ START_TEST(fd_limit_accept_side)
 	struct fp p;
 	char c;
 
-	fp_start(&p, NULL, 10, 100, "", "", &ao, NULL);
+	fp_start(&p, NULL, 10, 100, "", "", &ao, NULL, 0);
 	base = fds_settled(p.a);
 	for (i = 0; i < NOFILE + 8; i++) {
 		if ((r = try_echo(&p, p.pe, &fd[i], 500)) != 1)
@@ -946,7 +958,7 @@ START_TEST(fd_limit_target_side)
 	long cpu0, cpu1, r = 0;
 	struct fp p;
 
-	fp_start(&p, NULL, 10, 100, "", "", NULL, &bo);
+	fp_start(&p, NULL, 10, 100, "", "", NULL, &bo, 0);
 	base = fds_settled(p.b);
 	for (i = 0; i < NOFILE + 8; i++) {
 		if ((r = try_echo(&p, p.pe, &fd[i], 1000)) != 1)
@@ -1016,7 +1028,7 @@ START_TEST(max_channels_recovers)
 	uint64_t nb;
 	long r;
 
-	fp_start(&p, NULL, 10, 100, "max_channels = 20\n", "", NULL, NULL);
+	fp_start(&p, NULL, 10, 100, "max_channels = 20\n", "", NULL, NULL, 0);
 	for (i = 0; i < 20; i++)
 		ck_assert_msg(try_echo(&p, p.pe, &fd[i], IT_WAIT_MS) == 1,
 		    "channel %d", i);
@@ -1058,7 +1070,8 @@ faults_suite(void)
 	IT_ADD(t, kill_dialer_cycles);
 	IT_ADD(t, ss_kill_cycles);
 	IT_ADD(t, target_restart);
-	IT_ADD(t, netns_lossy_bulk);
+	if (it_wanted("netns_lossy_bulk"))	/* plain, then TLS */
+		tcase_add_loop_test(t, netns_lossy_bulk, 0, 2);
 	IT_ADD(t, netns_uploads_wait_in_sockets);
 	IT_ADD(t, netns_blackhole);
 	IT_ADD(t, fd_limit_accept_side);

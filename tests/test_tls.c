@@ -21,41 +21,6 @@
 
 #include "itest.h"
 
-/* Make the certificates in the test directory. */
-static void
-make_certs(void)
-{
-	const char *script = it_fmt(
-	    "set -e; cd '%s'\n"
-	    "key() { openssl ecparam -name prime256v1 -genkey -noout "
-	    "-out $1.key; }\n"
-	    "ca() { key $1; openssl req -x509 -new -key $1.key -subj /CN=$1 "
-	    "-days 30 -out $1.pem; }\n"
-	    "leaf() {\n"
-	    "  key $1\n"
-	    "  openssl req -new -key $1.key -subj /CN=$2 -out $1.csr\n"
-	    "  printf 'subjectAltName=DNS:%%s\\n' $2 > $1.ext\n"
-	    "  openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key "
-	    "-CAcreateserial -days $4 -extfile $1.ext -out $1.pem\n"
-	    "}\n"
-	    "pin() { openssl x509 -in $1.pem -pubkey -noout | "
-	    "openssl pkey -pubin -outform der | "
-	    "openssl dgst -sha256 -binary; }\n"
-	    "ca ca; ca ca2\n"
-	    "leaf a a.mxd.test ca 30; leaf b b.mxd.test ca 30\n"
-	    "leaf c c.mxd.test ca 30; leaf a2 a.mxd.test ca 30\n"
-	    "leaf old a.mxd.test ca -1; leaf evil a.mxd.test ca2 30\n"
-	    "pin a | base64 | tr -d '\\n' > a.pin\n"
-	    "pin b | od -An -tx1 | tr -d ' \\n' > b.pin\n",
-	    it_path(""));
-	int st;
-
-	st = system(it_fmt("(%s) >'%s' 2>&1", script, it_path("certs.log")));
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	    "making certificates failed (status %#x): see %s", st,
-	    it_path("certs.log"));
-}
-
 /* The tls_pin line for the key of certificate ${name} (a.pin: base64,
  * b.pin: hex). */
 static char *
@@ -83,12 +48,8 @@ static const char *
 write_conf(const char *file, const char *mode, int port, const char *cert,
     const char *extra, const char *services)
 {
-	const char *tls = "tls = off\n";
+	const char *tls = cert != NULL ? it_tls_link(cert) : "tls = off\n";
 
-	if (cert != NULL)
-		tls = it_fmt("tls = on\ntls_cert = %s\ntls_key = %s\n"
-		    "tls_ca = %s\n", it_path(it_fmt("%s.pem", cert)),
-		    it_path(it_fmt("%s.key", cert)), it_path("ca.pem"));
 	return (it_write_file(file, it_fmt("[daemon]\nlog_level = debug\n\n"
 	    "[link]\n%s = %s:%d\nreconnect_min = 100ms\nreconnect_max = 500ms\n"
 	    "connect_timeout = 2s\ndrain_timeout = 5s\n%s%s\n%s", mode, IT_HOST,
@@ -150,7 +111,7 @@ static void
 good_pair(struct pair *p)
 {
 
-	make_certs();
+	it_make_certs();
 	p->t = it_targets_start();
 	p->link = it_free_port();
 	p->port = it_free_port();
@@ -308,7 +269,7 @@ START_TEST(tls_dialer_refuses)
 	int link = it_free_port();
 	struct it_mxd *a, *b;
 
-	make_certs();
+	it_make_certs();
 	b = start_listener(write_conf("b.conf", "listen", link, bl->cert, NULL,
 	    ""));
 	a = it_mxd_start(write_conf("a.conf", "connect", link, "a",
@@ -332,7 +293,7 @@ START_TEST(tls_version)
 	int link = it_free_port(), st;
 	struct it_mxd *b;
 
-	make_certs();
+	it_make_certs();
 	b = start_listener(write_conf("b.conf", "listen", link, "b",
 	    _i == 1 ? "tls_min_version = 1.2\n" : NULL, ""));
 	st = system(it_fmt("cd '%s' && timeout 10 openssl s_client -tls1_2 "
@@ -359,7 +320,7 @@ START_TEST(tls_handshake_deadline)
 	char c;
 	long r;
 
-	make_certs();
+	it_make_certs();
 	b = start_listener(write_conf("b.conf", "listen", link, "b", NULL,
 	    ""));
 	t0 = it_now_ms();
@@ -395,7 +356,7 @@ START_TEST(tls_check_files)
 	size_t i;
 	int st;
 
-	make_certs();
+	it_make_certs();
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		path = it_write_file("t.conf", it_fmt("[link]\nlisten = %s:1\n"
 		    "tls = on\ntls_cert = %s\ntls_key = %s\ntls_ca = %s\n",
