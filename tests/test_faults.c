@@ -2,8 +2,10 @@
  * Fault tests: real mxd pairs ($MXD_BIN, see itest.h) whose link is cut in
  * the middle of transfers, again and again, and whose network goes bad.
  *
- *   kill_listener_cycles   SIGKILL of the listening mxd (B), then restart
- *   kill_dialer_cycles     SIGKILL of the dialing mxd (A), then restart
+ *   kill_listener_cycles   SIGKILL of the listening mxd (B), then restart;
+ *                          on a plain link, then on a TLS one
+ *   kill_dialer_cycles     SIGKILL of the dialing mxd (A), then restart;
+ *                          plain, then TLS
  *   ss_kill_cycles         the link's TCP connection killed (ss -K), on
  *                          either side (root)
  *   target_restart         the target process killed and restarted
@@ -391,7 +393,7 @@ START_TEST(kill_listener_cycles)
 	struct res r;
 	struct fp p;
 
-	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL, 0);
+	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL, _i);
 	for (i = 0; i < n; i++) {
 		res_warm(&r, p.a, i, n);
 		xfer_start(&p, &x, 1000 + (uint64_t)i * 10);
@@ -405,26 +407,27 @@ START_TEST(kill_listener_cycles)
 		it_mxd_restart(p.b);
 		it_mxd_wait_log(p.b, "link: waiting for the peer", IT_WAIT_MS);
 		t0 = it_now_ms();
-		it_mxd_wait_log(p.a, "up (connected)", IT_WAIT_MS);
+		it_mxd_wait_log(p.a, "up (connected", IT_WAIT_MS);
 		ms = it_now_ms() - t0;
 		if (ms > redial_max)
 			redial_max = ms;
 		ck_assert_msg(ms <= p.reconnect_max_ms + 900, "cycle %d: A "
 		    "redialed %jd ms after B was back (reconnect_max %d ms)",
 		    i, (intmax_t)ms, p.reconnect_max_ms);
-		it_mxd_wait_log(p.b, "up (accepted)", IT_WAIT_MS);
+		it_mxd_wait_log(p.b, "up (accepted", IT_WAIT_MS);
 		flows(&p, 3, 64 * KIB, 50000 + (uint64_t)i * 10, 30000,
 		    it_fmt("cycle %d", i));
 	}
 	/* A may connect more often than B came back: its redial the moment
 	 * the link drops can reach a dying B's listen queue, whose kernel
 	 * completes the handshake and then resets it. */
-	ups = it_mxd_log_count(p.a, "up (connected)");
-	printf("kill_listener_cycles: %d SIGKILLs of B: channels ended within "
+	ups = it_mxd_log_count(p.a, "up (connected");
+	printf("kill_listener_cycles%s: %d SIGKILLs of B: channels ended within "
 	    "%jd ms, A redialed within %jd ms of B's return; %d connects "
-	    "(%d into a dying B)\n", n, (intmax_t)end_max,
+	    "(%d into a dying B)\n", _i ? " (TLS)" : "", n, (intmax_t)end_max,
 	    (intmax_t)redial_max, ups, ups - n - 1);
-	res_check(&r, p.a, "A", n, "kill_listener_cycles");
+	res_check(&r, p.a, "A", n, _i ? "kill_listener_cycles (TLS)" :
+	    "kill_listener_cycles");
 	ck_assert_int_ge(ups, n + 1);
 	it_finish();
 }
@@ -443,7 +446,7 @@ START_TEST(kill_dialer_cycles)
 	struct res r;
 	struct fp p;
 
-	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL, 0);
+	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL, _i);
 	up_fds = fds_settled(p.b);
 	for (i = 0; i < n; i++) {
 		res_warm(&r, p.b, i, n);
@@ -464,19 +467,20 @@ START_TEST(kill_dialer_cycles)
 		(void)xfer_expect_end(&x, t0, it_fmt("cycle %d", i));
 		it_mxd_restart(p.a);
 		t0 = it_now_ms();
-		it_mxd_wait_log(p.b, "up (accepted)", IT_WAIT_MS);
-		it_mxd_wait_log(p.a, "up (connected)", IT_WAIT_MS);
+		it_mxd_wait_log(p.b, "up (accepted", IT_WAIT_MS);
+		it_mxd_wait_log(p.a, "up (connected", IT_WAIT_MS);
 		ms = it_now_ms() - t0;
 		if (ms > up_max)
 			up_max = ms;
 		flows(&p, 3, 64 * KIB, 90000 + (uint64_t)i * 10, 30000,
 		    it_fmt("cycle %d", i));
 	}
-	printf("kill_dialer_cycles: %d SIGKILLs of A: B closed the dead link's "
-	    "channels within %jd ms; a restarted A was up within %jd ms\n", n,
-	    (intmax_t)end_max, (intmax_t)up_max);
-	res_check(&r, p.b, "B", n, "kill_dialer_cycles");
-	ck_assert_int_eq(it_mxd_log_count(p.b, "up (accepted)"), n + 1);
+	printf("kill_dialer_cycles%s: %d SIGKILLs of A: B closed the dead link's "
+	    "channels within %jd ms; a restarted A was up within %jd ms\n",
+	    _i ? " (TLS)" : "", n, (intmax_t)end_max, (intmax_t)up_max);
+	res_check(&r, p.b, "B", n, _i ? "kill_dialer_cycles (TLS)" :
+	    "kill_dialer_cycles");
+	ck_assert_int_eq(it_mxd_log_count(p.b, "up (accepted"), n + 1);
 	it_finish();
 }
 END_TEST
@@ -1066,8 +1070,11 @@ faults_suite(void)
 	tcase_set_timeout(t, 60 + 3 * cycles(100));
 	tcase_add_checked_fixture(t, it_init, it_cleanup);
 	tcase_add_checked_fixture(t, nothing, nt_teardown);
-	IT_ADD(t, kill_listener_cycles);
-	IT_ADD(t, kill_dialer_cycles);
+	/* The kills, plain then TLS (_i 1). */
+	if (it_wanted("kill_listener_cycles"))
+		tcase_add_loop_test(t, kill_listener_cycles, 0, 2);
+	if (it_wanted("kill_dialer_cycles"))
+		tcase_add_loop_test(t, kill_dialer_cycles, 0, 2);
 	IT_ADD(t, ss_kill_cycles);
 	IT_ADD(t, target_restart);
 	if (it_wanted("netns_lossy_bulk"))	/* plain, then TLS */
