@@ -66,7 +66,7 @@ $(B)/mxd: $(B)/src/main.o $(B)/libmxd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The benchmark's load generator, and the floor it measures mxd against.
-$(B)/mxload $(B)/floor: $(B)/%: bench/%.c bench/addr.c bench/addr.h
+$(B)/mxload $(B)/floor: $(B)/%: bench/%.c bench/net.c bench/net.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^)
 

@@ -23,7 +23,6 @@
 #include <sys/uio.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -34,7 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "addr.h"
+#include "net.h"
 
 #define F_OPEN		1	/* first frame of channel id, for service svc */
 #define F_FIN		2	/* the sender's socket gave EOF */
@@ -85,28 +84,17 @@ die(const char *what)
 	exit(1);
 }
 
-/* Turn Nagle off on socket ${fd}, as mxd does on all of its own. */
-static void
-nodelay(int fd)
-{
-	int one = 1;
-
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-/* A socket listening on ${sa}. */
+/* A socket listening on ${sa}, Nagle off (as mxd has it on all its
+ * sockets; accepted ones inherit it). */
 static int
 listen_at(const struct sockaddr_in *sa)
 {
-	int fd, one = 1;
+	struct sockaddr_in sin = *sa;
+	int fd;
 
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		die("socket");
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	nodelay(fd);		/* accepted sockets inherit it */
-	if (bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) ||
-	    listen(fd, 1024))
+	if ((fd = net_listen(&sin, SOCK_CLOEXEC, 1024)) == -1)
 		die("bind/listen");
+	net_nodelay(fd);
 	return (fd);
 }
 
@@ -247,7 +235,7 @@ dial_target(uint32_t id, uint8_t svc)
 		queue_frame(id, F_RST, 0, NULL, 0);
 		return;
 	}
-	nodelay(fd);
+	net_nodelay(fd);
 	if (connect(fd, (struct sockaddr *)&svc_addr[svc],
 	    sizeof(svc_addr[svc])) != 0) {
 		close(fd);
@@ -374,7 +362,7 @@ main(int argc, char **argv)
 		    0)) == -1 || connect(link_fd, (struct sockaddr *)&link_addr,
 		    sizeof(link_addr)))
 			die("link connect");
-		nodelay(link_fd);
+		net_nodelay(link_fd);
 		printf("floor: up (connected)\n");
 	} else {
 		lfd = listen_at(&link_addr);

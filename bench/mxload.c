@@ -47,7 +47,6 @@
 #include <sys/timerfd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -57,7 +56,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "addr.h"
+#include "net.h"
 
 #define MAXEV		256
 #define RDBUF		(256 * 1024)	/* one read */
@@ -142,14 +141,6 @@ num(const char *s)
 	if (errno || end == s || *end != '\0' || v < 0)
 		usage();
 	return (v);
-}
-
-static void
-nodelay(int fd)
-{
-	int one = 1;
-
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 static void
@@ -612,7 +603,7 @@ echo_new(int fd)
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		die("calloc");
-	nodelay(fd);
+	net_nodelay(fd);
 	c->h.fn = echo_cb;
 	c->fd = fd;
 	ep_add(fd, EPOLLIN, &c->h);
@@ -654,9 +645,7 @@ static int
 listen_on(const char *addr, int port, void (*accepted)(int))
 {
 	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
 	struct listener *l;
-	int one = 1;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		die("calloc");
@@ -667,14 +656,8 @@ listen_on(const char *addr, int port, void (*accepted)(int))
 		fprintf(stderr, "mxload: bad address %s\n", addr);
 		exit(2);
 	}
-	if ((l->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)) == -1)
-		die("socket");
-	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(l->fd, (struct sockaddr *)&sin, sizeof(sin)) ||
-	    listen(l->fd, 4096))
-		die("bind");
-	if (getsockname(l->fd, (struct sockaddr *)&sin, &len))
-		die("getsockname");
+	if ((l->fd = net_listen(&sin, SOCK_NONBLOCK, 4096)) == -1)
+		die("listen");
 	l->h.fn = listener_cb;
 	l->accepted = accepted;
 	ep_add(l->fd, EPOLLIN, &l->h);
@@ -1108,7 +1091,7 @@ hol_ping_cb(struct handler *h, uint32_t events)
 			return;
 		}
 		hping.connected = 1;
-		nodelay(hping.fd);
+		net_nodelay(hping.fd);
 		ep_mod(hping.fd, EPOLLIN, &hping.h);
 		ping_send();
 		return;

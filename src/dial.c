@@ -17,6 +17,7 @@
 #include <event2/util.h>
 
 #include "dial.h"
+#include "ms.h"
 
 struct dial {
 	struct event_base *base;
@@ -243,8 +244,7 @@ dial_start(struct event_base *base, struct evdns_base *dns, const char *host,
 		goto err1;
 	if ((d->start_ev = event_new(base, -1, 0, start_cb, d)) == NULL)
 		goto err2;
-	tv.tv_sec = (time_t)(timeout_ms / 1000);
-	tv.tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000;
+	tv = ms_timeval(timeout_ms);
 	if (evtimer_add(d->timer, &tv))
 		goto err3;
 	event_active(d->start_ev, EV_TIMEOUT, 0);

@@ -22,6 +22,7 @@
 #include "dial.h"
 #include "link.h"
 #include "log.h"
+#include "ms.h"
 #include "relay.h"
 #include "service.h"
 #include "session.h"
@@ -517,8 +518,7 @@ hs_start(struct link *l, int fd, const char *peer)
 	/* A peer that closes without close_notify has merely closed. */
 	bufferevent_openssl_set_allow_dirty_shutdown(h->bev, 1);
 	bufferevent_setcb(h->bev, NULL, NULL, hs_event_cb, h);
-	tv.tv_sec = (time_t)(cfg->connect_timeout_ms / 1000);
-	tv.tv_usec = (suseconds_t)(cfg->connect_timeout_ms % 1000) * 1000;
+	tv = ms_timeval(cfg->connect_timeout_ms);
 	evtimer_add(h->deadline, &tv);
 	h->next = l->hs;
 	l->hs = h;
@@ -623,8 +623,7 @@ link_redial(struct link *l)
 		if (l->backoff_ms > cfg->reconnect_max_ms)
 			l->backoff_ms = cfg->reconnect_max_ms;
 	}
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	tv = ms_timeval(ms);
 	event_add(l->redial_ev, &tv);
 }
 

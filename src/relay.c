@@ -42,6 +42,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "ms.h"
 #include "relay.h"
 #include "service.h"
 
@@ -482,9 +483,7 @@ relay_deadline_cb(evutil_socket_t fd, short what, void *arg)
 static void
 relay_deadline_start(struct relay *r)
 {
-	uint64_t ms = r->d->cfg->connect_timeout_ms;
-	struct timeval tv = { (time_t)(ms / 1000),
-	    (suseconds_t)(ms % 1000) * 1000 };
+	struct timeval tv = ms_timeval(r->d->cfg->connect_timeout_ms);
 
 	evtimer_assign(&r->ev, r->d->base, relay_deadline_cb, r);
 	if (evtimer_add(&r->ev, &tv) == 0)

@@ -14,6 +14,7 @@
 
 #include "conn.h"
 #include "mux/frame.h"
+#include "ms.h"
 #include "session.h"
 
 /*
@@ -225,7 +226,7 @@ static void
 protocol_error(struct mux *m, const char *why, void *arg)
 {
 	struct session *sess = arg;
-	struct timeval tv = { LINGER_MS / 1000, (LINGER_MS % 1000) * 1000 };
+	struct timeval tv = ms_timeval(LINGER_MS);
 
 	(void)m;
 	sess->lingering = 1;
@@ -374,8 +375,7 @@ session_new(struct event_base *base, struct conn *conn,
 	if (params->timeout_ms && (tick_ms == 0 || tick_ms > params->timeout_ms / 4))
 		tick_ms = params->timeout_ms / 4;
 	if (tick_ms > 0) {
-		tv.tv_sec = (time_t)(tick_ms / 1000);
-		tv.tv_usec = (suseconds_t)(tick_ms % 1000) * 1000;
+		tv = ms_timeval(tick_ms);
 		if (event_add(sess->tick_ev, &tv))
 			goto err5;
 	}

@@ -1219,6 +1219,43 @@ it_connect6(int port)
 }
 
 int
+it_listen(int backlog, int rcvbuf, int *port)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	int fd;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+	it_track(fd);
+	if (rcvbuf > 0)
+		ck_assert(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+		    sizeof(rcvbuf)) == 0);
+	loopback(&sin, it_free_port());
+	ck_assert_msg(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0,
+	    "bind: %s", strerror(errno));
+	ck_assert(listen(fd, backlog) == 0);
+	ck_assert(getsockname(fd, (struct sockaddr *)&sin, &sl) == 0);
+	*port = ntohs(sin.sin_port);
+	return (fd);
+}
+
+int
+it_accept(int lfd)
+{
+	struct pollfd pfd = { lfd, POLLIN, 0 };
+	int fd;
+
+	ck_assert_msg(poll(&pfd, 1, IT_WAIT_MS) == 1, "nothing to accept "
+	    "within %d ms", IT_WAIT_MS);
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_msg(fd >= 0, "accept: %s", strerror(errno));
+	it_track(fd);
+	set_timeouts(fd, IT_WAIT_MS);
+	return (fd);
+}
+
+int
 it_send_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

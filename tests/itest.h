@@ -156,6 +156,12 @@ int	it_wanted(const char *name);
 		tcase_add_test(tc, fn);					\
 } while (0)
 
+/* The same for loop test ${fn}, run with _i from 0 to ${n} - 1. */
+#define IT_ADD_LOOP(tc, fn, n)	do {					\
+	if (it_wanted(#fn))						\
+		tcase_add_loop_test(tc, fn, 0, n);			\
+} while (0)
+
 /* Run ${s} (CK_NORMAL; stdout line-buffered); the exit status for main. */
 int	it_main(Suite *s);
 
@@ -255,6 +261,14 @@ int	it_connect(int port);
 
 /* The same to [::1]:${port}. */
 int	it_connect6(int port);
+
+/* A socket listening on 127.0.0.1 with ${backlog} and receive buffer
+ * ${rcvbuf} (0: the default); its port in *${port}. */
+int	it_listen(int backlog, int rcvbuf, int *port);
+
+/* Accept on ${lfd} within IT_WAIT_MS (or fail the test): a blocking
+ * socket with it_connect's timeouts. */
+int	it_accept(int lfd);
 
 /* Have it_cleanup close ${fd} unless it_close closes it first. */
 void	it_track(int fd);

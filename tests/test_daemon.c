@@ -1082,9 +1082,8 @@ daemon_suite(void)
 
 	tcase_set_timeout(c, 30);
 	tcase_add_checked_fixture(c, it_init, it_cleanup);
-	if (it_wanted("config_errors"))
-		tcase_add_loop_test(c, config_errors, 0,
-		    (int)(sizeof(bad_confs) / sizeof(bad_confs[0])));
+	IT_ADD_LOOP(c, config_errors,
+	    (int)(sizeof(bad_confs) / sizeof(bad_confs[0])));
 	IT_ADD(c, config_good);
 	suite_add_tcase(s, c);
 	return (s);

@@ -69,6 +69,14 @@ cycles(int dflt)
 	return (e != NULL && atoi(e) > 0 ? atoi(e) : dflt);
 }
 
+/* What a test's lines add to its name for the TLS variant (${tls}). */
+static const char *
+tls_tag(int tls)
+{
+
+	return (tls ? " (TLS)" : "");
+}
+
 /* Print a SKIP line for test ${name} and pass it. */
 static void
 skip(const char *name, const char *why)
@@ -424,10 +432,10 @@ START_TEST(kill_listener_cycles)
 	ups = it_mxd_log_count(p.a, "up (connected");
 	printf("kill_listener_cycles%s: %d SIGKILLs of B: channels ended within "
 	    "%jd ms, A redialed within %jd ms of B's return; %d connects "
-	    "(%d into a dying B)\n", _i ? " (TLS)" : "", n, (intmax_t)end_max,
+	    "(%d into a dying B)\n", tls_tag(_i), n, (intmax_t)end_max,
 	    (intmax_t)redial_max, ups, ups - n - 1);
-	res_check(&r, p.a, "A", n, _i ? "kill_listener_cycles (TLS)" :
-	    "kill_listener_cycles");
+	res_check(&r, p.a, "A", n, it_fmt("kill_listener_cycles%s",
+	    tls_tag(_i)));
 	ck_assert_int_ge(ups, n + 1);
 	it_finish();
 }
@@ -477,9 +485,9 @@ START_TEST(kill_dialer_cycles)
 	}
 	printf("kill_dialer_cycles%s: %d SIGKILLs of A: B closed the dead link's "
 	    "channels within %jd ms; a restarted A was up within %jd ms\n",
-	    _i ? " (TLS)" : "", n, (intmax_t)end_max, (intmax_t)up_max);
-	res_check(&r, p.b, "B", n, _i ? "kill_dialer_cycles (TLS)" :
-	    "kill_dialer_cycles");
+	    tls_tag(_i), n, (intmax_t)end_max, (intmax_t)up_max);
+	res_check(&r, p.b, "B", n, it_fmt("kill_dialer_cycles%s",
+	    tls_tag(_i)));
 	ck_assert_int_eq(it_mxd_log_count(p.b, "up (accepted"), n + 1);
 	it_finish();
 }
@@ -731,7 +739,7 @@ START_TEST(netns_lossy_bulk)
 	printf("netns_lossy_bulk%s: 10 Mbit/s, 2%% loss each way: %zu channels "
 	    "(one of %zu KiB), %zu KiB each way echoed intact in %jd ms "
 	    "(%.1f Mbit/s); ping round trip at most %.0f ms (%ld samples); "
-	    "link ups %ld; %ld packets dropped\n", _i ? " (TLS)" : "",
+	    "link ups %ld; %ld packets dropped\n", tls_tag(_i),
 	    nsmall + 1, bulk / KIB,
 	    total / KIB, (intmax_t)ms, total * 8.0 / 1000.0 /
 	    (double)(ms ? ms : 1), sm.s->rtt_max * 1000, sm.s->n, sm.s->ups,
@@ -1070,15 +1078,12 @@ faults_suite(void)
 	tcase_set_timeout(t, 60 + 3 * cycles(100));
 	tcase_add_checked_fixture(t, it_init, it_cleanup);
 	tcase_add_checked_fixture(t, nothing, nt_teardown);
-	/* The kills, plain then TLS (_i 1). */
-	if (it_wanted("kill_listener_cycles"))
-		tcase_add_loop_test(t, kill_listener_cycles, 0, 2);
-	if (it_wanted("kill_dialer_cycles"))
-		tcase_add_loop_test(t, kill_dialer_cycles, 0, 2);
+	/* The kills and the lossy link: plain, then TLS (_i 1). */
+	IT_ADD_LOOP(t, kill_listener_cycles, 2);
+	IT_ADD_LOOP(t, kill_dialer_cycles, 2);
 	IT_ADD(t, ss_kill_cycles);
 	IT_ADD(t, target_restart);
-	if (it_wanted("netns_lossy_bulk"))	/* plain, then TLS */
-		tcase_add_loop_test(t, netns_lossy_bulk, 0, 2);
+	IT_ADD_LOOP(t, netns_lossy_bulk, 2);
 	IT_ADD(t, netns_uploads_wait_in_sockets);
 	IT_ADD(t, netns_blackhole);
 	IT_ADD(t, fd_limit_accept_side);

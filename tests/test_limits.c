@@ -176,52 +176,6 @@ expect_refused(int port, const char *what)
 	ck_assert_msg(try_channel(port) == 1, "%s: not refused", what);
 }
 
-/* ------------------------------------------------------------ listeners */
-
-/* A listening socket on 127.0.0.1 with ${backlog} and receive buffer
- * ${rcvbuf} (0: the default); its port in *${port}. */
-static int
-t_listen(int backlog, int rcvbuf, int *port)
-{
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
-	int fd;
-
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
-	it_track(fd);
-	if (rcvbuf > 0)
-		ck_assert(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
-		    sizeof(rcvbuf)) == 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons((uint16_t)it_free_port());
-	ck_assert_msg(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0,
-	    "bind: %s", strerror(errno));
-	ck_assert(listen(fd, backlog) == 0);
-	ck_assert(getsockname(fd, (struct sockaddr *)&sin, &sl) == 0);
-	*port = ntohs(sin.sin_port);
-	return (fd);
-}
-
-/* Accept on ${lfd} within IT_WAIT_MS: a blocking socket with timeouts. */
-static int
-t_accept(int lfd)
-{
-	struct timeval tv = { IT_WAIT_MS / 1000, 0 };
-	struct pollfd pfd = { lfd, POLLIN, 0 };
-	int fd;
-
-	ck_assert_msg(poll(&pfd, 1, IT_WAIT_MS) == 1, "nothing to accept");
-	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	ck_assert_msg(fd >= 0, "accept: %s", strerror(errno));
-	it_track(fd);
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	return (fd);
-}
-
 /* ------------------------------------------------------------ no open proxy */
 
 #define BYTES(s)	s, sizeof(s) - 1
@@ -384,7 +338,7 @@ static void
 serve_proxied(int lfd, int version, int family, const char *src,
     unsigned sport, const char *dst, unsigned dport)
 {
-	int fd = t_accept(lfd);
+	int fd = it_accept(lfd);
 	struct pp pp;
 	char buf[5];
 
@@ -407,7 +361,7 @@ serve_proxied(int lfd, int version, int family, const char *src,
 START_TEST(proxy_protocol)
 {
 	int version = _i + 1, link = it_free_port(), port = it_free_port();
-	int tport, lfd = t_listen(16, 0, &tport), fd;
+	int tport, lfd = it_listen(16, 0, &tport), fd;
 	struct sockaddr_in sin;
 	socklen_t sl = sizeof(sin);
 	struct tp_stream *ts;
@@ -497,7 +451,7 @@ START_TEST(limit_max_pending_connects)
 	struct it_mxd *a, *b;
 
 	/* A target whose accept queue is full: SYNs to it go unanswered. */
-	hung = t_listen(0, 0, &hport);
+	hung = it_listen(0, 0, &hport);
 	filler = it_connect(hport);
 	ck_assert(filler >= 0);
 	pair(&a, &b, conf("a.conf", 0, "", "connect", link, "",
@@ -545,7 +499,7 @@ START_TEST(limit_max_buffered)
 	int64_t deadline;
 	ssize_t n;
 
-	stall = t_listen(4, 4096, &sport);
+	stall = it_listen(4, 4096, &sport);
 	pair(&a, &b, conf("a.conf", 0, "", "connect", link, "",
 	    it_fmt("%s%s", it_svc_accept("echo", pe), it_svc_accept("stall",
 	    pst))), conf("b.conf", mp, "", "listen", link,
@@ -576,7 +530,7 @@ START_TEST(limit_max_buffered)
 	/* The target reads at last: every byte arrives, in order. */
 	ck_assert(fcntl(k, F_SETFL, 0) == 0);
 	ck_assert(shutdown(k, SHUT_WR) == 0);
-	fd = t_accept(stall);
+	fd = it_accept(stall);
 	while ((n = recv(fd, buf, chunk, 0)) > 0) {
 		ck_assert_msg(it_verify(77, got, buf, (size_t)n) == -1,
 		    "byte %zu differs", got);
