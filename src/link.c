@@ -268,7 +268,10 @@ on_down(struct session *sess, const char *why, void *arg)
 	int answered = session_answered(sess);
 	uint32_t n = mux_stream_count(session_mux(sess));
 
-	if (was_cur || n > 0)
+	if (was_cur && !answered)
+		log_warn("link %s: closed before the peer answered a ping: %s "
+		    "(%u channels reset)", ls->peer, why, n);
+	else if (was_cur || n > 0)
 		log_warn("link %s: down: %s (%u channels reset)", ls->peer,
 		    why, n);
 	else
@@ -297,7 +300,27 @@ link_probations(const struct link *l)
 	return (n);
 }
 
-/* Make ${ls} the current session of its link: new channels go there. */
+/*
+ * ${ls}, the current session, is up: its peer answered our first ping.
+ * Not before: a dying peer's kernel still completes the TCP handshake, and
+ * an "up" (and mxd_link_ups_total) for that would be a false one.
+ */
+static void
+lsess_up(struct lsess *ls)
+{
+	struct link *l = ls->l;
+
+	ls->up_since = session_now_us();
+	l->st.ups++;
+	log_info("link %s: up (%s%s%s)", ls->peer,
+	    l->listening ? "accepted" : "connected", ls->tls ? ", " : "",
+	    ls->tls ? ls->tls : "");
+}
+
+/*
+ * Make ${ls} the current session of its link: new channels go there at
+ * once (they need no round trip), and it is up once its peer has answered.
+ */
 static void
 lsess_make_current(struct lsess *ls)
 {
@@ -311,10 +334,11 @@ lsess_make_current(struct lsess *ls)
 		lsess_free(l->cur);
 	}
 	l->cur = ls;
-	l->st.ups++;
-	log_info("link %s: up (%s%s%s)", ls->peer,
-	    l->listening ? "accepted" : "connected", ls->tls ? ", " : "",
-	    ls->tls ? ls->tls : "");
+	if (session_answered(ls->sess))
+		lsess_up(ls);
+	else
+		log_debug("link %s: %s; up once the peer answers a ping",
+		    ls->peer, l->listening ? "accepted" : "connected");
 }
 
 /* session: the peer of ${arg} answered our first ping. */
@@ -326,6 +350,8 @@ on_answered(struct session *sess, void *arg)
 	(void)sess;
 	if (ls->probation)
 		lsess_make_current(ls);
+	else if (ls->l->cur == ls)
+		lsess_up(ls);
 }
 
 static const struct session_handlers handlers = {
@@ -885,9 +911,8 @@ link_status(const struct link *l, char *buf, size_t len)
 {
 	char age[32];
 
-	if (l->cur == NULL) {
-		snprintf(buf, len, "link down, %u channels draining",
-		    link_channels(l));
+	if (l->cur == NULL || !session_answered(l->cur->sess)) {
+		snprintf(buf, len, "link down, %u channels", link_channels(l));
 		return;
 	}
 	fmt_age(age, sizeof(age), session_now_us() - l->cur->up_since);
@@ -900,8 +925,9 @@ double
 link_uptime(const struct link *l)
 {
 
-	return (l->cur == NULL ? -1 :
-	    (double)(session_now_us() - l->cur->up_since) / 1e6);
+	if (l->cur == NULL || !session_answered(l->cur->sess))
+		return (-1);
+	return ((double)(session_now_us() - l->cur->up_since) / 1e6);
 }
 
 /* Bytes held for the channels of ${l}: in the relays and the streams. */

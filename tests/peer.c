@@ -160,6 +160,23 @@ tp_pump(struct tp *tp, int ms, int (*done)(struct tp *, void *), void *arg)
 	}
 }
 
+/* tp_pump: mxd ${arg} has logged the link up. */
+static int
+tp_logged_up(struct tp *tp, void *arg)
+{
+
+	(void)tp;
+	return (it_mxd_log_has(arg, "up (accepted"));
+}
+
+void
+tp_wait_up(struct tp *tp, struct it_mxd *m)
+{
+
+	ck_assert_msg(tp_pump(tp, IT_WAIT_MS, tp_logged_up, m) == 1,
+	    "mxd did not log the test peer's link up");
+}
+
 void
 tp_run(struct tp *tp, int ms, struct tp_stream *ts, size_t want)
 {

@@ -18,6 +18,7 @@
 #include "mux/mux.h"
 
 struct evbuffer;
+struct it_mxd;
 
 #define TP_RESET_MS	3000	/* a refused stream is reset within this */
 
@@ -51,6 +52,10 @@ struct tp *tp_connect_cfg(int port, const struct mux_config *cfg);
 
 /* Close ${tp} and free what it holds. */
 void	tp_free(struct tp *tp);
+
+/* Move bytes both ways until mxd ${m} logs the link up (once ${tp}'s engine
+ * has answered its first ping), at most IT_WAIT_MS. */
+void	tp_wait_up(struct tp *tp, struct it_mxd *m);
 
 /* Move bytes both ways for at most ${ms}, or until ${ts} has ended, or has
  * ${want} bytes (0: only its end) and EOF.  Fails the test if mxd closes

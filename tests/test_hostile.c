@@ -59,29 +59,42 @@
 struct hb {
 	struct it_targets *t;
 	struct it_mxd	*b;
+	int		lfd;		/* if mxd dials: the test's listener */
 	int		link, metrics;
 	int		fds_idle;	/* descriptors with no link */
 	long		rss0;
 };
 
-/* Start a listening mxd with an echo service, keepalive 500 ms and timeout
- * 2 s; note its idle descriptors and VmRSS. */
+/*
+ * Start an mxd with an echo service, keepalive 500 ms and timeout 2 s,
+ * listening on h->link; or, if ${dial}, dialing h->lfd, a socket the test
+ * listens on (reconnect_min 100 ms, reconnect_max 500 ms).  Note its idle
+ * descriptors and VmRSS.
+ */
 static void
-hb_start(struct hb *h)
+hb_start(struct hb *h, int dial)
 {
 	const char *conf;
 
 	memset(h, 0, sizeof(*h));
 	h->t = it_targets_start();
-	h->link = it_free_port();
+	if (dial)
+		h->lfd = it_listen(8, 0, &h->link);
+	else {
+		h->lfd = -1;
+		h->link = it_free_port();
+	}
 	h->metrics = it_free_port();
 	conf = it_write_file("b.conf", it_fmt("[daemon]\nmetrics = %s:%d\n\n"
-	    "[link]\nlisten = %s:%d\nkeepalive = %dms\ntimeout = %dms\n"
+	    "[link]\n%s = %s:%d\n%skeepalive = %dms\ntimeout = %dms\n"
 	    "connect_timeout = %dms\ndrain_timeout = 5s\n\n%s", IT_HOST,
-	    h->metrics, IT_HOST, h->link, KEEPALIVE_MS, TIMEOUT_MS, HEADER_MS,
+	    h->metrics, dial ? "connect" : "listen", IT_HOST, h->link,
+	    dial ? "reconnect_min = 100ms\nreconnect_max = 500ms\n" : "",
+	    KEEPALIVE_MS, TIMEOUT_MS, HEADER_MS,
 	    it_svc_connect("echo", h->t->port[IT_ECHO])));
 	h->b = it_mxd_start(conf);
-	it_mxd_wait_log(h->b, "link: waiting for the peer", IT_WAIT_MS);
+	if (!dial)
+		it_mxd_wait_log(h->b, "link: waiting for the peer", IT_WAIT_MS);
 	it_mxd_wait_log(h->b, "metrics: serving on", IT_WAIT_MS);
 	/* Settled: the same count twice, 50 ms apart. */
 	do {
@@ -128,6 +141,7 @@ struct raw {
 	int		eof;		/* EOF or reset: the link is closed */
 	int		err;		/* the errno, 0 for EOF */
 	uint64_t	frames, pings, rsts;
+	uint32_t	ping_opaque;	/* of mxd's last ping */
 	size_t		got1;		/* payload bytes on stream 1 */
 	char		data1[256];	/* ... the first of them */
 };
@@ -141,16 +155,6 @@ raw_new(int fd)
 	r->fd = fd;
 	r->goaway = -1;
 	return (r);
-}
-
-/* A raw peer connected to ${h}'s link port. */
-static struct raw *
-raw_connect(struct hb *h)
-{
-	int fd = it_connect(h->link);
-
-	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
-	return (raw_new(fd));
 }
 
 /* Parse ${n} bytes at ${p} that mxd sent. */
@@ -198,6 +202,8 @@ raw_feed(struct raw *r, const uint8_t *p, size_t n)
 			break;
 		case T_PING:
 			r->pings++;
+			if (r->hdr[3] & F_SYN)
+				r->ping_opaque = len;
 			break;
 		case T_GOAWAY:
 			r->goaway = (long)len;
@@ -268,6 +274,37 @@ raw_bytes(struct raw *r, const void *p, size_t n)
 	    strerror(errno));
 }
 
+static int
+done_ping1(struct raw *r)
+{
+
+	return (r->pings >= 1);
+}
+
+/*
+ * A raw peer of ${h}'s mxd: connected to its link port, or, if it dials,
+ * the connection it made.  If ${answer}, it answers mxd's first ping, as
+ * any yamux peer does, and mxd logs the link up; what it sends after that
+ * is the test's.
+ */
+static struct raw *
+raw_peer(struct hb *h, int answer)
+{
+	int fd = h->lfd >= 0 ? it_accept(h->lfd) : it_connect(h->link);
+	struct raw *r;
+
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	r = raw_new(fd);
+	if (answer) {
+		ck_assert_msg(raw_wait(r, IT_WAIT_MS, done_ping1),
+		    "no ping from mxd");
+		raw_frame(r, T_PING, F_ACK, 0, r->ping_opaque);
+		it_mxd_wait_log(h->b, h->lfd >= 0 ? "up (connected)" :
+		    "up (accepted)", IT_WAIT_MS);
+	}
+	return (r);
+}
+
 /* Open stream 1 to the echo service and see "ping" come back. */
 static void
 raw_open_echo(struct raw *r)
@@ -292,7 +329,7 @@ struct fr {
 /* A malformed frame class: what the peer sends, what mxd must say. */
 static const struct bad {
 	const char	*what;
-	const char	*why;		/* in mxd's log: "down: <why>" */
+	const char	*why;		/* in mxd's log, after "down: " */
 	int		goaway;		/* Go Away(1) comes before EOF */
 	int		open;		/* stream 1 (echo) open first */
 	int		nf;
@@ -401,13 +438,14 @@ START_TEST(malformed_frames)
 	size_t i;
 	long rss;
 
-	hb_start(&h);
+	hb_start(&h, 0);
 	for (i = 0; i < NBAD; i++) {
 		const struct bad *c = &bad[i];
 
 		it_mxd_mark(h.b);
-		r = raw_connect(&h);
-		it_mxd_wait_log(h.b, "up (accepted)", IT_WAIT_MS);
+		/* Bytes that are no yamux at all come first, as from a
+		 * stray client; bad frames from a peer that answered. */
+		r = raw_peer(&h, c->raw == NULL);
 		if (c->open)
 			raw_open_echo(r);
 		t0 = it_now_ms();
@@ -421,7 +459,8 @@ START_TEST(malformed_frames)
 		if (c->goaway)
 			ck_assert_msg(r->goaway == 1, "%s: Go Away %ld, not 1 "
 			    "(protocol error)", c->what, r->goaway);
-		it_mxd_wait_log(h.b, it_fmt(": down: %s", c->why),
+		it_mxd_wait_log(h.b, it_fmt(c->raw == NULL ? ": down: %s" :
+		    ": closed before the peer answered a ping: %s", c->why),
 		    IT_WAIT_MS);
 		it_close(r->fd);
 		hb_idle(&h, IT_WAIT_MS, c->what);
@@ -445,13 +484,6 @@ START_TEST(malformed_frames)
 END_TEST
 
 /* 1 once mxd's first ping has come. */
-static int
-done_ping1(struct raw *r)
-{
-
-	return (r->pings >= 1);
-}
-
 /* The classes of bad[] that do not need a stream open at mxd, which the
  * dialing side (no services) cannot have. */
 static const char *const dialer_bad[] = {
@@ -470,17 +502,12 @@ static const char *const dialer_bad[] = {
  */
 START_TEST(dialer_faces_malformed_frames)
 {
-	struct it_mxd *a;
 	struct raw *r;
+	struct hb h;
 	size_t i, k;
 	int64_t t_eof = 0, gap, gap_min = INT64_MAX;
-	int lfd, port;
 
-	lfd = it_listen(8, 0, &port);
-	a = it_mxd_start(it_write_file("a.conf", it_fmt("[link]\n"
-	    "connect = %s:%d\nkeepalive = %dms\ntimeout = %dms\n"
-	    "reconnect_min = 100ms\nreconnect_max = 500ms\n", IT_HOST, port,
-	    KEEPALIVE_MS, TIMEOUT_MS)));
+	hb_start(&h, 1);
 	for (k = 0; k < sizeof(dialer_bad) / sizeof(dialer_bad[0]); k++) {
 		const struct bad *c = NULL;
 
@@ -488,11 +515,11 @@ START_TEST(dialer_faces_malformed_frames)
 			if (strcmp(bad[i].what, dialer_bad[k]) == 0)
 				c = &bad[i];
 		ck_assert_msg(c != NULL, "no class \"%s\"", dialer_bad[k]);
-		r = raw_new(it_accept(lfd));	/* mxd dialed */
+		r = raw_peer(&h, 0);	/* mxd dialed */
 		gap = it_now_ms() - t_eof;
 		if (k >= 4 && gap < gap_min)
 			gap_min = gap;
-		it_mxd_mark(a);
+		it_mxd_mark(h.b);
 		ck_assert_msg(raw_wait(r, IT_WAIT_MS, done_ping1), "%s: no ping "
 		    "from the dialing mxd", c->what);
 		send_bad(r, c);
@@ -503,7 +530,8 @@ START_TEST(dialer_faces_malformed_frames)
 		if (c->goaway)
 			ck_assert_msg(r->goaway == 1, "%s: Go Away %ld, not 1 "
 			    "(protocol error)", c->what, r->goaway);
-		it_mxd_wait_log(a, it_fmt(": down: %s", c->why), IT_WAIT_MS);
+		it_mxd_wait_log(h.b, it_fmt(": closed before the peer answered "
+		    "a ping: %s", c->why), IT_WAIT_MS);
 		it_close(r->fd);
 		printf("dialer_faces_malformed_frames: %-28s -> %s%s\n",
 		    c->what, c->goaway ? "Go Away(1), " : "", c->why);
@@ -512,7 +540,7 @@ START_TEST(dialer_faces_malformed_frames)
 	    "never answered dropped it: no backoff", (intmax_t)gap_min);
 	printf("dialer_faces_malformed_frames: from the fourth redial on, mxd "
 	    "waited at least %jd ms\n", (intmax_t)gap_min);
-	it_close(lfd);
+	it_close(h.lfd);
 	it_finish();
 }
 END_TEST
@@ -552,7 +580,7 @@ START_TEST(syn_flood)
 	char data[1000];
 	int i, r;
 
-	hb_start(&h);
+	hb_start(&h, 0);
 	mux_config_default(&cfg, 1);
 	cfg.max_inflight_opens = 2 * n;	/* every SYN at once */
 	cfg.max_streams = 2 * n;
@@ -615,6 +643,8 @@ END_TEST
  * Pings, as fast as the socket takes them, from a peer that never reads:
  * mxd stops reading once its replies back up (its memory stays bounded),
  * and, the peer making no progress, declares the link dead after timeout.
+ * Against the listening mxd (_i 0), then the dialing one (_i 1), which
+ * then dials again.
  */
 START_TEST(ping_flood_unread)
 {
@@ -628,7 +658,7 @@ START_TEST(ping_flood_unread)
 	long rss, rss_max = 0;
 	ssize_t n;
 
-	hb_start(&h);
+	hb_start(&h, _i);
 	buf = it_calloc(1, len);
 	for (i = 0; i + 12 <= len; i += 12) {
 		buf[i + 1] = T_PING;
@@ -636,8 +666,7 @@ START_TEST(ping_flood_unread)
 		buf[i + 11] = (uint8_t)i;
 	}
 	it_mxd_mark(h.b);	/* before the connect: mxd may log at once */
-	r = raw_connect(&h);
-	it_mxd_wait_log(h.b, "up (accepted)", IT_WAIT_MS);
+	r = raw_peer(&h, 1);
 	ck_assert(fcntl(r->fd, F_SETFL, O_NONBLOCK) == 0);
 	t0 = it_now_ms();
 	deadline = t0 + 30000;
@@ -662,15 +691,22 @@ START_TEST(ping_flood_unread)
 	}
 	/* mxd has stopped reading: dead after timeout. */
 	it_mxd_wait_log(h.b, ": down: timed out", TIMEOUT_MS + 2000);
-	printf("ping_flood_unread: %ju bytes of pings (%ju pings) taken before "
+	printf("ping_flood_unread%s: %ju bytes of pings (%ju pings) taken before "
 	    "mxd stopped reading; link dead after %jd ms; VmRSS %ld -> at most "
-	    "%ld KiB\n", (uintmax_t)sent, (uintmax_t)(sent / 12),
+	    "%ld KiB\n", _i ? " (dialing mxd)" : "", (uintmax_t)sent, (uintmax_t)(sent / 12),
 	    (intmax_t)(it_now_ms() - t0), h.rss0, rss_max);
 	if (!it_san())
 		ck_assert_msg(rss_max < h.rss0 + 16 * 1024, "VmRSS grew from %ld "
 		    "to %ld KiB", h.rss0, rss_max);
 	it_close(r->fd);
-	hb_idle(&h, IT_WAIT_MS, "after the ping flood");
+	if (h.lfd < 0) {
+		hb_idle(&h, IT_WAIT_MS, "after the ping flood");
+	} else {
+		it_mxd_mark(h.b);
+		r = raw_peer(&h, 1);	/* up again */
+		it_close(r->fd);
+		it_close(h.lfd);
+	}
 	it_finish();
 }
 END_TEST
@@ -696,8 +732,8 @@ START_TEST(huge_length_discarded)
 	long rss, rss_max = 0;
 	uint32_t i;
 
-	hb_start(&h);
-	r = raw_connect(&h);
+	hb_start(&h, 0);
+	r = raw_peer(&h, 1);
 	raw_open_echo(r);
 	/* Stream 3: opened and reset by the peer, so ended at mxd. */
 	raw_frame(r, T_WU, F_SYN, 3, 0);
@@ -748,9 +784,9 @@ START_TEST(slow_drip_frames)
 	int64_t t0, ms = 0;
 	size_t i;
 
-	hb_start(&h);
+	hb_start(&h, 0);
 	it_mxd_mark(h.b);
-	r = raw_connect(&h);
+	r = raw_peer(&h, 1);
 	raw_open_echo(r);
 	t0 = it_now_ms();
 	for (i = 0; i < sizeof(hdr) && !r->eof; i++) {
@@ -788,7 +824,7 @@ START_TEST(slow_drip_header)
 	char data[256];
 	int i, k = 0;
 
-	hb_start(&h);
+	hb_start(&h, 0);
 	tp = tp_connect(h.link);
 	g = tp_open(tp, ECHO_HDR, sizeof(ECHO_HDR) - 1, 0);
 	d = tp_open(tp, ECHO_HDR, 1, 0);
@@ -857,7 +893,7 @@ START_TEST(header_deadline)
 	int64_t t0, ms;
 	int i;
 
-	hb_start(&h);
+	hb_start(&h, 0);
 	tp = tp_connect(h.link);
 	g = echo_stream(tp);
 	t0 = it_now_ms();
@@ -914,7 +950,7 @@ START_TEST(intruder_keeps_link)
 	long r = IT_TIMEOUT;
 	int fd, i;
 
-	hb_start(&h);
+	hb_start(&h, 0);
 	tp = tp_connect(h.link);
 	g = echo_stream(tp);
 	fd = it_connect(h.link);		/* says nothing */
@@ -976,7 +1012,7 @@ START_TEST(intruders_capped)
 	int fd[17], i;
 	long r;
 
-	hb_start(&h);
+	hb_start(&h, 0);
 	tp = tp_connect(h.link);
 	g = echo_stream(tp);
 	t0 = it_now_ms();
@@ -1026,7 +1062,7 @@ hostile_suite(void)
 	IT_ADD(t, malformed_frames);
 	IT_ADD(t, dialer_faces_malformed_frames);
 	IT_ADD(t, syn_flood);
-	IT_ADD(t, ping_flood_unread);
+	IT_ADD_LOOP(t, ping_flood_unread, 2);
 	IT_ADD(t, huge_length_discarded);
 	IT_ADD(t, slow_drip_frames);
 	IT_ADD(t, slow_drip_header);

@@ -230,7 +230,7 @@ START_TEST(no_open_proxy)
 	    IT_HOST, t->port[IT_ECHO])));
 	it_mxd_wait_log(b, "link: waiting for the peer", IT_WAIT_MS);
 	tp = tp_connect(link);
-	it_mxd_wait_log(b, "up (accepted)", IT_WAIT_MS);
+	tp_wait_up(tp, b);
 
 	for (i = 0; i < sizeof(crafted) / sizeof(crafted[0]); i++) {
 		ts = tp_open(tp, crafted[i].bytes, crafted[i].len,
