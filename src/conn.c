@@ -367,11 +367,14 @@ conn_set_handlers(struct conn *c, const struct conn_handlers *h, void *arg)
 void
 conn_free(struct conn *c)
 {
+	int fd = c->fd;
 
 	if (c->ssl != NULL)
 		SSL_free(c->ssl);
-	close(c->fd);
+	/* The events before the descriptor: with both armed, deleting one
+	 * changes epoll's interest in it, which fails once it is closed. */
 	conn_free_events(c);
+	close(fd);
 }
 
 struct evbuffer *

@@ -70,12 +70,12 @@ dial_cancel(struct dial *d)
 
 	if (d->req != NULL)
 		evdns_getaddrinfo_cancel(d->req);	/* calls back: see below */
+	if (d->conn_ev != NULL)
+		event_free(d->conn_ev);
 	if (d->fd >= 0)
 		close(d->fd);
 	if (d->addrs != NULL)
 		evutil_freeaddrinfo(d->addrs);
-	if (d->conn_ev != NULL)
-		event_free(d->conn_ev);
 	event_free(d->start_ev);
 	event_free(d->timer);
 	free(d);

@@ -65,7 +65,8 @@ struct lsess {
 struct handshake {
 	struct link	*l;
 	struct bufferevent *bev;
-	struct event	*deadline;	/* connect_timeout */
+	struct event	*deadline;	/* connect_timeout; then the free */
+	int		refused;	/* logged; to be freed by deadline */
 	char		peer[64];	/* address, for logs */
 	struct handshake *next;
 };
@@ -160,34 +161,23 @@ lsess_retire(struct lsess *ls)
 	link_reap_soon(l);
 }
 
-/*
- * reap_ev: close the sessions on their way out that have no channels, and
- * those on probation that did not answer a ping within connect_timeout.
- */
+/* reap_ev: close the sessions on their way out that have no channels. */
 static void
 reap_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct link *l = arg;
 	struct lsess *ls, *next;
-	uint64_t now = session_now_us();
 	int left = 0;
 
 	(void)fd;
 	(void)what;
 	for (ls = l->all; ls != NULL; ls = next) {
 		next = ls->next;
-		if (ls->probation && now - ls->up_since >=
-		    l->d->cfg->connect_timeout_ms * 1000) {
-			log_warn("link %s: closed: no answer to a ping within "
-			    "%ju ms; the link stays with %s", ls->peer,
-			    (uintmax_t)l->d->cfg->connect_timeout_ms,
-			    l->cur != NULL ? l->cur->peer : "none");
-			lsess_free(ls);
-		} else if (ls->draining &&
+		if (ls->draining &&
 		    mux_stream_count(session_mux(ls->sess)) == 0) {
 			log_info("link %s: finished draining, closed", ls->peer);
 			lsess_free(ls);
-		} else if (ls->draining || ls->probation) {
+		} else if (ls->draining) {
 			left = 1;
 		}
 	}
@@ -327,7 +317,6 @@ lsess_make_current(struct lsess *ls)
 	struct link *l = ls->l;
 
 	ls->probation = 0;
-	ls->up_since = session_now_us();
 	if (l->cur != NULL) {
 		log_warn("link %s: replaced by a new link from %s",
 		    l->cur->peer, ls->peer);
@@ -389,7 +378,6 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 	if ((ls = calloc(1, sizeof(*ls))) == NULL)
 		goto err0;
 	ls->l = l;
-	ls->up_since = session_now_us();
 	ls->tls = tls;
 	snprintf(ls->peer, sizeof(ls->peer), "%s", peer);
 	mux_config_default(&sp.mux, !l->listening);
@@ -399,6 +387,7 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 	sp.mux.max_streams = CONFIG_MAX_CHANNELS + 1;
 	sp.keepalive_ms = cfg->keepalive_ms;
 	sp.timeout_ms = cfg->timeout_ms;
+	sp.answer_ms = cfg->connect_timeout_ms;
 	if ((ls->sess = session_new(l->d->base, conn, &sp, &handlers,
 	    ls)) == NULL)
 		goto err1;
@@ -411,7 +400,6 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 	ls->probation = 1;
 	log_info("link %s: a new connection from %s replaces it once it "
 	    "answers a ping", l->cur->peer, ls->peer);
-	link_reap_soon(l);
 	return;
 
 err1:
@@ -452,16 +440,22 @@ hs_free(struct handshake *h)
 	free(h);
 }
 
-/* Refuse the peer of handshake ${h} because of ${why}. */
+/*
+ * Refuse the peer of handshake ${h} because of ${why}.  It is freed on the
+ * next loop pass, by its deadline event: inside the bufferevent's own
+ * callback libevent still holds the bufferevent, and would stop watching
+ * the descriptor only after hs_free had closed it.
+ */
 static void
 hs_refuse(struct handshake *h, const char *why)
 {
-	struct link *l = h->l;
 
-	l->st.tls_refused++;
+	h->l->st.tls_refused++;
 	log_warn("link %s: TLS refused: %s", h->peer, why);
-	hs_free(h);
-	link_retry(l);
+	h->refused = 1;
+	bufferevent_setcb(h->bev, NULL, NULL, NULL, NULL);
+	bufferevent_disable(h->bev, EV_READ | EV_WRITE);
+	event_active(h->deadline, EV_TIMEOUT, 0);
 }
 
 /* bufferevent: the handshake ${arg} finished (${what} has CONNECTED) or
@@ -498,14 +492,22 @@ hs_event_cb(struct bufferevent *bev, short what, void *arg)
 	link_adopt(l, conn, peer, SSL_get_version(ssl));
 }
 
-/* deadline: the handshake ${arg} took longer than connect_timeout. */
+/* deadline: the handshake ${arg} took longer than connect_timeout, or was
+ * refused and is to be freed. */
 static void
 hs_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct handshake *h = arg;
+	struct link *l = h->l;
 
 	(void)fd;
 	(void)what;
-	hs_refuse(arg, "handshake timed out");
+	if (!h->refused) {
+		hs_refuse(h, "handshake timed out");
+		return;
+	}
+	hs_free(h);
+	link_retry(l);
 }
 
 /* Start the TLS handshake of ${l} on ${fd}, connected to ${peer}. */

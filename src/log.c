@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
+
 #include "log.h"
 
 static enum log_level threshold = LOG_INFO;
@@ -68,4 +70,22 @@ log_addr(const char *host, const char *port)
 	snprintf(a.s, sizeof(a.s), strchr(host, ':') != NULL ? "[%s]:%s" :
 	    "%s:%s", host, port);
 	return (a);
+}
+
+/* libevent: message ${msg} of ${severity} (EVENT_LOG_*). */
+static void
+libevent_log_cb(int severity, const char *msg)
+{
+	enum log_level level = severity == EVENT_LOG_DEBUG ? LOG_DEBUG :
+	    severity == EVENT_LOG_MSG ? LOG_INFO :
+	    severity == EVENT_LOG_WARN ? LOG_WARN : LOG_ERROR;
+
+	log_msg(level, "libevent: %s", msg);
+}
+
+void
+log_libevent(void)
+{
+
+	event_set_log_callback(libevent_log_cb);
 }

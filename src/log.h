@@ -12,6 +12,10 @@ void log_set_level(enum log_level level);
 /* Nonzero if messages of ${level} are shown (to skip building them). */
 int log_enabled(enum log_level level);
 
+/* Send libevent's own messages here too (it would write them to stderr
+ * unformatted), as "libevent: ..." lines. */
+void log_libevent(void);
+
 /* Log printf-style ${fmt} at ${level}. */
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

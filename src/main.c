@@ -363,6 +363,7 @@ main(int argc, char *argv[])
 		return (rc != 0);
 	}
 	log_set_level(x.verbose ? LOG_DEBUG : x.d.cfg->log_level);
+	log_libevent();
 	log_info("mxd %s starting with %s", MXD_VERSION, x.path);
 	raise_nofile();
 	tune_malloc();

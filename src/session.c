@@ -48,6 +48,7 @@ struct session {
 	struct event	*flush_ev;	/* deferred output pull */
 	struct event	*tick_ev;	/* keepalive and timeout */
 	struct event	*down_ev;	/* deferred on_down; linger deadline */
+	struct event	*answer_ev;	/* the first ping's answer deadline */
 	struct session_handlers h;
 	void		*arg;
 	uint64_t	keepalive_us, timeout_us;
@@ -249,6 +250,7 @@ pong(struct mux *m, uint64_t rtt_us, void *arg)
 	if (sess->answered)
 		return;
 	sess->answered = 1;
+	event_del(sess->answer_ev);
 	if (sess->h.on_answered)
 		sess->h.on_answered(sess, sess->arg);
 }
@@ -278,6 +280,18 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 		sess->last_ping = now;
 		mux_ping(sess->mux);
 	}
+}
+
+/* answer_ev: the peer has not answered our first ping in time: whatever
+ * accepted the connection, or dialed it, does not speak yamux (or is
+ * dying). */
+static void
+answer_late_cb(evutil_socket_t fd, short what, void *arg)
+{
+
+	(void)fd;
+	(void)what;
+	session_down(arg, "no answer to our first ping within connect_timeout");
 }
 
 /* down_ev: tell the owner, from the event loop, that the session ended. */
@@ -369,6 +383,13 @@ session_new(struct event_base *base, struct conn *conn,
 	if ((sess->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb,
 	    sess)) == NULL)
 		goto err4;
+	if ((sess->answer_ev = evtimer_new(base, answer_late_cb, sess)) == NULL)
+		goto err5;
+	if (params->answer_ms > 0) {
+		tv = ms_timeval(params->answer_ms);
+		if (event_add(sess->answer_ev, &tv))
+			goto err6;
+	}
 
 	/* Tick often enough to notice a timeout within a quarter of it. */
 	tick_ms = params->keepalive_ms;
@@ -377,17 +398,20 @@ session_new(struct event_base *base, struct conn *conn,
 	if (tick_ms > 0) {
 		tv = ms_timeval(tick_ms);
 		if (event_add(sess->tick_ev, &tv))
-			goto err5;
+			goto err6;
 	}
 
 	/* A first ping at once: the round trip is known before bulk data
-	 * needs it for window auto-tuning. */
+	 * needs it for window auto-tuning, and the peer shows it speaks
+	 * yamux by answering. */
 	if (mux_ping(sess->mux))
-		goto err5;
+		goto err6;
 	session_tune(sess);
 	conn_set_handlers(conn, &ch, sess);
 	return (sess);
 
+err6:
+	event_free(sess->answer_ev);
 err5:
 	event_free(sess->tick_ev);
 err4:
@@ -411,6 +435,7 @@ session_free(struct session *sess)
 		return;
 	/* Streams learn of the end first, while the session is whole. */
 	mux_free(sess->mux);
+	event_free(sess->answer_ev);
 	event_free(sess->tick_ev);
 	event_free(sess->down_ev);
 	event_free(sess->flush_ev);

@@ -45,6 +45,8 @@ struct session_params {
 	struct mux_config mux;
 	uint64_t	keepalive_ms;	/* ping interval; 0: none */
 	uint64_t	timeout_ms;	/* silence that kills; 0: never */
+	uint64_t	answer_ms;	/* our first ping unanswered this long
+					 * kills (connect_timeout); 0: never */
 };
 
 /*

@@ -54,8 +54,11 @@ static struct {
 	unsigned char	fds[IT_MAX_FD / 8];
 } H;
 
-static const char *const san_marks[] = {
-	"ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer", NULL
+/* What must never be in mxd's log: a sanitizer's report, or a message of
+ * libevent's own (a warning there means mxd misused it). */
+static const char *const bad_marks[] = {
+	"ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
+	"libevent: ", NULL
 };
 
 /* ------------------------------------------------------------ registries */
@@ -666,13 +669,14 @@ it_mxd_check_log(struct it_mxd *m)
 
 	if (s == NULL)
 		return;
-	for (i = 0; san_marks[i] != NULL && hit == NULL; i++)
-		hit = strstr(s, san_marks[i]);
+	for (i = 0; bad_marks[i] != NULL && hit == NULL; i++)
+		hit = strstr(s, bad_marks[i]);
 	if (hit != NULL) {
-		fprintf(stderr, "---- %s: sanitizer report:\n%.*s\n----\n",
-		    m->log, 6000, hit);
+		fprintf(stderr, "---- %s: report:\n%.*s\n----\n", m->log,
+		    6000, hit);
 		free(s);
-		ck_abort_msg("%s: mxd's log has a sanitizer report", m->log);
+		ck_abort_msg("%s: mxd's log has a sanitizer report or a "
+		    "libevent message", m->log);
 	}
 	free(s);
 }

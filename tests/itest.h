@@ -141,7 +141,8 @@ void	it_mxd_stop(struct it_mxd *m, int ms);
 /* Print the end of the log to stderr (to go with a failure). */
 void	it_mxd_show_log(const struct it_mxd *m);
 
-/* Fail the test if the log holds a sanitizer report. */
+/* Fail the test if the log holds a sanitizer report or a message of
+ * libevent's. */
 void	it_mxd_check_log(struct it_mxd *m);
 
 /* ------------------------------------------------------------ suites */

@@ -41,6 +41,7 @@
 #define KEEPALIVE_MS	500
 #define END_MS		3000	/* Go Away and EOF within this */
 #define HEADER_MS	5000	/* connect_timeout: a service header's deadline */
+#define ANSWER_MS	1000	/* connect_timeout of a dialing mxd */
 
 #define T_DATA	0
 #define T_WU	1
@@ -67,9 +68,10 @@ struct hb {
 
 /*
  * Start an mxd with an echo service, keepalive 500 ms and timeout 2 s,
- * listening on h->link; or, if ${dial}, dialing h->lfd, a socket the test
- * listens on (reconnect_min 100 ms, reconnect_max 500 ms).  Note its idle
- * descriptors and VmRSS.
+ * listening on h->link (connect_timeout HEADER_MS); or, if ${dial}, dialing
+ * h->lfd, a socket the test listens on (connect_timeout ANSWER_MS,
+ * reconnect_min 100 ms, reconnect_max 500 ms).  Note its idle descriptors
+ * and VmRSS.
  */
 static void
 hb_start(struct hb *h, int dial)
@@ -90,7 +92,7 @@ hb_start(struct hb *h, int dial)
 	    "connect_timeout = %dms\ndrain_timeout = 5s\n\n%s", IT_HOST,
 	    h->metrics, dial ? "connect" : "listen", IT_HOST, h->link,
 	    dial ? "reconnect_min = 100ms\nreconnect_max = 500ms\n" : "",
-	    KEEPALIVE_MS, TIMEOUT_MS, HEADER_MS,
+	    KEEPALIVE_MS, TIMEOUT_MS, dial ? ANSWER_MS : HEADER_MS,
 	    it_svc_connect("echo", h->t->port[IT_ECHO])));
 	h->b = it_mxd_start(conf);
 	if (!dial)
@@ -282,22 +284,31 @@ done_ping1(struct raw *r)
 }
 
 /*
- * A raw peer of ${h}'s mxd: connected to its link port, or, if it dials,
- * the connection it made.  If ${answer}, it answers mxd's first ping, as
- * any yamux peer does, and mxd logs the link up; what it sends after that
- * is the test's.
+ * A raw peer of ${h}'s mxd, once mxd's first ping has come: connected to
+ * its link port, or, if it dials, the connection it made.  If ${answer}, it
+ * answers the ping, as any yamux peer does, and mxd logs the link up; what
+ * it sends after that is the test's.
  */
 static struct raw *
 raw_peer(struct hb *h, int answer)
 {
-	int fd = h->lfd >= 0 ? it_accept(h->lfd) : it_connect(h->link);
 	struct raw *r;
+	int fd;
 
-	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
-	r = raw_new(fd);
-	if (answer) {
+	for (;;) {
+		fd = h->lfd >= 0 ? it_accept(h->lfd) : it_connect(h->link);
+		ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+		r = raw_new(fd);
 		ck_assert_msg(raw_wait(r, IT_WAIT_MS, done_ping1),
 		    "no ping from mxd");
+		(void)raw_wait(r, 1, NULL);
+		if (!r->eof)
+			break;
+		/* A dial accepted late: mxd gave up on it (connect_timeout)
+		 * and dials again. */
+		it_close(fd);
+	}
+	if (answer) {
 		raw_frame(r, T_PING, F_ACK, 0, r->ping_opaque);
 		it_mxd_wait_log(h->b, h->lfd >= 0 ? "up (connected)" :
 		    "up (accepted)", IT_WAIT_MS);
@@ -520,8 +531,6 @@ START_TEST(dialer_faces_malformed_frames)
 		if (k >= 4 && gap < gap_min)
 			gap_min = gap;
 		it_mxd_mark(h.b);
-		ck_assert_msg(raw_wait(r, IT_WAIT_MS, done_ping1), "%s: no ping "
-		    "from the dialing mxd", c->what);
 		send_bad(r, c);
 		(void)raw_wait(r, END_MS, NULL);
 		t_eof = it_now_ms();
@@ -540,6 +549,46 @@ START_TEST(dialer_faces_malformed_frames)
 	    "never answered dropped it: no backoff", (intmax_t)gap_min);
 	printf("dialer_faces_malformed_frames: from the fourth redial on, mxd "
 	    "waited at least %jd ms\n", (intmax_t)gap_min);
+	it_close(h.lfd);
+	it_finish();
+}
+END_TEST
+
+/*
+ * mxd dials a listener that accepts and says nothing (another program on
+ * the port, a hung peer): it closes the connection once its first ping has
+ * gone unanswered for connect_timeout (1 s; before, only timeout, 2 s,
+ * ended it), says so, is never up, and dials again.
+ */
+START_TEST(dialer_faces_silent_listener)
+{
+	struct raw *r;
+	struct hb h;
+	int64_t t0, ms, worst = 0;
+	int i;
+
+	hb_start(&h, 1);
+	it_mxd_mark(h.b);
+	for (i = 0; i < 3; i++) {
+		r = raw_peer(&h, 0);
+		t0 = it_now_ms();
+		(void)raw_wait(r, ANSWER_MS + 1000, NULL);
+		ms = it_now_ms() - t0;
+		ck_assert_msg(r->eof, "the silent connection is still open "
+		    "after %jd ms (connect_timeout %d ms)", (intmax_t)ms,
+		    ANSWER_MS);
+		if (ms > worst)
+			worst = ms;
+		it_close(r->fd);
+	}
+	ck_assert_int_ge(it_mxd_log_count(h.b, "closed before the peer "
+	    "answered a ping: no answer to our first ping within "
+	    "connect_timeout"), 3);
+	ck_assert_msg(!it_mxd_log_has(h.b, "up (connected"), "up with a "
+	    "silent listener");
+	printf("dialer_faces_silent_listener: 3 silent connections, each "
+	    "closed within %jd ms of its accept (connect_timeout %d ms)\n",
+	    (intmax_t)worst, ANSWER_MS);
 	it_close(h.lfd);
 	it_finish();
 }
@@ -1061,6 +1110,7 @@ hostile_suite(void)
 	tcase_add_checked_fixture(t, it_init, it_cleanup);
 	IT_ADD(t, malformed_frames);
 	IT_ADD(t, dialer_faces_malformed_frames);
+	IT_ADD(t, dialer_faces_silent_listener);
 	IT_ADD(t, syn_flood);
 	IT_ADD_LOOP(t, ping_flood_unread, 2);
 	IT_ADD(t, huge_length_discarded);

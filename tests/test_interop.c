@@ -341,6 +341,7 @@ session_start(int dialer)
 	mux_config_default(&p.mux, dialer);
 	p.keepalive_ms = 30000;		/* mxd's defaults */
 	p.timeout_ms = 90000;
+	p.answer_ms = 10000;
 	H.sess = session_new(H.base, H.conn, &p, H.handlers, &H);
 }
 
