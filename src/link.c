@@ -46,9 +46,11 @@ const char *const link_limit_keys[NLIMITS] = {
 
 /*
  * One session of the link: the current one, one finishing, or one on
- * probation.  A connection accepted while a link is up replaces it only
- * once it has answered a ping (within connect_timeout): a bare TCP
- * connection to the listen port must not cut a working link.
+ * probation.  A new connection while a link is up (accepted, or dialed
+ * after a reload moved the link) replaces it only once it has answered a
+ * ping (within connect_timeout): a bare TCP connection to the listen port
+ * must not cut a working link, nor a wrong new address.  The replaced one
+ * gets Go Away and keeps its open channels until they finish.
  */
 struct lsess {
 	struct session	*sess;
@@ -56,6 +58,7 @@ struct lsess {
 	uint64_t	up_since;	/* session_now_us() when it came up */
 	char		peer[64];	/* address, for logs */
 	const char	*tls;		/* TLS version, NULL if plain */
+	int		dialed;		/* we connected, not accepted */
 	int		draining;	/* Go Away seen or sent */
 	int		probation;	/* not current until answered */
 	struct lsess	*next;
@@ -80,6 +83,7 @@ struct link {
 	struct event	*accept_pause;	/* resumes accepting after an error */
 	int		accept_failing;	/* accept errors logged once */
 	struct dial	*dial;
+	int		moving;		/* dial a replacement for cur */
 	struct event	*redial_ev;
 	struct event	*reap_ev;
 	uint64_t	backoff_ms;
@@ -245,9 +249,9 @@ link_retry(struct link *l)
 
 /*
  * session: the link is gone (${why}).  A session whose peer never answered
- * a ping counts as a failed attempt: redialing a
- * peer that accepts and then drops the link backs off, as a refused dial
- * does.
+ * a ping counts as a failed attempt: redialing a peer that accepts and then
+ * drops the link backs off, as a refused dial does; so does a replacement
+ * dialed after a reload moved the link (the current link stays meanwhile).
  */
 static void
 on_down(struct session *sess, const char *why, void *arg)
@@ -256,9 +260,10 @@ on_down(struct session *sess, const char *why, void *arg)
 	struct link *l = ls->l;
 	int was_cur = l->cur == ls;
 	int answered = session_answered(sess);
+	int ls_dialed_probation = ls->dialed && ls->probation;
 	uint32_t n = mux_stream_count(session_mux(sess));
 
-	if (was_cur && !answered)
+	if ((was_cur || ls_dialed_probation) && !answered)
 		log_warn("link %s: closed before the peer answered a ping: %s "
 		    "(%u channels reset)", ls->peer, why, n);
 	else if (was_cur || n > 0)
@@ -267,8 +272,12 @@ on_down(struct session *sess, const char *why, void *arg)
 	else
 		log_info("link %s: closed: %s", ls->peer, why);
 	lsess_free(ls);
-	if (!was_cur)
+	if (!was_cur) {
+		if (ls_dialed_probation)	/* the move's new address failed */
+			link_retry(l);
 		return;
+	}
+	l->moving = 0;
 	if (!answered) {
 		link_retry(l);
 	} else if (!l->listening && !l->draining) {
@@ -303,31 +312,40 @@ lsess_up(struct lsess *ls)
 	ls->up_since = session_now_us();
 	l->st.ups++;
 	log_info("link %s: up (%s%s%s)", ls->peer,
-	    l->listening ? "accepted" : "connected", ls->tls ? ", " : "",
+	    ls->dialed ? "connected" : "accepted", ls->tls ? ", " : "",
 	    ls->tls ? ls->tls : "");
 }
 
 /*
  * Make ${ls} the current session of its link: new channels go there at
  * once (they need no round trip), and it is up once its peer has answered.
+ * The session it replaces gets Go Away and finishes its open channels: a
+ * peer that moved still has them; one that restarted has closed them, or
+ * the old session dies of timeout.
  */
 static void
 lsess_make_current(struct lsess *ls)
 {
 	struct link *l = ls->l;
+	struct lsess *old = l->cur;
 
 	ls->probation = 0;
-	if (l->cur != NULL) {
-		log_warn("link %s: replaced by a new link from %s",
-		    l->cur->peer, ls->peer);
-		lsess_free(l->cur);
-	}
 	l->cur = ls;
+	if (old != NULL) {
+		/* Expected after a reload moved the link; not otherwise. */
+		log_msg(l->moving ? LOG_INFO : LOG_WARN, "link %s: replaced by "
+		    "a new link %s %s; its %u open channels finish on it",
+		    old->peer, ls->dialed ? "to" : "from", ls->peer,
+		    mux_stream_count(session_mux(old->sess)));
+		session_goaway(old->sess, MUX_GOAWAY_NORMAL);
+		lsess_retire(old);
+	}
+	l->moving = 0;
 	if (session_answered(ls->sess))
 		lsess_up(ls);
 	else
 		log_debug("link %s: %s; up once the peer answers a ping",
-		    ls->peer, l->listening ? "accepted" : "connected");
+		    ls->peer, ls->dialed ? "connected" : "accepted");
 }
 
 /* session: the peer of ${arg} answered our first ping. */
@@ -379,6 +397,7 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 		goto err0;
 	ls->l = l;
 	ls->tls = tls;
+	ls->dialed = !l->listening;
 	snprintf(ls->peer, sizeof(ls->peer), "%s", peer);
 	mux_config_default(&sp.mux, !l->listening);
 	sp.mux.window = cfg->window;
@@ -398,8 +417,8 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 		return;
 	}
 	ls->probation = 1;
-	log_info("link %s: a new connection from %s replaces it once it "
-	    "answers a ping", l->cur->peer, ls->peer);
+	log_info("link %s: a new link %s %s replaces it once it answers a "
+	    "ping", l->cur->peer, ls->dialed ? "to" : "from", ls->peer);
 	return;
 
 err1:
@@ -622,7 +641,8 @@ dial_now_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (l->dial != NULL || l->cur != NULL || l->hs != NULL || l->draining)
+	if (l->dial != NULL || (l->cur != NULL && !l->moving) ||
+	    link_probations(l) > 0 || l->hs != NULL || l->draining)
 		return;
 	l->st.dials++;
 	l->dial = dial_start(l->d->base, l->d->dns, cfg->link_addr.host,
@@ -704,30 +724,39 @@ peer_accept_error_cb(struct evconnlistener *lst, void *arg)
 	evtimer_add(l->accept_pause, &tv);
 }
 
-/* Bind the link's listen address for ${l}.  Returns 0 or -1 (logged). */
-static int
-link_listen(struct link *l)
+/*
+ * Bind the listen address of ${cfg} for ${l}.  Returns the listener (not
+ * yet ${l}'s: see link_listening), or NULL with the reason in ${err} (size
+ * ${errlen}).
+ */
+static struct evconnlistener *
+link_bind(struct link *l, const struct config *cfg, char *err, size_t errlen)
 {
-	const struct config *cfg = l->d->cfg;
-	char err[128];
+	struct evconnlistener *lst;
+	char why[128];
 
-	if (l->accept_pause == NULL && (l->accept_pause = evtimer_new(
-	    l->d->base, accept_resume_cb, l)) == NULL) {
-		log_error("link: out of memory");
-		return (-1);
+	if ((lst = listen_on(l->d->base, cfg->link_addr.host,
+	    cfg->link_addr.port, 16, peer_accept_cb, l, why,
+	    sizeof(why))) == NULL) {
+		snprintf(err, errlen, "listen %s: %s",
+		    log_addr(cfg->link_addr.host, cfg->link_addr.port).s, why);
+		return (NULL);
 	}
-	if ((l->listener = listen_on(l->d->base, cfg->link_addr.host,
-	    cfg->link_addr.port, 16, peer_accept_cb, l, err,
-	    sizeof(err))) == NULL) {
-		log_error("link: listen %s: %s", log_addr(cfg->link_addr.host,
-		    cfg->link_addr.port).s, err);
-		return (-1);
-	}
-	evconnlistener_set_error_cb(l->listener, peer_accept_error_cb);
+	evconnlistener_set_error_cb(lst, peer_accept_error_cb);
+	return (lst);
+}
+
+/* ${l} waits for the peer on ${lst}, bound to the listen address of
+ * ${cfg}. */
+static void
+link_listening(struct link *l, struct evconnlistener *lst,
+    const struct config *cfg)
+{
+
+	l->listener = lst;
 	log_info("link: waiting for the peer on %s%s",
 	    log_addr(cfg->link_addr.host, cfg->link_addr.port).s,
 	    l->tls != NULL ? " (TLS)" : "");
-	return (0);
 }
 
 /* Nonzero if ${sa} is a loopback address (IPv4, IPv6 or IPv4-mapped). */
@@ -746,11 +775,11 @@ is_loopback(const struct sockaddr *sa)
 	return (0);
 }
 
-/* Warn if ${l} listens, without TLS, where other hosts can reach it. */
+/* Warn if ${l} listens, without TLS, where other hosts can reach it, on
+ * the listen address of ${cfg}. */
 static void
-warn_plain(struct link *l)
+warn_plain(struct link *l, const struct config *cfg)
 {
-	const struct config *cfg = l->d->cfg;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 
@@ -765,19 +794,94 @@ warn_plain(struct link *l)
 	    cfg->link_addr.port).s);
 }
 
-/* Use the TLS settings of ${cfg} from now on. */
+/* Stop ${l} making or taking new connections: no redial, no dial or TLS
+ * handshake under way, no listener. */
+static void
+link_stop(struct link *l)
+{
+
+	event_del(l->redial_ev);
+	while (l->hs != NULL)
+		hs_free(l->hs);
+	if (l->dial != NULL) {
+		dial_cancel(l->dial);
+		l->dial = NULL;
+	}
+	if (l->listener != NULL) {
+		evconnlistener_free(l->listener);
+		l->listener = NULL;
+	}
+}
+
+/*
+ * Move ${l} to the connect or listen address of ${cfg} (being reloaded),
+ * listening on ${lst} (bound already) if it says listen.  The current
+ * session stays current until a new one at the new place has answered a
+ * ping, and then finishes its open channels (lsess_make_current): a wrong
+ * new address costs log lines, not the link.  A listener that only moves
+ * keeps its sessions; the peer needs the new address when it next dials.
+ */
+static void
+link_move(struct link *l, const struct config *cfg,
+    struct evconnlistener *lst)
+{
+	const struct config *old = l->d->cfg;
+	struct lsess *ls;
+
+	log_info("link: now %s %s (was %s %s)", cfg->link_listen ?
+	    "listening on" : "connecting to", log_addr(cfg->link_addr.host,
+	    cfg->link_addr.port).s, old->link_listen ? "listening on" :
+	    "connecting to", log_addr(old->link_addr.host,
+	    old->link_addr.port).s);
+	if (l->listening && lst != NULL) {
+		evconnlistener_free(l->listener);
+		link_listening(l, lst, cfg);
+		return;
+	}
+	link_stop(l);
+	/* A replacement on its way to the old new place is not wanted. */
+	for (ls = l->all; ls != NULL; ls = ls->next)
+		if (ls->probation) {
+			session_goaway(ls->sess, MUX_GOAWAY_NORMAL);
+			lsess_retire(ls);
+		}
+	l->listening = cfg->link_listen;
+	l->failing = 0;
+	l->backoff_ms = cfg->reconnect_min_ms;
+	if (lst != NULL) {
+		link_listening(l, lst, cfg);
+	} else {
+		l->moving = l->cur != NULL;
+		link_redial(l);
+	}
+}
+
+/* Use the [link] settings of ${cfg} from now on. */
 int
 link_reload(struct link *l, const struct config *cfg, char *err,
     size_t errlen)
 {
+	const struct config *old = l->d->cfg;
+	struct evconnlistener *lst = NULL;
 	SSL_CTX *ctx = NULL;
+	int moved = cfg->link_listen != old->link_listen ||
+	    strcmp(cfg->link_addr.host, old->link_addr.host) != 0 ||
+	    strcmp(cfg->link_addr.port, old->link_addr.port) != 0;
 
+	/* What can fail comes first: on failure nothing has changed. */
 	if (cfg->tls && (ctx = tls_ctx_new(cfg, err, errlen)) == NULL)
 		return (-1);
+	if (moved && cfg->link_listen &&
+	    (lst = link_bind(l, cfg, err, errlen)) == NULL) {
+		SSL_CTX_free(ctx);
+		return (-1);
+	}
 	/* Handshakes and sessions under way hold their own references. */
 	SSL_CTX_free(l->tls);
 	l->tls = ctx;
-	warn_plain(l);
+	if (moved)
+		link_move(l, cfg, lst);
+	warn_plain(l, cfg);
 	return (0);
 }
 
@@ -785,15 +889,17 @@ link_reload(struct link *l, const struct config *cfg, char *err,
 struct link *
 link_new(struct daemon *d)
 {
+	const struct config *cfg = d->cfg;
+	struct evconnlistener *lst;
 	struct link *l;
 	char err[512];
 
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		goto err0;
 	l->d = d;
-	l->listening = d->cfg->link_listen;
-	l->backoff_ms = d->cfg->reconnect_min_ms;
-	if (link_reload(l, d->cfg, err, sizeof(err))) {
+	l->listening = cfg->link_listen;
+	l->backoff_ms = cfg->reconnect_min_ms;
+	if (cfg->tls && (l->tls = tls_ctx_new(cfg, err, sizeof(err))) == NULL) {
 		log_error("link: %s", err);
 		goto err1;
 	}
@@ -801,20 +907,26 @@ link_new(struct daemon *d)
 		goto err1;
 	if ((l->reap_ev = evtimer_new(d->base, reap_cb, l)) == NULL)
 		goto err2;
+	if ((l->accept_pause = evtimer_new(d->base, accept_resume_cb,
+	    l)) == NULL)
+		goto err3;
 	if (l->listening) {
-		if (link_listen(l))
-			goto err3;
-		warn_plain(l);
+		if ((lst = link_bind(l, cfg, err, sizeof(err))) == NULL) {
+			log_error("link: %s", err);
+			goto err4;
+		}
+		link_listening(l, lst, cfg);
+		warn_plain(l, cfg);
 	} else {
-		log_info("link: connecting to %s", log_addr(
-		    d->cfg->link_addr.host, d->cfg->link_addr.port).s);
+		log_info("link: connecting to %s", log_addr(cfg->link_addr.host,
+		    cfg->link_addr.port).s);
 		link_redial(l);
 	}
 	return (l);
 
+err4:
+	event_free(l->accept_pause);
 err3:
-	if (l->accept_pause != NULL)
-		event_free(l->accept_pause);
 	event_free(l->reap_ev);
 err2:
 	event_free(l->redial_ev);
@@ -840,8 +952,7 @@ link_free(struct link *l)
 		dial_cancel(l->dial);
 	if (l->listener != NULL)
 		evconnlistener_free(l->listener);
-	if (l->accept_pause != NULL)
-		event_free(l->accept_pause);
+	event_free(l->accept_pause);
 	event_free(l->reap_ev);
 	event_free(l->redial_ev);
 	SSL_CTX_free(l->tls);
@@ -862,17 +973,7 @@ link_drain(struct link *l)
 	struct lsess *ls;
 
 	l->draining = 1;
-	event_del(l->redial_ev);
-	while (l->hs != NULL)
-		hs_free(l->hs);
-	if (l->dial != NULL) {
-		dial_cancel(l->dial);
-		l->dial = NULL;
-	}
-	if (l->listener != NULL) {
-		evconnlistener_free(l->listener);
-		l->listener = NULL;
-	}
+	link_stop(l);
 	for (ls = l->all; ls != NULL; ls = ls->next) {
 		session_goaway(ls->sess, MUX_GOAWAY_NORMAL);
 		lsess_retire(ls);

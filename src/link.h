@@ -73,9 +73,15 @@ double link_uptime(const struct link *l);
 void link_get_stats(const struct link *l, struct link_stats *st);
 
 /*
- * Use the [link] TLS settings of ${cfg} (a configuration being reloaded)
- * for the connections ${l} makes or accepts from now on.  Returns 0, or -1
- * with a message in ${err} (size ${errlen}) if they cannot be loaded.
+ * Use the [link] settings of ${cfg} (a configuration being reloaded, not
+ * yet the daemon's): TLS for the connections ${l} makes or accepts from now
+ * on, and a new connect or listen address.  A new listen address is bound
+ * at once, and the sessions already accepted stay.  A new connect address
+ * (or a switch between connect and listen) is dialed (or listened on) at
+ * once, while the current session stays until a new one there answers a
+ * ping, then finishes its open channels.  Returns 0, or -1 with a message
+ * in ${err} (size ${errlen}) if the TLS files cannot be loaded or the new
+ * address cannot be bound; nothing has changed then.
  */
 int link_reload(struct link *l, const struct config *cfg, char *err,
     size_t errlen);

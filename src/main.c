@@ -250,11 +250,6 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 		notify_state("READY=1");
 		return;
 	}
-	if (cfg->link_listen != x->d.cfg->link_listen ||
-	    strcmp(cfg->link_addr.host, x->d.cfg->link_addr.host) ||
-	    strcmp(cfg->link_addr.port, x->d.cfg->link_addr.port))
-		log_warn("reload: [link] connect/listen changes take effect "
-		    "on restart");
 	if (service_table_apply(&x->d, cfg))
 		log_error("reload: some services could not start (see above)");
 	config_free(x->d.cfg);

@@ -669,6 +669,101 @@ START_TEST(sighup_renames_service_same_address)
 }
 END_TEST
 
+/*
+ * A reload moves the link.  A's new connect address is wrong at first: the
+ * link stays, A keeps trying.  Then a B2 listens there: A's new link
+ * replaces the old once it answers, A's open channel finishes on the old
+ * link, new channels take the new one.  Then B2's listen address moves: its
+ * link stays, the old port refuses.  A listen address in use fails the
+ * reload and changes nothing.
+ */
+START_TEST(sighup_moves_link)
+{
+	struct it_targets *t = it_targets_start();
+	int port = it_free_port(), link1, link2, fd, fd2, e;
+	const char *a_svc = it_svc_accept("echo", port);
+	const char *b_svc = it_svc_connect("echo", t->port[IT_ECHO]);
+	struct it_mxd *b1, *b2;
+	struct it_pair p;
+
+	it_pair_start(&p, a_svc, b_svc);
+	b1 = p.b;
+	link1 = p.link_port;
+	fd = it_connect(port);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	roundtrip(fd, 1, 10000, "before the move");
+
+	/* 1. Nobody listens at the new address yet. */
+	link2 = p.link_port = it_free_port();
+	it_pair_write_a(&p, a_svc);
+	it_mxd_mark(p.a);
+	it_mxd_signal(p.a, SIGHUP);
+	it_mxd_wait_log(p.a, "reloaded", IT_WAIT_MS);
+	it_mxd_wait_log(p.a, it_fmt("cannot connect to %s:%d", IT_HOST,
+	    link2), IT_WAIT_MS);
+	roundtrip(fd, 2, 10000, "the old link, the new address refusing");
+	fd2 = it_connect(port);
+	roundtrip(fd2, 3, 1000, "a new channel, the new address refusing");
+	it_finish_client(fd2, "a new channel, the new address refusing");
+
+	/* 2. B2 there: A moves to it. */
+	it_pair_write_b(&p, b_svc);
+	it_mxd_mark(b1);
+	b2 = it_mxd_start(p.b_conf);
+	it_mxd_wait_log(b2, "up (accepted)", IT_WAIT_MS);
+	it_mxd_wait_log(p.a, it_fmt("link %s:%d: replaced by a new link to "
+	    "%s:%d; its 1 open channels finish on it", IT_HOST, link1, IT_HOST,
+	    link2), IT_WAIT_MS);
+	it_mxd_wait_log(b1, "peer sent Go Away", IT_WAIT_MS);
+	roundtrip(fd, 4, 10000, "the old link's channel, after the move");
+	it_mxd_mark(b2);
+	fd2 = it_connect(port);
+	roundtrip(fd2, 5, 1000, "a new channel, after the move");
+	it_finish_client(fd2, "a new channel, after the move");
+	it_mxd_wait_log(b2, "service echo: channel", IT_WAIT_MS);
+	ck_assert_msg(!it_mxd_log_has(b1, "service echo: channel"), "a new "
+	    "channel went to the old link");
+	it_finish_client(fd, "the old link's channel");
+	it_mxd_wait_log(p.a, it_fmt("link %s:%d: finished draining, closed",
+	    IT_HOST, link1), IT_WAIT_MS);
+
+	/* 3. B2 listens elsewhere: its link stays. */
+	p.link_port = it_free_port();
+	it_pair_write_b(&p, b_svc);
+	it_mxd_mark(b2);
+	it_mxd_signal(b2, SIGHUP);
+	it_mxd_wait_log(b2, "reloaded", IT_WAIT_MS);
+	it_mxd_wait_log(b2, it_fmt("waiting for the peer on %s:%d", IT_HOST,
+	    p.link_port), IT_WAIT_MS);
+	fd2 = it_connect(link2);
+	e = errno;
+	ck_assert_msg(fd2 < 0 && e == ECONNREFUSED, "the old listen address "
+	    "still accepts (%s)", fd2 < 0 ? strerror(e) : "connected");
+	fd2 = it_connect(port);
+	roundtrip(fd2, 6, 1000, "a new channel, after B2 moved");
+	it_finish_client(fd2, "a new channel, after B2 moved");
+
+	/* 4. A listen address in use: refused, nothing changes. */
+	link2 = p.link_port;
+	p.link_port = port;
+	it_pair_write_b(&p, b_svc);
+	it_mxd_mark(b2);
+	it_mxd_signal(b2, SIGHUP);
+	it_mxd_wait_log(b2, "reload failed, keeping the running configuration",
+	    IT_WAIT_MS);
+	fd2 = it_connect(link2);
+	ck_assert_msg(fd2 >= 0, "B2 stopped listening after a failed reload: "
+	    "%s", strerror(errno));
+	it_close(fd2);
+	ck_assert_msg(!it_mxd_log_has(p.a, ": down: ") &&
+	    !it_mxd_log_has(b2, ": down: "), "the link went down");
+	fd2 = it_connect(port);
+	roundtrip(fd2, 7, 1000, "a new channel, after the failed reload");
+	it_finish_client(fd2, "a new channel, after the failed reload");
+	it_finish();
+}
+END_TEST
+
 /* ------------------------------------------------------------ 9. drain */
 
 START_TEST(sigterm_lets_transfer_finish)
@@ -1073,6 +1168,7 @@ daemon_suite(void)
 	IT_ADD(t, peer_killed_resets_then_redials);
 	IT_ADD(t, sighup_adds_and_removes_services);
 	IT_ADD(t, sighup_renames_service_same_address);
+	IT_ADD(t, sighup_moves_link);
 	IT_ADD(t, sigterm_lets_transfer_finish);
 	IT_ADD(t, slow_reader_bounded_memory);
 	IT_ADD(t, ten_thousand_hellos);

@@ -987,7 +987,8 @@ replaced(struct tp *tp, void *arg)
  * the link: it carries on, and mxd closes the intruder once it has not
  * answered mxd's ping within connect_timeout, or sent no frame within
  * timeout (here the sooner).  A peer that answers replaces the link, as a
- * restarted peer must.
+ * restarted peer must; the old link finishes its open stream, then is
+ * closed.
  */
 START_TEST(intruder_keeps_link)
 {
@@ -1026,14 +1027,17 @@ START_TEST(intruder_keeps_link)
 	ck_assert_msg(tp_echo(tp, g, "after", 5, IT_WAIT_MS) >= 0,
 	    "the link does not echo after the intruder");
 
-	/* A peer that answers takes over; the old link is closed. */
+	/* A peer that answers takes over. */
 	tp2 = tp_connect(h.link);
 	g2 = echo_stream(tp2);
 	/* Its answer to mxd's ping may still wait in tp2: keep it moving. */
 	ck_assert_msg(tp_pump(tp2, IT_WAIT_MS, replaced, h.b) == 1,
 	    "a peer that answers did not replace the link");
+	ck_assert_msg(tp_echo(tp, g, "finishing", 9, IT_WAIT_MS) >= 0,
+	    "the replaced link's open stream stopped echoing");
+	tp_close(tp, g, "the replaced link's stream");
 	ck_assert_msg(tp_pump(tp, IT_WAIT_MS, NULL, NULL) == -1,
-	    "the replaced link was not closed");
+	    "the replaced link was not closed once its stream had ended");
 	printf("intruder_keeps_link: a silent connection closed after %jd ms "
 	    "(timeout %d ms), %d round trips on the link meanwhile; a peer "
 	    "that answered replaced it\n", (intmax_t)ms, TIMEOUT_MS, i);
