@@ -391,6 +391,14 @@ conn_output(struct conn *c)
 	return (c->out);
 }
 
+size_t
+conn_unsent(const struct conn *c)
+{
+
+	return (evbuffer_get_length(c->out) +
+	    (c->wbio != NULL ? (size_t)BIO_wpending(c->wbio) : 0));
+}
+
 /* Arm the write of conn_output. */
 void
 conn_flush(struct conn *c)

@@ -52,6 +52,10 @@ struct evbuffer *conn_output(struct conn *c);
 /* Write what conn_output holds as the socket allows (call after adding). */
 void conn_flush(struct conn *c);
 
+/* Bytes not yet handed to the socket: conn_output's, and TLS records
+ * waiting for the socket. */
+size_t conn_unsent(const struct conn *c);
+
 /* Stop (${on} == 0) or resume reading. */
 void conn_read(struct conn *c, int on);
 

@@ -35,6 +35,8 @@
 /* How long accepting the peer pauses after accept failed (out of
  * descriptors): the listener stays readable, and would spin the loop. */
 #define ACCEPT_PAUSE_MS	100
+/* A link up this long was a working one: after it, redial at once. */
+#define STABLE_MS	10000
 
 const char *const link_limit_keys[NLIMITS] = {
 	[LIMIT_CHANNELS] = "max_channels",
@@ -87,7 +89,8 @@ struct link {
 	struct event	*redial_ev;
 	struct event	*reap_ev;
 	uint64_t	backoff_ms;
-	int		failing;	/* dial failures logged once */
+	int		failing;	/* failed attempts: back off */
+	int		dial_warned;	/* a failed dial logged since up */
 	SSL_CTX		*tls;		/* NULL: a plain link */
 	struct handshake *hs;		/* TLS handshakes under way */
 	unsigned	nhs;
@@ -98,6 +101,41 @@ struct link {
 };
 
 static void link_redial(struct link *);
+static void link_lost(struct link *, const struct lsess *);
+
+/* Unless ${l} listens, count a failed attempt and dial again later. */
+static void
+link_retry(struct link *l)
+{
+
+	if (l->listening || l->draining)
+		return;
+	l->failing++;
+	link_redial(l);
+}
+
+/*
+ * ${ls}, the current session of ${l}, has ended (Go Away, or down).  Unless
+ * ${l} listens, dial again: at once after a link that worked for STABLE_MS
+ * (a peer restarting, a path lost), otherwise after a backoff, as after a
+ * failed dial.  A peer that never answers, or drops the link as soon as it
+ * is up, or a second mxd dialing the same peer and taking the link in turns
+ * with us must not have us redialing as fast as the loop runs.
+ */
+static void
+link_lost(struct link *l, const struct lsess *ls)
+{
+
+	if (!session_answered(ls->sess) || session_now_us() - ls->up_since <
+	    (uint64_t)STABLE_MS * 1000) {
+		link_retry(l);
+		return;
+	}
+	l->failing = 0;
+	l->backoff_ms = l->d->cfg->reconnect_min_ms;
+	if (!l->listening && !l->draining)
+		link_redial(l);
+}
 
 /* Write the peer address of ${fd} into ${buf} (size ${len}). */
 static void
@@ -230,28 +268,14 @@ on_goaway(struct session *sess, uint32_t code, void *arg)
 	log_info("link %s: peer sent Go Away (%u); open channels finish, new "
 	    "ones take a fresh link", ls->peer, code);
 	lsess_retire(ls);
-	if (was_cur && !l->listening && !l->draining) {
-		l->backoff_ms = l->d->cfg->reconnect_min_ms;
-		link_redial(l);
-	}
-}
-
-/* Unless ${l} listens, count a failed attempt and dial again later. */
-static void
-link_retry(struct link *l)
-{
-
-	if (l->listening || l->draining)
-		return;
-	l->failing++;
-	link_redial(l);
+	if (was_cur)
+		link_lost(l, ls);
 }
 
 /*
- * session: the link is gone (${why}).  A session whose peer never answered
- * a ping counts as a failed attempt: redialing a peer that accepts and then
- * drops the link backs off, as a refused dial does; so does a replacement
- * dialed after a reload moved the link (the current link stays meanwhile).
+ * session: the link is gone (${why}).  The current one: see link_lost.  A
+ * replacement dialed after a reload moved the link counts as a failed
+ * attempt (the current link stays meanwhile).
  */
 static void
 on_down(struct session *sess, const char *why, void *arg)
@@ -271,20 +295,13 @@ on_down(struct session *sess, const char *why, void *arg)
 		    why, n);
 	else
 		log_info("link %s: closed: %s", ls->peer, why);
-	lsess_free(ls);
-	if (!was_cur) {
-		if (ls_dialed_probation)	/* the move's new address failed */
-			link_retry(l);
-		return;
-	}
-	l->moving = 0;
-	if (!answered) {
+	if (was_cur) {
+		l->moving = 0;
+		link_lost(l, ls);
+	} else if (ls_dialed_probation) {	/* a move's new address failed */
 		link_retry(l);
-	} else if (!l->listening && !l->draining) {
-		l->failing = 0;
-		l->backoff_ms = l->d->cfg->reconnect_min_ms;
-		link_redial(l);
 	}
+	lsess_free(ls);
 }
 
 /* The sessions of ${l} on probation. */
@@ -311,6 +328,7 @@ lsess_up(struct lsess *ls)
 
 	ls->up_since = session_now_us();
 	l->st.ups++;
+	l->dial_warned = 0;
 	log_info("link %s: up (%s%s%s)", ls->peer,
 	    ls->dialed ? "connected" : "accepted", ls->tls ? ", " : "",
 	    ls->tls ? ls->tls : "");
@@ -621,7 +639,8 @@ dialed_cb(int fd, int err, const char *why, void *arg)
 		link_connected(l, fd);
 		return;
 	}
-	if (!l->failing++)
+	l->failing++;
+	if (!l->dial_warned++)
 		log_warn("link: cannot connect to %s: %s; retrying every "
 		    "%ju to %ju ms", log_addr(cfg->link_addr.host,
 		    cfg->link_addr.port).s, why, (uintmax_t)cfg->reconnect_min_ms,
@@ -846,7 +865,7 @@ link_move(struct link *l, const struct config *cfg,
 			lsess_retire(ls);
 		}
 	l->listening = cfg->link_listen;
-	l->failing = 0;
+	l->failing = l->dial_warned = 0;
 	l->backoff_ms = cfg->reconnect_min_ms;
 	if (lst != NULL) {
 		link_listening(l, lst, cfg);
@@ -1006,6 +1025,17 @@ fmt_age(char *buf, size_t len, uint64_t us)
 		snprintf(buf, len, "%juh", (uintmax_t)(s / 3600));
 	else
 		snprintf(buf, len, "%jud", (uintmax_t)(s / 86400));
+}
+
+int
+link_flushed(const struct link *l)
+{
+	const struct lsess *ls;
+
+	for (ls = l->all; ls != NULL; ls = ls->next)
+		if (!session_flushed(ls->sess))
+			return (0);
+	return (1);
 }
 
 /* Write a one-line summary of ${l} into ${buf} of ${len}. */

@@ -62,6 +62,10 @@ void link_drain(struct link *l);
 /* Channels still open on all sessions of ${l}. */
 uint32_t link_channels(const struct link *l);
 
+/* Nonzero if every session of ${l} has written all it queued (its Go Away,
+ * when draining): exiting then loses nothing the peer should see. */
+int link_flushed(const struct link *l);
+
 /* A one-line summary ("link up 3h to 10.0.0.2:7000, 1532 channels") of
  * ${l} in ${buf} of size ${len}. */
 void link_status(const struct link *l, char *buf, size_t len);

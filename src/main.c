@@ -25,6 +25,7 @@
 #include "link.h"
 #include "log.h"
 #include "metrics.h"
+#include "ms.h"
 #include "notify.h"
 #include "service.h"
 #include "tls.h"
@@ -32,6 +33,8 @@
 #define DEFAULT_CONFIG	"/etc/mxd/mxd.conf"
 /* How often a draining daemon checks for open channels. */
 #define DRAIN_CHECK_MS	100
+/* ... and, once none is left, how often whether the Go Away is out. */
+#define FLUSH_CHECK_MS	5
 /* How often systemd's STATUS= line is refreshed. */
 #define STATUS_MS	2000
 
@@ -266,15 +269,22 @@ drain_check_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct mxd *x = arg;
 	uint32_t left = link_channels(x->d.link);
+	struct timeval tv;
 
 	(void)fd;
 	(void)what;
-	if (left == 0) {
+	if (left == 0 && link_flushed(x->d.link)) {
 		log_info("drained: exiting");
 		event_base_loopexit(x->d.base, NULL);
 	} else if (now_ms() >= x->drain_deadline_ms) {
 		log_warn("drain_timeout: exiting with %u channels open", left);
 		event_base_loopexit(x->d.base, NULL);
+	} else if (left == 0) {
+		/* Only the Go Away is still on its way out (a loop pass or
+		 * two): look again soon, so that the peer learns we left on
+		 * purpose rather than finding the link closed. */
+		tv = ms_timeval(FLUSH_CHECK_MS);
+		event_add(x->drain_ev, &tv);
 	}
 }
 

@@ -262,6 +262,14 @@ session_answered(const struct session *sess)
 	return (sess->answered);
 }
 
+int
+session_flushed(const struct session *sess)
+{
+
+	return (sess->why != NULL || (!mux_output_pending(sess->mux) &&
+	    conn_unsent(sess->conn) == 0));
+}
+
 /* tick_ev: ping every keepalive; a link silent for timeout is dead. */
 static void
 tick_cb(evutil_socket_t fd, short what, void *arg)

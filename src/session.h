@@ -71,6 +71,10 @@ struct session *session_of(struct mux_stream *s);
 /* Nonzero once the peer of ${sess} has answered one of our pings. */
 int session_answered(const struct session *sess);
 
+/* Nonzero if all ${sess} has queued for the peer is in the socket (or the
+ * session is down, and nothing more will go). */
+int session_flushed(const struct session *sess);
+
 /* Send Go Away ${code} on ${sess}: no new streams either way. */
 void session_goaway(struct session *sess, uint32_t code);
 

@@ -578,6 +578,60 @@ START_TEST(peer_killed_resets_then_redials)
 }
 END_TEST
 
+/* A client of ${port} that sends "x": 1 if it came back within ${ms}. */
+static int
+echoes(int port, int ms)
+{
+	int fd = it_connect(port);
+	long r = 0;
+	char c;
+
+	if (fd < 0)
+		return (0);
+	if (send(fd, "x", 1, MSG_NOSIGNAL) == 1)
+		r = it_recv_wait(fd, &c, 1, ms);
+	it_close(fd);
+	return (r == 1 && c == 'x');
+}
+
+/*
+ * Two mxd dial the same listener (a configuration error: a link pairs two
+ * hosts).  Each new link replaces the other's; a dialer that loses a link
+ * up for less than 10 s backs off as after a failed dial, so they take
+ * turns a few times a second at first and once per reconnect_max (1 s
+ * here) later, not as fast as the loop runs.  Once one stops, the other
+ * has the link.
+ */
+START_TEST(two_dialers_back_off)
+{
+	struct it_targets *t = it_targets_start();
+	int port = it_free_port(), n;
+	struct it_mxd *a2;
+	struct it_pair p;
+	int64_t deadline;
+
+	it_pair_start(&p, it_svc_accept("echo", port),
+	    it_svc_connect("echo", t->port[IT_ECHO]));
+	it_mxd_mark(p.b);
+	it_pair_write_a(&p, it_svc_accept("echo", it_free_port()));
+	a2 = it_mxd_start(p.a_conf);
+	it_mxd_wait_log(a2, "up (connected)", IT_WAIT_MS);
+	/* Let them take turns for 3 s: a window to count in, not a wait for
+	 * an event. */
+	usleep(3000 * 1000);
+	n = it_mxd_log_count(p.b, "replaced by a new link from");
+	printf("two_dialers_back_off: %d link replacements in 3 s\n", n);
+	ck_assert_msg(n >= 1 && n <= 30, "%d link replacements in 3 s", n);
+	it_mxd_stop(a2, IT_WAIT_MS);
+	deadline = it_now_ms() + IT_WAIT_MS;
+	while (!echoes(port, 1000) && it_now_ms() < deadline)
+		continue;
+	ck_assert_msg(echoes(port, 1000), "the first dialer has no working "
+	    "link once the second stopped");
+	it_finish();
+}
+END_TEST
+
 /* ------------------------------------------------------------ 8. reload */
 
 START_TEST(sighup_adds_and_removes_services)
@@ -681,6 +735,7 @@ START_TEST(sighup_moves_link)
 {
 	struct it_targets *t = it_targets_start();
 	int port = it_free_port(), link1, link2, fd, fd2, e;
+	int64_t deadline;
 	const char *a_svc = it_svc_accept("echo", port);
 	const char *b_svc = it_svc_connect("echo", t->port[IT_ECHO]);
 	struct it_mxd *b1, *b2;
@@ -724,8 +779,16 @@ START_TEST(sighup_moves_link)
 	ck_assert_msg(!it_mxd_log_has(b1, "service echo: channel"), "a new "
 	    "channel went to the old link");
 	it_finish_client(fd, "the old link's channel");
-	it_mxd_wait_log(p.a, it_fmt("link %s:%d: finished draining, closed",
-	    IT_HOST, link1), IT_WAIT_MS);
+	/* Its last channel done, the old link closes: from our side or
+	 * from B1's, whichever looks first. */
+	deadline = it_now_ms() + IT_WAIT_MS;
+	while (!it_mxd_log_has(p.a, it_fmt("link %s:%d: finished draining, "
+	    "closed", IT_HOST, link1)) && !it_mxd_log_has(p.a, it_fmt("link "
+	    "%s:%d: closed: peer closed the link", IT_HOST, link1)) &&
+	    it_now_ms() < deadline)
+		usleep(10000);
+	ck_assert_msg(it_now_ms() < deadline, "the old link was not closed "
+	    "once its channel had ended");
 
 	/* 3. B2 listens elsewhere: its link stays. */
 	p.link_port = it_free_port();
@@ -765,6 +828,33 @@ START_TEST(sighup_moves_link)
 END_TEST
 
 /* ------------------------------------------------------------ 9. drain */
+
+/*
+ * A side stopped with no channel open still says Go Away before it closes
+ * the link: its peer logs that, not a link gone down.  Both ways.
+ */
+START_TEST(sigterm_says_go_away)
+{
+	struct it_targets *t = it_targets_start();
+	struct it_pair p;
+
+	it_pair_start(&p, it_svc_accept("echo", it_free_port()),
+	    it_svc_connect("echo", t->port[IT_ECHO]));
+	it_mxd_mark(p.a);
+	it_mxd_stop(p.b, IT_WAIT_MS);
+	it_mxd_wait_log(p.a, "peer sent Go Away (0)", IT_WAIT_MS);
+	ck_assert_msg(!it_mxd_log_has(p.a, ": down: "), "A took B's exit for "
+	    "a lost link");
+	p.b = it_mxd_start(p.b_conf);
+	it_mxd_wait_log(p.b, "up (accepted)", IT_WAIT_MS);
+	it_mxd_mark(p.b);
+	it_mxd_stop(p.a, IT_WAIT_MS);
+	it_mxd_wait_log(p.b, "peer sent Go Away (0)", IT_WAIT_MS);
+	ck_assert_msg(!it_mxd_log_has(p.b, ": down: "), "B took A's exit for "
+	    "a lost link");
+	it_finish();
+}
+END_TEST
 
 START_TEST(sigterm_lets_transfer_finish)
 {
@@ -1166,9 +1256,11 @@ daemon_suite(void)
 	IT_ADD(t, services_both_directions);
 	IT_ADD(t, ipv6_link_and_service);
 	IT_ADD(t, peer_killed_resets_then_redials);
+	IT_ADD(t, two_dialers_back_off);
 	IT_ADD(t, sighup_adds_and_removes_services);
 	IT_ADD(t, sighup_renames_service_same_address);
 	IT_ADD(t, sighup_moves_link);
+	IT_ADD(t, sigterm_says_go_away);
 	IT_ADD(t, sigterm_lets_transfer_finish);
 	IT_ADD(t, slow_reader_bounded_memory);
 	IT_ADD(t, ten_thousand_hellos);
