@@ -740,10 +740,11 @@ START_TEST(ping_flood_unread)
 	}
 	/* mxd has stopped reading: dead after timeout. */
 	it_mxd_wait_log(h.b, ": down: timed out", TIMEOUT_MS + 2000);
-	printf("ping_flood_unread%s: %ju bytes of pings (%ju pings) taken before "
-	    "mxd stopped reading; link dead after %jd ms; VmRSS %ld -> at most "
-	    "%ld KiB\n", _i ? " (dialing mxd)" : "", (uintmax_t)sent, (uintmax_t)(sent / 12),
-	    (intmax_t)(it_now_ms() - t0), h.rss0, rss_max);
+	printf("ping_flood_unread%s: %ju bytes of pings (%ju pings) taken "
+	    "before mxd stopped reading; link dead after %jd ms; VmRSS %ld -> "
+	    "at most %ld KiB\n", _i ? " (dialing mxd)" : "", (uintmax_t)sent,
+	    (uintmax_t)(sent / 12), (intmax_t)(it_now_ms() - t0), h.rss0,
+	    rss_max);
 	if (!it_san())
 		ck_assert_msg(rss_max < h.rss0 + 16 * 1024, "VmRSS grew from %ld "
 		    "to %ld KiB", h.rss0, rss_max);
