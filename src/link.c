@@ -10,8 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
@@ -20,6 +18,7 @@
 #include "conn.h"
 #include "daemon.h"
 #include "dial.h"
+#include "handshake.h"
 #include "link.h"
 #include "log.h"
 #include "ms.h"
@@ -66,16 +65,6 @@ struct lsess {
 	struct lsess	*next;
 };
 
-/* A new connection to or from the peer, during its TLS handshake. */
-struct handshake {
-	struct link	*l;
-	struct bufferevent *bev;
-	struct event	*deadline;	/* connect_timeout; then the free */
-	int		refused;	/* logged; to be freed by deadline */
-	char		peer[64];	/* address, for logs */
-	struct handshake *next;
-};
-
 struct link {
 	struct daemon	*d;
 	int		listening;	/* [link] listen, not connect */
@@ -92,7 +81,7 @@ struct link {
 	int		failing;	/* failed attempts: back off */
 	int		dial_warned;	/* a failed dial logged since up */
 	SSL_CTX		*tls;		/* NULL: a plain link */
-	struct handshake *hs;		/* TLS handshakes under way */
+	struct handshake *hs[HANDSHAKES_MAX];	/* TLS handshakes under way */
 	unsigned	nhs;
 	uint32_t	pending;	/* peer's channels dialing targets */
 	int		hit[NLIMITS];	/* refusing since last logged */
@@ -447,114 +436,30 @@ err0:
 	link_retry(l);
 }
 
-/* Free handshake bufferevent ${bev} with its SSL and socket, which it does
- * not own (conn_new_tls takes them over from it). */
+/* handshake: ${h} of ${arg} ended with ${r}. */
 static void
-hs_bev_free(struct bufferevent *bev)
+hs_done(struct handshake *h, const struct handshake_result *r, void *arg)
 {
-	SSL *ssl = bufferevent_openssl_get_ssl(bev);
-	int fd = bufferevent_getfd(bev);
+	struct link *l = arg;
+	unsigned i;
 
-	bufferevent_free(bev);
-	SSL_free(ssl);
-	close(fd);
-}
-
-/* Free handshake ${h} of its link, with its connection unless taken. */
-static void
-hs_free(struct handshake *h)
-{
-	struct link *l = h->l;
-	struct handshake **pp;
-
-	for (pp = &l->hs; *pp != h; pp = &(*pp)->next)
+	for (i = 0; l->hs[i] != h; i++)
 		continue;
-	*pp = h->next;
-	l->nhs--;
-	event_free(h->deadline);
-	if (h->bev != NULL)
-		hs_bev_free(h->bev);
-	free(h);
-}
-
-/*
- * Refuse the peer of handshake ${h} because of ${why}.  It is freed on the
- * next loop pass, by its deadline event: inside the bufferevent's own
- * callback libevent still holds the bufferevent, and would stop watching
- * the descriptor only after hs_free had closed it.
- */
-static void
-hs_refuse(struct handshake *h, const char *why)
-{
-
-	h->l->st.tls_refused++;
-	log_warn("link %s: TLS refused: %s", h->peer, why);
-	h->refused = 1;
-	bufferevent_setcb(h->bev, NULL, NULL, NULL, NULL);
-	bufferevent_disable(h->bev, EV_READ | EV_WRITE);
-	event_active(h->deadline, EV_TIMEOUT, 0);
-}
-
-/* bufferevent: the handshake ${arg} finished (${what} has CONNECTED) or
- * failed. */
-static void
-hs_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct handshake *h = arg;
-	struct link *l = h->l;
-	SSL *ssl = bufferevent_openssl_get_ssl(bev);
-	char why[256], peer[sizeof(h->peer)];
-	struct conn *conn;
-
-	if (!(what & BEV_EVENT_CONNECTED)) {
-		tls_why(ssl, tls_bev_error(bev), why, sizeof(why));
-		hs_refuse(h, why);
-		return;
-	}
-	if (tls_check(ssl, l->d->cfg, why, sizeof(why))) {
-		hs_refuse(h, why);
-		return;
-	}
-	snprintf(peer, sizeof(peer), "%s", h->peer);
-	h->bev = NULL;
-	hs_free(h);
-	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-	if ((conn = conn_new_tls(bev)) == NULL) {
-		hs_bev_free(bev);
-		log_error("link %s: cannot start a session: out of memory",
-		    peer);
+	l->hs[i] = l->hs[--l->nhs];
+	if (r->conn == NULL) {
+		l->st.tls_refused++;
+		log_warn("link %s: TLS refused: %s", r->peer, r->why);
 		link_retry(l);
 		return;
 	}
-	link_adopt(l, conn, peer, SSL_get_version(ssl));
-}
-
-/* deadline: the handshake ${arg} took longer than connect_timeout, or was
- * refused and is to be freed. */
-static void
-hs_deadline_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct handshake *h = arg;
-	struct link *l = h->l;
-
-	(void)fd;
-	(void)what;
-	if (!h->refused) {
-		hs_refuse(h, "handshake timed out");
-		return;
-	}
-	hs_free(h);
-	link_retry(l);
+	link_adopt(l, r->conn, r->peer, r->version);
 }
 
 /* Start the TLS handshake of ${l} on ${fd}, connected to ${peer}. */
 static void
 hs_start(struct link *l, int fd, const char *peer)
 {
-	const struct config *cfg = l->d->cfg;
 	struct handshake *h;
-	struct timeval tv;
-	SSL *ssl;
 
 	if (l->nhs >= HANDSHAKES_MAX) {
 		close(fd);
@@ -563,42 +468,22 @@ hs_start(struct link *l, int fd, const char *peer)
 		    "way", peer, l->nhs);
 		return;
 	}
-	if ((h = calloc(1, sizeof(*h))) == NULL)
-		goto err0;
-	h->l = l;
-	snprintf(h->peer, sizeof(h->peer), "%s", peer);
-	if ((h->deadline = evtimer_new(l->d->base, hs_deadline_cb,
-	    h)) == NULL)
-		goto err1;
-	if ((ssl = SSL_new(l->tls)) == NULL)
-		goto err2;
-	/* Without BEV_OPT_CLOSE_ON_FREE: ssl and fd stay ours, to be taken
-	 * over by conn_new_tls or freed by hs_bev_free. */
-	if ((h->bev = bufferevent_openssl_socket_new(l->d->base, fd, ssl,
-	    l->listening ? BUFFEREVENT_SSL_ACCEPTING :
-	    BUFFEREVENT_SSL_CONNECTING, 0)) == NULL) {
-		SSL_free(ssl);
-		goto err2;
+	if ((h = handshake_start(l->d->base, l->tls, l->d->cfg, fd,
+	    l->listening, peer, hs_done, l)) == NULL) {
+		log_error("link %s: cannot start TLS: out of memory", peer);
+		link_retry(l);
+		return;
 	}
-	/* A peer that closes without close_notify has merely closed. */
-	bufferevent_openssl_set_allow_dirty_shutdown(h->bev, 1);
-	bufferevent_setcb(h->bev, NULL, NULL, hs_event_cb, h);
-	tv = ms_timeval(cfg->connect_timeout_ms);
-	evtimer_add(h->deadline, &tv);
-	h->next = l->hs;
-	l->hs = h;
-	l->nhs++;
-	return;
+	l->hs[l->nhs++] = h;
+}
 
-err2:
-	event_free(h->deadline);
-err1:
-	free(h);
-err0:
-	if (fd >= 0)
-		close(fd);
-	log_error("link %s: cannot start TLS: out of memory", peer);
-	link_retry(l);
+/* Abandon every TLS handshake of ${l} under way. */
+static void
+hs_free_all(struct link *l)
+{
+
+	while (l->nhs > 0)
+		handshake_free(l->hs[--l->nhs]);
 }
 
 /* A connection ${fd} to or from the peer is up: start TLS, or a plain
@@ -661,7 +546,7 @@ dial_now_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (l->dial != NULL || (l->cur != NULL && !l->moving) ||
-	    link_probations(l) > 0 || l->hs != NULL || l->draining)
+	    link_probations(l) > 0 || l->nhs > 0 || l->draining)
 		return;
 	l->st.dials++;
 	l->dial = dial_start(l->d->base, l->d->dns, cfg->link_addr.host,
@@ -820,8 +705,7 @@ link_stop(struct link *l)
 {
 
 	event_del(l->redial_ev);
-	while (l->hs != NULL)
-		hs_free(l->hs);
+	hs_free_all(l);
 	if (l->dial != NULL) {
 		dial_cancel(l->dial);
 		l->dial = NULL;
@@ -965,8 +849,7 @@ link_free(struct link *l)
 		return;
 	while (l->all != NULL)
 		lsess_free(l->all);
-	while (l->hs != NULL)
-		hs_free(l->hs);
+	hs_free_all(l);
 	if (l->dial != NULL)
 		dial_cancel(l->dial);
 	if (l->listener != NULL)

@@ -1,0 +1,161 @@
+/*
+ * handshake: see handshake.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "conn.h"
+#include "handshake.h"
+#include "ms.h"
+#include "tls.h"
+
+struct handshake {
+	struct bufferevent *bev;	/* NULL once conn_new_tls took it */
+	struct event	*deadline;	/* connect_timeout; then the end */
+	const struct config *cfg;
+	int		refused;	/* why is set; end on deadline */
+	char		why[256];
+	char		peer[64];
+	handshake_done_fn *done;
+	void		*arg;
+};
+
+/* Free handshake bufferevent ${bev} with its SSL and socket, which it does
+ * not own (conn_new_tls takes them over from it). */
+static void
+bev_free(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	int fd = bufferevent_getfd(bev);
+
+	bufferevent_free(bev);
+	SSL_free(ssl);
+	close(fd);
+}
+
+void
+handshake_free(struct handshake *h)
+{
+
+	event_free(h->deadline);
+	if (h->bev != NULL)
+		bev_free(h->bev);
+	free(h);
+}
+
+/* Report ${conn} (or, if NULL, h->why) with TLS version ${version} for
+ * ${h}, then free it. */
+static void
+handshake_end(struct handshake *h, struct conn *conn, const char *version)
+{
+	struct handshake_result r = { conn, h->peer, version, h->why };
+
+	h->done(h, &r, h->arg);
+	handshake_free(h);
+}
+
+/*
+ * Refuse the peer of ${h} because of ${why}.  The end comes on the next
+ * loop pass, from the deadline event: inside the bufferevent's own
+ * callback libevent still holds the bufferevent, and would stop watching
+ * the socket only after bev_free had closed it.
+ */
+static void
+refuse(struct handshake *h, const char *why)
+{
+
+	snprintf(h->why, sizeof(h->why), "%s", why);
+	h->refused = 1;
+	bufferevent_setcb(h->bev, NULL, NULL, NULL, NULL);
+	bufferevent_disable(h->bev, EV_READ | EV_WRITE);
+	event_active(h->deadline, EV_TIMEOUT, 0);
+}
+
+/* bufferevent: the handshake ${arg} finished (${what} has CONNECTED) or
+ * failed. */
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct handshake *h = arg;
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	char why[sizeof(h->why)];
+	struct conn *conn;
+
+	if (!(what & BEV_EVENT_CONNECTED)) {
+		tls_why(ssl, tls_bev_error(bev), why, sizeof(why));
+		refuse(h, why);
+	} else if (tls_check(ssl, h->cfg, why, sizeof(why))) {
+		refuse(h, why);
+	} else {
+		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+		if ((conn = conn_new_tls(bev)) == NULL) {
+			refuse(h, "out of memory");
+			return;
+		}
+		h->bev = NULL;		/* conn_new_tls freed it */
+		handshake_end(h, conn, SSL_get_version(ssl));
+	}
+}
+
+/* deadline: the handshake ${arg} took longer than connect_timeout, or was
+ * refused. */
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct handshake *h = arg;
+
+	(void)fd;
+	(void)what;
+	if (!h->refused)
+		snprintf(h->why, sizeof(h->why), "handshake timed out");
+	handshake_end(h, NULL, NULL);
+}
+
+struct handshake *
+handshake_start(struct event_base *base, SSL_CTX *ctx,
+    const struct config *cfg, int fd, int accepting, const char *peer,
+    handshake_done_fn *done, void *arg)
+{
+	struct handshake *h;
+	struct timeval tv;
+	SSL *ssl;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		goto err0;
+	h->cfg = cfg;
+	h->done = done;
+	h->arg = arg;
+	snprintf(h->peer, sizeof(h->peer), "%s", peer);
+	if ((h->deadline = evtimer_new(base, deadline_cb, h)) == NULL)
+		goto err1;
+	if ((ssl = SSL_new(ctx)) == NULL)
+		goto err2;
+	/* Without BEV_OPT_CLOSE_ON_FREE: ssl and fd stay ours, to be taken
+	 * over by conn_new_tls or freed by bev_free. */
+	if ((h->bev = bufferevent_openssl_socket_new(base, fd, ssl,
+	    accepting ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
+	    0)) == NULL)
+		goto err3;
+	/* A peer that closes without close_notify has merely closed. */
+	bufferevent_openssl_set_allow_dirty_shutdown(h->bev, 1);
+	bufferevent_setcb(h->bev, NULL, NULL, event_cb, h);
+	tv = ms_timeval(cfg->connect_timeout_ms);
+	evtimer_add(h->deadline, &tv);
+	return (h);
+
+err3:
+	SSL_free(ssl);
+err2:
+	event_free(h->deadline);
+err1:
+	free(h);
+err0:
+	close(fd);
+	return (NULL);
+}
