@@ -9,7 +9,6 @@
 #include "config.h"
 #include "svchdr.h"
 
-
 /* Append the header for ${name} and ${client} to ${out}. */
 int
 svchdr_write(struct evbuffer *out, const char *name,
