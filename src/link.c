@@ -766,6 +766,7 @@ link_reload(struct link *l, const struct config *cfg, char *err,
 {
 	const struct config *old = l->d->cfg;
 	struct evconnlistener *lst = NULL;
+	struct lsess *ls;
 	SSL_CTX *ctx = NULL;
 	int moved = cfg->link_listen != old->link_listen ||
 	    strcmp(cfg->link_addr.host, old->link_addr.host) != 0 ||
@@ -782,6 +783,13 @@ link_reload(struct link *l, const struct config *cfg, char *err,
 	/* Handshakes and sessions under way hold their own references. */
 	SSL_CTX_free(l->tls);
 	l->tls = ctx;
+	/* A new keepalive or timeout applies to the link up (a firewall's
+	 * idle timeout found too short must not cost the link). */
+	for (ls = l->all; ls != NULL; ls = ls->next)
+		if (session_set_liveness(ls->sess, cfg->keepalive_ms,
+		    cfg->timeout_ms))
+			log_error("link %s: cannot set keepalive and timeout: "
+			    "%s", ls->peer, strerror(errno));
 	if (moved)
 		link_move(l, cfg, lst);
 	warn_plain(l, cfg);

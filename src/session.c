@@ -369,7 +369,6 @@ session_new(struct event_base *base, struct conn *conn,
 		.want_output = want_output,
 		.on_stream_refused = stream_refused,
 	};
-	uint64_t tick_ms;
 	struct timeval tv;
 
 	if ((sess = calloc(1, sizeof(*sess))) == NULL)
@@ -377,8 +376,6 @@ session_new(struct event_base *base, struct conn *conn,
 	sess->conn = conn;
 	sess->h = *h;
 	sess->arg = arg;
-	sess->keepalive_us = params->keepalive_ms * 1000;
-	sess->timeout_us = params->timeout_ms * 1000;
 	sess->last_rx = sess->last_ping = session_now_us();
 	sess->frame_max = params->mux.frame_max;
 	if ((sess->mux = mux_new(&params->mux, &cb, sess)) == NULL)
@@ -399,15 +396,9 @@ session_new(struct event_base *base, struct conn *conn,
 			goto err6;
 	}
 
-	/* Tick often enough to notice a timeout within a quarter of it. */
-	tick_ms = params->keepalive_ms;
-	if (params->timeout_ms && (tick_ms == 0 || tick_ms > params->timeout_ms / 4))
-		tick_ms = params->timeout_ms / 4;
-	if (tick_ms > 0) {
-		tv = ms_timeval(tick_ms);
-		if (event_add(sess->tick_ev, &tv))
-			goto err6;
-	}
+	if (session_set_liveness(sess, params->keepalive_ms,
+	    params->timeout_ms))
+		goto err6;
 
 	/* A first ping at once: the round trip is known before bulk data
 	 * needs it for window auto-tuning, and the peer shows it speaks
@@ -432,6 +423,24 @@ err1:
 	free(sess);
 err0:
 	return (NULL);
+}
+
+int
+session_set_liveness(struct session *sess, uint64_t keepalive_ms,
+    uint64_t timeout_ms)
+{
+	uint64_t tick_ms = keepalive_ms;
+	struct timeval tv;
+
+	sess->keepalive_us = keepalive_ms * 1000;
+	sess->timeout_us = timeout_ms * 1000;
+	/* Tick often enough to notice a timeout within a quarter of it. */
+	if (timeout_ms && (tick_ms == 0 || tick_ms > timeout_ms / 4))
+		tick_ms = timeout_ms / 4;
+	if (tick_ms == 0)
+		return (event_del(sess->tick_ev));
+	tv = ms_timeval(tick_ms);
+	return (event_add(sess->tick_ev, &tv));
 }
 
 /* Free ${sess} and close its connection. */

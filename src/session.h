@@ -68,6 +68,12 @@ struct mux *session_mux(struct session *sess);
 /* The session a stream ${s} belongs to. */
 struct session *session_of(struct mux_stream *s);
 
+/* From now on, ping the peer of ${sess} every ${keepalive_ms} and end the
+ * session after ${timeout_ms} without a frame from it (0: never).  Returns
+ * 0, or -1 if the timer cannot be set. */
+int session_set_liveness(struct session *sess, uint64_t keepalive_ms,
+    uint64_t timeout_ms);
+
 /* Nonzero once the peer of ${sess} has answered one of our pings. */
 int session_answered(const struct session *sess);
 

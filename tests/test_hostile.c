@@ -66,6 +66,22 @@ struct hb {
 	long		rss0;
 };
 
+/* Write the configuration of ${h}'s mxd (see hb_start), with keepalive
+ * ${keepalive_ms}; returns its path. */
+static const char *
+hb_write_conf(struct hb *h, int keepalive_ms)
+{
+	int dial = h->lfd >= 0;
+
+	return (it_write_file("b.conf", it_fmt("[daemon]\nmetrics = %s:%d\n\n"
+	    "[link]\n%s = %s:%d\n%skeepalive = %dms\ntimeout = %dms\n"
+	    "connect_timeout = %dms\ndrain_timeout = 5s\n\n%s", IT_HOST,
+	    h->metrics, dial ? "connect" : "listen", IT_HOST, h->link,
+	    dial ? "reconnect_min = 100ms\nreconnect_max = 500ms\n" : "",
+	    keepalive_ms, TIMEOUT_MS, dial ? ANSWER_MS : HEADER_MS,
+	    it_svc_connect("echo", h->t->port[IT_ECHO]))));
+}
+
 /*
  * Start an mxd with an echo service, keepalive 500 ms and timeout 2 s,
  * listening on h->link (connect_timeout HEADER_MS); or, if ${dial}, dialing
@@ -76,7 +92,6 @@ struct hb {
 static void
 hb_start(struct hb *h, int dial)
 {
-	const char *conf;
 
 	memset(h, 0, sizeof(*h));
 	h->t = it_targets_start();
@@ -87,14 +102,7 @@ hb_start(struct hb *h, int dial)
 		h->link = it_free_port();
 	}
 	h->metrics = it_free_port();
-	conf = it_write_file("b.conf", it_fmt("[daemon]\nmetrics = %s:%d\n\n"
-	    "[link]\n%s = %s:%d\n%skeepalive = %dms\ntimeout = %dms\n"
-	    "connect_timeout = %dms\ndrain_timeout = 5s\n\n%s", IT_HOST,
-	    h->metrics, dial ? "connect" : "listen", IT_HOST, h->link,
-	    dial ? "reconnect_min = 100ms\nreconnect_max = 500ms\n" : "",
-	    KEEPALIVE_MS, TIMEOUT_MS, dial ? ANSWER_MS : HEADER_MS,
-	    it_svc_connect("echo", h->t->port[IT_ECHO])));
-	h->b = it_mxd_start(conf);
+	h->b = it_mxd_start(hb_write_conf(h, KEEPALIVE_MS));
 	if (!dial)
 		it_mxd_wait_log(h->b, "link: waiting for the peer", IT_WAIT_MS);
 	it_mxd_wait_log(h->b, "metrics: serving on", IT_WAIT_MS);
@@ -144,6 +152,7 @@ struct raw {
 	int		err;		/* the errno, 0 for EOF */
 	uint64_t	frames, pings, rsts;
 	uint32_t	ping_opaque;	/* of mxd's last ping */
+	uint64_t	answered;	/* pings answered by done_answer */
 	size_t		got1;		/* payload bytes on stream 1 */
 	char		data1[256];	/* ... the first of them */
 };
@@ -590,6 +599,54 @@ START_TEST(dialer_faces_silent_listener)
 	    "closed within %jd ms of its accept (connect_timeout %d ms)\n",
 	    (intmax_t)worst, ANSWER_MS);
 	it_close(h.lfd);
+	it_finish();
+}
+END_TEST
+
+/* raw_wait: answer every ping of mxd's (never done). */
+static int
+done_answer(struct raw *r)
+{
+
+	if (r->pings > r->answered) {
+		raw_frame(r, T_PING, F_ACK, 0, r->ping_opaque);
+		r->answered = r->pings;
+	}
+	return (0);
+}
+
+/*
+ * A reload that lowers keepalive applies to the link up: mxd's pings come
+ * that much more often at once, the link never down.  (A firewall's idle
+ * timeout found too short is mended without cutting the link.)
+ */
+START_TEST(keepalive_reload)
+{
+	struct raw *r;
+	struct hb h;
+	uint64_t before, after;
+
+	hb_start(&h, 0);
+	r = raw_peer(&h, 1);
+	r->answered = r->pings;
+	(void)raw_wait(r, 2000, done_answer);
+	before = r->pings;
+	hb_write_conf(&h, 100);
+	it_mxd_mark(h.b);
+	it_mxd_signal(h.b, SIGHUP);
+	it_mxd_wait_log(h.b, "reloaded", IT_WAIT_MS);
+	(void)raw_wait(r, 2000, done_answer);
+	after = r->pings - before;
+	printf("keepalive_reload: %ju pings in 2 s with keepalive %d ms, %ju "
+	    "after a reload to 100 ms\n", (uintmax_t)before, KEEPALIVE_MS,
+	    (uintmax_t)after);
+	ck_assert_msg(!r->eof, "the link was closed");
+	ck_assert_msg(after >= 12 && after >= 3 * before, "%ju pings in 2 s "
+	    "after the reload to keepalive 100 ms (%ju before, at %d ms)",
+	    (uintmax_t)after, (uintmax_t)before, KEEPALIVE_MS);
+	ck_assert_msg(!it_mxd_log_has(h.b, ": down: "), "the link went down");
+	it_close(r->fd);
+	hb_idle(&h, IT_WAIT_MS, "after the reload");
 	it_finish();
 }
 END_TEST
@@ -1116,6 +1173,7 @@ hostile_suite(void)
 	IT_ADD(t, malformed_frames);
 	IT_ADD(t, dialer_faces_malformed_frames);
 	IT_ADD(t, dialer_faces_silent_listener);
+	IT_ADD(t, keepalive_reload);
 	IT_ADD(t, syn_flood);
 	IT_ADD_LOOP(t, ping_flood_unread, 2);
 	IT_ADD(t, huge_length_discarded);
