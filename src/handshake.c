@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "daemon.h"
 #include "handshake.h"
 #include "ms.h"
 #include "tls.h"
@@ -18,9 +19,8 @@
 struct handshake {
 	struct bufferevent *bev;	/* NULL once conn_new_tls took it */
 	struct event	*deadline;	/* connect_timeout; then the end */
-	const struct config *cfg;
-	int		refused;	/* why is set; end on deadline */
-	char		why[256];
+	const struct daemon *d;		/* its cfg when the check comes */
+	char		why[256];	/* set: refused, end on deadline */
 	char		peer[64];
 	handshake_done_fn *done;
 	void		*arg;
@@ -71,7 +71,6 @@ refuse(struct handshake *h, const char *why)
 {
 
 	snprintf(h->why, sizeof(h->why), "%s", why);
-	h->refused = 1;
 	bufferevent_setcb(h->bev, NULL, NULL, NULL, NULL);
 	bufferevent_disable(h->bev, EV_READ | EV_WRITE);
 	event_active(h->deadline, EV_TIMEOUT, 0);
@@ -90,7 +89,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	if (!(what & BEV_EVENT_CONNECTED)) {
 		tls_why(ssl, tls_bev_error(bev), why, sizeof(why));
 		refuse(h, why);
-	} else if (tls_check(ssl, h->cfg, why, sizeof(why))) {
+	} else if (tls_check(ssl, h->d->cfg, why, sizeof(why))) {
 		refuse(h, why);
 	} else {
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
@@ -112,15 +111,14 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!h->refused)
+	if (h->why[0] == '\0')
 		snprintf(h->why, sizeof(h->why), "handshake timed out");
 	handshake_end(h, NULL, NULL);
 }
 
 struct handshake *
-handshake_start(struct event_base *base, SSL_CTX *ctx,
-    const struct config *cfg, int fd, int accepting, const char *peer,
-    handshake_done_fn *done, void *arg)
+handshake_start(const struct daemon *d, SSL_CTX *ctx, int fd,
+    int accepting, const char *peer, handshake_done_fn *done, void *arg)
 {
 	struct handshake *h;
 	struct timeval tv;
@@ -128,24 +126,24 @@ handshake_start(struct event_base *base, SSL_CTX *ctx,
 
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		goto err0;
-	h->cfg = cfg;
+	h->d = d;
 	h->done = done;
 	h->arg = arg;
 	snprintf(h->peer, sizeof(h->peer), "%s", peer);
-	if ((h->deadline = evtimer_new(base, deadline_cb, h)) == NULL)
+	if ((h->deadline = evtimer_new(d->base, deadline_cb, h)) == NULL)
 		goto err1;
 	if ((ssl = SSL_new(ctx)) == NULL)
 		goto err2;
 	/* Without BEV_OPT_CLOSE_ON_FREE: ssl and fd stay ours, to be taken
 	 * over by conn_new_tls or freed by bev_free. */
-	if ((h->bev = bufferevent_openssl_socket_new(base, fd, ssl,
+	if ((h->bev = bufferevent_openssl_socket_new(d->base, fd, ssl,
 	    accepting ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
 	    0)) == NULL)
 		goto err3;
 	/* A peer that closes without close_notify has merely closed. */
 	bufferevent_openssl_set_allow_dirty_shutdown(h->bev, 1);
 	bufferevent_setcb(h->bev, NULL, NULL, event_cb, h);
-	tv = ms_timeval(cfg->connect_timeout_ms);
+	tv = ms_timeval(d->cfg->connect_timeout_ms);
 	evtimer_add(h->deadline, &tv);
 	return (h);
 

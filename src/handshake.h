@@ -9,9 +9,8 @@
 
 #include <openssl/ssl.h>
 
-struct config;
 struct conn;
-struct event_base;
+struct daemon;
 struct handshake;
 
 /* How a handshake ended. */
@@ -29,14 +28,15 @@ typedef void handshake_done_fn(struct handshake *h,
 
 /*
  * Start the TLS handshake with ${ctx} on connected socket ${fd} (taken
- * over), as the side that accepted it if ${accepting}, with the checks and
- * connect_timeout of ${cfg}; ${peer} names the peer for the result.
- * ${done}(${arg}) is called once, from the event loop.  Returns NULL if out
- * of memory (${fd} is then closed).
+ * over), as the side that accepted it if ${accepting}, in ${d}'s event
+ * loop, within its connect_timeout and with the checks of the configuration
+ * in force when it completes (a reload may come in between); ${peer} names
+ * the peer for the result.  ${done}(${arg}) is called once, from the event
+ * loop.  Returns NULL if out of memory (${fd} is then closed).
  */
-struct handshake *handshake_start(struct event_base *base, SSL_CTX *ctx,
-    const struct config *cfg, int fd, int accepting, const char *peer,
-    handshake_done_fn *done, void *arg);
+struct handshake *handshake_start(const struct daemon *d, SSL_CTX *ctx,
+    int fd, int accepting, const char *peer, handshake_done_fn *done,
+    void *arg);
 
 /* Abandon ${h}: free it and close its socket, without calling back. */
 void handshake_free(struct handshake *h);

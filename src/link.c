@@ -468,8 +468,8 @@ hs_start(struct link *l, int fd, const char *peer)
 		    "way", peer, l->nhs);
 		return;
 	}
-	if ((h = handshake_start(l->d->base, l->tls, l->d->cfg, fd,
-	    l->listening, peer, hs_done, l)) == NULL) {
+	if ((h = handshake_start(l->d, l->tls, fd, l->listening, peer,
+	    hs_done, l)) == NULL) {
 		log_error("link %s: cannot start TLS: out of memory", peer);
 		link_retry(l);
 		return;

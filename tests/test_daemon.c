@@ -578,6 +578,17 @@ START_TEST(peer_killed_resets_then_redials)
 }
 END_TEST
 
+/* A new client of ${port} must get 1000 bytes of stream ${seed} echoed. */
+static void
+new_channel_echoes(int port, uint64_t seed, const char *what)
+{
+	int fd = it_connect(port);
+
+	ck_assert_msg(fd >= 0, "%s: connect: %s", what, strerror(errno));
+	roundtrip(fd, seed, 1000, what);
+	it_finish_client(fd, what);
+}
+
 /* A client of ${port} that sends "x": 1 if it came back within ${ms}. */
 static int
 echoes(int port, int ms)
@@ -700,10 +711,7 @@ START_TEST(sighup_renames_service_same_address)
 	it_pair_start(&p, it_svc_accept("old", port),
 	    svcs(it_svc_connect("old", echo), it_svc_connect("new", echo), 0,
 	    0));
-	fd = it_connect(port);
-	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
-	roundtrip(fd, 1, 1000, "old");
-	it_finish_client(fd, "old");
+	new_channel_echoes(port, 1, "old");
 
 	it_pair_write_a(&p, it_svc_accept("new", port));
 	it_mxd_mark(p.a);
@@ -757,9 +765,7 @@ START_TEST(sighup_moves_link)
 	it_mxd_wait_log(p.a, it_fmt("cannot connect to %s:%d", IT_HOST,
 	    link2), IT_WAIT_MS);
 	roundtrip(fd, 2, 10000, "the old link, the new address refusing");
-	fd2 = it_connect(port);
-	roundtrip(fd2, 3, 1000, "a new channel, the new address refusing");
-	it_finish_client(fd2, "a new channel, the new address refusing");
+	new_channel_echoes(port, 3, "a new channel, the new address refusing");
 
 	/* 2. B2 there: A moves to it. */
 	it_pair_write_b(&p, b_svc);
@@ -772,9 +778,7 @@ START_TEST(sighup_moves_link)
 	it_mxd_wait_log(b1, "peer sent Go Away", IT_WAIT_MS);
 	roundtrip(fd, 4, 10000, "the old link's channel, after the move");
 	it_mxd_mark(b2);
-	fd2 = it_connect(port);
-	roundtrip(fd2, 5, 1000, "a new channel, after the move");
-	it_finish_client(fd2, "a new channel, after the move");
+	new_channel_echoes(port, 5, "a new channel, after the move");
 	it_mxd_wait_log(b2, "service echo: channel", IT_WAIT_MS);
 	ck_assert_msg(!it_mxd_log_has(b1, "service echo: channel"), "a new "
 	    "channel went to the old link");
@@ -802,9 +806,7 @@ START_TEST(sighup_moves_link)
 	e = errno;
 	ck_assert_msg(fd2 < 0 && e == ECONNREFUSED, "the old listen address "
 	    "still accepts (%s)", fd2 < 0 ? strerror(e) : "connected");
-	fd2 = it_connect(port);
-	roundtrip(fd2, 6, 1000, "a new channel, after B2 moved");
-	it_finish_client(fd2, "a new channel, after B2 moved");
+	new_channel_echoes(port, 6, "a new channel, after B2 moved");
 
 	/* 4. A listen address in use: refused, nothing changes. */
 	link2 = p.link_port;
@@ -820,9 +822,7 @@ START_TEST(sighup_moves_link)
 	it_close(fd2);
 	ck_assert_msg(!it_mxd_log_has(p.a, ": down: ") &&
 	    !it_mxd_log_has(b2, ": down: "), "the link went down");
-	fd2 = it_connect(port);
-	roundtrip(fd2, 7, 1000, "a new channel, after the failed reload");
-	it_finish_client(fd2, "a new channel, after the failed reload");
+	new_channel_echoes(port, 7, "a new channel, after the failed reload");
 	it_finish();
 }
 END_TEST

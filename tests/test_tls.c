@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "itest.h"
 
 /* The tls_pin line for the key of certificate ${name} (a.pin: base64,
@@ -381,6 +383,45 @@ END_TEST
 
 /* A reload with TLS files that cannot be loaded changes nothing; a good
  * one is taken. */
+/*
+ * A reload while a TLS handshake is under way: the handshake completes and
+ * is checked with the configuration in force then (the one it started with
+ * is freed by the reload; under ASan a use of it fails the test).
+ */
+START_TEST(tls_reload_mid_handshake)
+{
+	int link = it_free_port(), fd, idle;
+	SSL_CTX *ctx;
+	struct it_mxd *b;
+	SSL *ssl;
+
+	it_make_certs();
+	b = start_listener(write_conf("b.conf", "listen", link, "b",
+	    "tls_peer_name = a.mxd.test\n", ""));
+	idle = it_fd_count(b->pid);
+	fd = it_connect(link);			/* no ClientHello yet */
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	ck_assert_int_eq(it_fd_wait(b->pid, idle + 1, IT_WAIT_MS), idle + 1);
+	it_mxd_mark(b);
+	it_mxd_signal(b, SIGHUP);
+	it_mxd_wait_log(b, "reloaded", IT_WAIT_MS);
+	ck_assert((ctx = SSL_CTX_new(TLS_client_method())) != NULL);
+	ck_assert(SSL_CTX_use_certificate_chain_file(ctx, it_path("a.pem")) ==
+	    1 && SSL_CTX_use_PrivateKey_file(ctx, it_path("a.key"),
+	    SSL_FILETYPE_PEM) == 1 && SSL_CTX_load_verify_locations(ctx,
+	    it_path("ca.pem"), NULL) == 1);
+	ck_assert((ssl = SSL_new(ctx)) != NULL && SSL_set_fd(ssl, fd) == 1);
+	ck_assert_msg(SSL_connect(ssl) == 1, "the handshake failed");
+	it_mxd_wait_log(b, "accepted; up once the peer answers a ping",
+	    IT_WAIT_MS);
+	ck_assert_msg(!it_mxd_log_has(b, "TLS refused"), "B refused the peer");
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	it_close(fd);
+	it_finish();
+}
+END_TEST
+
 START_TEST(tls_reload)
 {
 	struct pair p;
@@ -439,6 +480,7 @@ tls_suite(void)
 	tcase_add_test(t, tls_handshake_deadline);
 	tcase_add_test(t, tls_check_files);
 	tcase_add_test(t, tls_reload);
+	tcase_add_test(t, tls_reload_mid_handshake);
 	tcase_add_test(t, plain_link_warning);
 	suite_add_tcase(s, t);
 	return (s);
