@@ -146,7 +146,7 @@ cb_pull(struct mux_stream *s, void *sarg)
 
 static const struct mux_callbacks cbs = {
 	cb_open, cb_readable, cb_writable, cb_close, cb_pong, cb_goaway,
-	cb_error, cb_want, NULL, cb_pull
+	cb_error, cb_want, NULL, cb_pull, NULL, NULL, NULL
 };
 
 static struct side A, B;
@@ -913,7 +913,7 @@ START_TEST(pull_needs_callback)
 {
 	static const struct mux_callbacks nopull = {
 		cb_open, cb_readable, cb_writable, cb_close, cb_pong,
-		cb_goaway, cb_error, cb_want, NULL, NULL
+		cb_goaway, cb_error, cb_want, NULL, NULL, NULL, NULL, NULL
 	};
 	struct mux_config cfg;
 	struct mux *m;
@@ -1493,11 +1493,11 @@ START_TEST(control_backpressure)
 		evbuffer_add(B.in, buf, sizeof(buf));
 	}
 	ck_assert_int_eq(mux_input(B.m, B.in), 0);
-	ck_assert_uint_le(evbuffer_get_length(B.m->ctrl), 1200);
+	ck_assert_uint_le(evbuffer_get_length(B.m->hctrl), 1200);
 	ck_assert_uint_gt(evbuffer_get_length(B.in), 0);
 	ck_assert_int_gt(drain_data(&B) + 1, 0);
 	mux_input(B.m, B.in);
-	ck_assert_uint_gt(evbuffer_get_length(B.m->ctrl), 0);
+	ck_assert_uint_gt(evbuffer_get_length(B.m->hctrl), 0);
 	pair_free();
 }
 END_TEST

@@ -13,13 +13,20 @@ enum frame_type {
 	FRAME_DATA = 0,
 	FRAME_WINDOW_UPDATE = 1,
 	FRAME_PING = 2,
-	FRAME_GO_AWAY = 3
+	FRAME_GO_AWAY = 3,
+	FRAME_EXT = 4		/* mxd's extension: only to a peer that
+				 * offered it (docs/PROTOCOL.md section 11) */
 };
 
 #define FRAME_SYN	0x1
 #define FRAME_ACK	0x2
 #define FRAME_FIN	0x4
 #define FRAME_RST	0x8
+/* Window Update flags of the mxd extension (never sent to a plain peer):
+ * the delta grows the window and acknowledges nothing; the peer has
+ * received every byte of the stream and its FIN. */
+#define FRAME_GROW	0x10
+#define FRAME_FIN_ACK	0x20
 
 struct frame_hdr {
 	uint8_t		version;

@@ -12,6 +12,16 @@
  * Streams leave the id map the moment they end, but their memory is freed
  * only when the outermost engine call returns (enter/leave), so that a
  * callback may end any stream, even the one it was called for.
+ *
+ * Resumption (the mxd extension, docs/PROTOCOL.md section 11) adds a third
+ * output queue, hctrl: pings, Go Away and extension frames, which go out
+ * first and even while the engine is gated, that is, while a connection is
+ * being set up and only they may flow.  With a peer that offered the
+ * extension, every byte sent stays in its stream's unacked buffer (shared
+ * with the output by reference, not copied) until the peer's Window
+ * Updates say it was consumed, or its FIN_ACK that all arrived; on a new
+ * connection each side sends its state (per stream: bytes received, window
+ * left, FIN seen) and each re-sends exactly what the other lacks.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -40,6 +50,16 @@
 #define S_READY		0x0200	/* on the ready list */
 #define S_PULL		0x0400	/* pull mode: see mux_stream_set_pull */
 #define S_PULLING	0x0800	/* inside on_stream_pull */
+#define S_FIN_ACKED	0x1000	/* the peer received all of it and FIN */
+#define S_LISTED	0x2000	/* named in the peer's state (resuming) */
+#define S_RESET		0x4000	/* reset while gated: RST when resumed */
+
+/* Engine-level extension messages, and the size of one state entry: id,
+ * flags, bytes received, bytes consumed and credited, window left. */
+#define EXT_STATE	MUX_EXT_ENGINE
+#define EXT_STATE_END	(MUX_EXT_ENGINE + 1)
+#define STATE_ENTRY	28
+#define STATE_FIN	0x1		/* entry flag: the stream's FIN arrived */
 
 struct mux_stream {
 	uint32_t	id;		/* first: the idmap key */
@@ -50,12 +70,19 @@ struct mux_stream {
 	uint32_t	recv_avail;	/* bytes the peer may still send */
 	uint32_t	recv_read;	/* read, not yet granted back */
 	uint64_t	grant_time;	/* when window was last granted */
+	uint64_t	received;	/* payload bytes received */
+	uint64_t	granted;	/* of them, consumed and credited (ext) */
+	uint64_t	sent;		/* payload bytes sent (ext) */
+	uint64_t	acked;		/* of them, consumed by the peer (ext) */
 	struct mux	*m;
 	void		*arg;
 	struct evbuffer	*sendq;		/* allocated while non-empty */
 	struct evbuffer	*recvq;		/* allocated while non-empty */
+	struct evbuffer	*unacked;	/* the last bytes sent, kept for the
+					 * peer (ext); allocated while non-empty */
 	/* On the ready list, the open wait list or the free list. */
 	struct mux_stream *next, *prev;
+	struct mux_stream *anext, *aprev;	/* every live stream */
 };
 
 /* A doubly linked queue of streams. */
@@ -69,15 +96,21 @@ struct mux {
 	void		*arg;
 
 	struct idmap	streams;	/* live streams by id */
+	struct mux_stream *all;		/* ... and in a list */
 	uint64_t	next_id;	/* our next stream id */
 	uint32_t	inflight;	/* our SYNs awaiting an answer */
 	uint32_t	backlog;	/* peer SYNs acked since last output */
 	uint64_t	window_used;	/* receive window beyond cfg.window */
-	size_t		queued;		/* bytes in every sendq and recvq */
+	size_t		queued;		/* bytes in every sendq, recvq and
+					 * unacked */
+	size_t		unacked;	/* bytes in every unacked */
 	struct squeue	waiting;	/* opens waiting for an inflight slot */
 	struct squeue	ready;		/* streams with a frame to send */
 	struct mux_stream *zombies;	/* freed on leave() */
-	struct evbuffer	*ctrl;		/* encoded control frames */
+	struct evbuffer	*ctrl;		/* encoded stream control frames */
+	struct evbuffer	*hctrl;		/* pings, Go Away, extension frames */
+	struct evbuffer	*state_out;	/* our state, while resuming */
+	struct evbuffer	*tmp;		/* payload on its way to out, unacked */
 	int		depth;		/* engine calls on the stack */
 	uint16_t	pass;		/* mux_output calls (wraps) */
 
@@ -87,19 +120,41 @@ struct mux {
 	uint16_t	rx_flags;
 	struct mux_stream *rx_stream;	/* NULL: discard the payload */
 
+	/* The extension message whose payload is arriving. */
+	struct evbuffer	*rx_ext;
+	uint32_t	rx_ext_left;
+	uint16_t	rx_ext_kind;
+
 	/* The peer's stream ids: highest index seen, and a bitmap of the
 	 * PEER_ID_WINDOW indexes up to it (index = (id + 1) / 2). */
 	uint32_t	peer_hi;
 	uint64_t	peer_seen[PEER_ID_WINDOW / 64];
+	uint32_t	peer_max_id;	/* the highest of them */
+
+	/* Resumption: entries of the peer's state applied so far, our next
+	 * id when our state was written, bytes queued to be sent again. */
+	uint32_t	resume_entries;
+	uint64_t	resume_next_id;
+	uint64_t	resent;
 
 	uint64_t	now;
 	uint64_t	srtt;
 	uint64_t	ping_sent;
 	uint32_t	ping_id;
+	uint32_t	goaway_code;	/* ours, once sent */
 	unsigned	ping_out:1, goaway_sent:1, goaway_rcvd:1, dead:1;
+	unsigned	ext:1;		/* both offered the extension */
+	unsigned	gated:1;	/* only hctrl and state_out flow */
+	unsigned	hello_wait:1;	/* the peer's first frame is to come */
+	unsigned	offer_pending:1; /* the next ping is the offer */
+	unsigned	resuming:1;	/* our state is out; the peer's comes */
+	unsigned	input_stop:1;	/* on_ext asked mux_input to return */
 };
 
 static void stream_drop(struct mux_stream *, int, enum mux_close_reason);
+static void input_ext(struct mux *);
+static int resume_state(struct mux *, const uint8_t *, size_t);
+static int resume_state_end(struct mux *, const uint8_t *, size_t);
 
 /* Fill ${cfg} with defaults for the side that ${dialer} says. */
 void
@@ -118,6 +173,7 @@ mux_config_default(struct mux_config *cfg, int dialer)
 	 * pause and resume its socket on every read. */
 	cfg->send_hiwat = 256u << 10;
 	cfg->ctrl_hiwat = 64u << 10;
+	cfg->resumable = 0;
 }
 
 /* Queue operations on ${q} for stream ${s}. */
@@ -185,43 +241,116 @@ signal_output(struct mux *m)
 		m->cb.want_output(m, m->arg);
 }
 
+/* Queue ${m}'s Go Away in ${q}.  Returns 0 or -1. */
+static int
+queue_goaway(struct mux *m, struct evbuffer *q)
+{
+	uint8_t buf[FRAME_HDR_LEN];
+	struct frame_hdr h = { FRAME_VERSION, FRAME_GO_AWAY, 0, 0,
+	    m->goaway_code };
+
+	frame_encode(buf, &h);
+	if (evbuffer_add(q, buf, sizeof(buf)))
+		return (-1);
+	signal_output(m);
+	return (0);
+}
+
 /* Mark ${m} dead with Go Away ${code}; tell the application ${why}. */
 static void
 session_fail(struct mux *m, uint32_t code, const char *why)
 {
-	uint8_t buf[FRAME_HDR_LEN];
-	struct frame_hdr h = { FRAME_VERSION, FRAME_GO_AWAY, 0, 0, code };
 
 	if (m->dead)
 		return;
 	m->dead = 1;
 	m->goaway_sent = 1;
-	m->rx_left = 0;
-	frame_encode(buf, &h);
-	if (evbuffer_add(m->ctrl, buf, sizeof(buf)) == 0)
-		signal_output(m);
+	m->goaway_code = code;
+	m->rx_left = m->rx_ext_left = 0;
+	/* Last, after what was queued; if this fails too, the owner closes
+	 * the link all the same. */
+	(void)queue_goaway(m, m->gated ? m->hctrl : m->ctrl);
 	if (m->cb.on_protocol_error)
 		m->cb.on_protocol_error(m, why, m->arg);
 }
 
 /*
  * Queue a control frame of ${type}, ${flags}, stream ${id} and ${length} on
- * ${m}.  Returns 0, or -1 (the session failed) if out of memory.
+ * ${m}: a stream's in ctrl, a session's (ping, Go Away, extension) in
+ * hctrl, followed by the ${plen} bytes at ${payload}.  Returns 0, or -1
+ * (the session failed) if out of memory.
  */
 static int
-queue_ctrl(struct mux *m, uint8_t type, uint16_t flags, uint32_t id,
-    uint32_t length)
+queue_frame(struct mux *m, uint8_t type, uint16_t flags, uint32_t id,
+    uint32_t length, const void *payload, size_t plen)
 {
 	uint8_t buf[FRAME_HDR_LEN];
 	struct frame_hdr h = { FRAME_VERSION, type, flags, id, length };
+	struct evbuffer *q = (type == FRAME_DATA ||
+	    type == FRAME_WINDOW_UPDATE) ? m->ctrl : m->hctrl;
 
 	frame_encode(buf, &h);
-	if (evbuffer_add(m->ctrl, buf, sizeof(buf))) {
+	if (evbuffer_add(q, buf, sizeof(buf)) ||
+	    (plen > 0 && evbuffer_add(q, payload, plen))) {
 		session_fail(m, MUX_GOAWAY_INTERNAL, "out of memory");
 		return (-1);
 	}
 	signal_output(m);
 	return (0);
+}
+
+/* Queue a control frame without payload: see queue_frame. */
+static int
+queue_ctrl(struct mux *m, uint8_t type, uint16_t flags, uint32_t id,
+    uint32_t length)
+{
+
+	return (queue_frame(m, type, flags, id, length, NULL, 0));
+}
+
+/* Bytes ${s} holds: queued to send, kept for the peer, received unread. */
+static size_t
+stream_held(const struct mux_stream *s)
+{
+
+	return ((s->sendq ? evbuffer_get_length(s->sendq) : 0) +
+	    (s->unacked ? evbuffer_get_length(s->unacked) : 0) +
+	    (s->recvq ? evbuffer_get_length(s->recvq) : 0));
+}
+
+/* Forget the first ${n} bytes ${s} kept for the peer (it has them). */
+static void
+stream_forget(struct mux_stream *s, size_t n)
+{
+
+	if (n == 0)
+		return;
+	evbuffer_drain(s->unacked, n);
+	s->m->queued -= n;
+	s->m->unacked -= n;
+	if (evbuffer_get_length(s->unacked) == 0) {
+		evbuffer_free(s->unacked);
+		s->unacked = NULL;
+	}
+}
+
+/* The stream offset of the first byte ${s} keeps for the peer. */
+static uint64_t
+stream_kept_from(const struct mux_stream *s)
+{
+
+	return (s->sent - (s->unacked ? evbuffer_get_length(s->unacked) : 0));
+}
+
+/* Nonzero if ${s}, released by the application, has nothing left to do:
+ * FIN sent and received, and (ext) the peer has everything we sent. */
+static int
+stream_finished(const struct mux_stream *s)
+{
+
+	return ((s->flags & (S_FIN_SENT | S_FIN_RCVD)) ==
+	    (S_FIN_SENT | S_FIN_RCVD) &&
+	    (!s->m->ext || (s->flags & S_FIN_ACKED)));
 }
 
 /* Nonzero if ${s} is in pull mode with nothing queued: its next bytes
@@ -239,7 +368,7 @@ static int
 stream_sendable(const struct mux_stream *s)
 {
 
-	if (s->flags & (S_SYN_WAIT | S_DEAD | S_FIN_SENT))
+	if (s->flags & (S_SYN_WAIT | S_DEAD | S_FIN_SENT | S_RESET))
 		return (0);
 	if (s->send_window > 0 && (s->sendq != NULL || stream_pullable(s)))
 		return (1);
@@ -291,6 +420,23 @@ stream_answered(struct mux_stream *s)
 	}
 }
 
+/* Drop every byte ${s} holds, and its buffers. */
+static void
+stream_free_queues(struct mux_stream *s)
+{
+	struct mux *m = s->m;
+
+	m->queued -= stream_held(s);
+	m->unacked -= s->unacked ? evbuffer_get_length(s->unacked) : 0;
+	if (s->sendq != NULL)		/* evbuffer_free(NULL) crashes */
+		evbuffer_free(s->sendq);
+	if (s->recvq != NULL)
+		evbuffer_free(s->recvq);
+	if (s->unacked != NULL)
+		evbuffer_free(s->unacked);
+	s->sendq = s->recvq = s->unacked = NULL;
+}
+
 /*
  * End stream ${s}: take it out of the session, send RST if ${rst} (and the
  * peer knows the stream), and unless the application released it, tell it
@@ -316,12 +462,13 @@ stream_drop(struct mux_stream *s, int rst, enum mux_close_reason reason)
 	if (m->rx_stream == s)
 		m->rx_stream = NULL;
 	m->window_used -= s->recv_window - m->cfg.window;
-	m->queued -= mux_stream_queued(s) + mux_stream_readable(s);
-	if (s->sendq != NULL)		/* evbuffer_free(NULL) crashes */
-		evbuffer_free(s->sendq);
-	if (s->recvq != NULL)
-		evbuffer_free(s->recvq);
-	s->sendq = s->recvq = NULL;
+	stream_free_queues(s);
+	if (s->aprev != NULL)
+		s->aprev->anext = s->anext;
+	else
+		m->all = s->anext;
+	if (s->anext != NULL)
+		s->anext->aprev = s->aprev;
 	if (reason && !(s->flags & S_DETACHED) && m->cb.on_stream_close)
 		m->cb.on_stream_close(s, s->arg, reason);
 	s->next = m->zombies;
@@ -346,6 +493,9 @@ stream_new(struct mux *m, uint32_t id, uint16_t flags)
 		free(s);
 		return (NULL);
 	}
+	if ((s->anext = m->all) != NULL)
+		m->all->aprev = s;
+	m->all = s;
 	return (s);
 }
 
@@ -372,6 +522,8 @@ peer_id_claim(struct mux *m, uint32_t id)
 		return (-1);
 	}
 	bits[k % PEER_ID_WINDOW / 64] |= 1ull << (k % 64);
+	if (id > m->peer_max_id)
+		m->peer_max_id = id;
 	return (0);
 }
 
@@ -446,6 +598,10 @@ stream_end_flags(struct mux_stream *s, uint16_t flags)
 	}
 	if ((flags & FRAME_FIN) && !(s->flags & S_FIN_RCVD)) {
 		s->flags |= S_FIN_RCVD;
+		/* Everything arrived: the sender may forget it. */
+		if (s->m->ext && queue_ctrl(s->m, FRAME_WINDOW_UPDATE,
+		    FRAME_FIN_ACK, s->id, 0))
+			return;
 		stream_notify_readable(s);
 	}
 }
@@ -466,12 +622,49 @@ stream_add_send_window(struct mux_stream *s, uint32_t delta)
 	return (0);
 }
 
+/*
+ * Apply what Window Update ${h} for ${s} acknowledges (ext): its delta is
+ * bytes consumed, unless it answers an open or is flagged GROW; FIN_ACK
+ * says everything arrived.  The bytes kept for the peer up to there go.
+ * Returns 0, or -1 if the session failed: the peer acknowledged bytes
+ * never sent.
+ */
+static int
+stream_acknowledge(struct mux_stream *s, const struct frame_hdr *h)
+{
+	uint64_t from = stream_kept_from(s);
+
+	if (h->flags & FRAME_FIN_ACK) {
+		if (!(s->flags & S_FIN_SENT))
+			goto bad;
+		s->flags |= S_FIN_ACKED;
+		s->acked = s->sent;
+	} else if (!(h->flags & (FRAME_SYN | FRAME_ACK | FRAME_GROW))) {
+		if (h->length > s->sent - s->acked)
+			goto bad;
+		s->acked += h->length;
+	}
+	if (s->acked > from)
+		stream_forget(s, (size_t)(s->acked - from));
+	return (0);
+
+bad:
+	session_fail(s->m, MUX_GOAWAY_PROTOCOL,
+	    "window update acknowledges data never sent");
+	return (-1);
+}
+
 /* Handle a Data or Window Update header ${h} for a stream on ${m}. */
 static void
 input_stream_frame(struct mux *m, const struct frame_hdr *h)
 {
 	struct mux_stream *s;
 
+	if (m->gated) {
+		session_fail(m, MUX_GOAWAY_PROTOCOL,
+		    "stream frame before the session was set up");
+		return;
+	}
 	if (h->stream_id == 0) {
 		session_fail(m, MUX_GOAWAY_PROTOCOL, "stream frame on stream 0");
 		return;
@@ -499,9 +692,13 @@ input_stream_frame(struct mux *m, const struct frame_hdr *h)
 		stream_answered(s);
 
 	if (h->type == FRAME_WINDOW_UPDATE) {
-		if (s != NULL && stream_add_send_window(s, h->length))
+		if (s != NULL && ((m->ext && stream_acknowledge(s, h)) ||
+		    stream_add_send_window(s, h->length)))
 			return;
 		stream_end_flags(s, h->flags);
+		/* A stream released after its FIN waited for this. */
+		if (s != NULL && (s->flags & S_DETACHED) && stream_finished(s))
+			stream_drop(s, 0, 0);
 		return;
 	}
 
@@ -549,6 +746,16 @@ static void
 input_frame(struct mux *m, const struct frame_hdr *h)
 {
 
+	/* The peer's first frame says whether it offers the extension. */
+	if (m->hello_wait) {
+		m->hello_wait = 0;
+		m->ext = h->type == FRAME_PING && h->flags == FRAME_SYN &&
+		    h->stream_id == 0 && h->length == MUX_PING_OFFER;
+		if (m->cb.on_hello != NULL)
+			m->cb.on_hello(m, m->ext, m->arg);
+		if (m->dead)
+			return;
+	}
 	if (h->version != FRAME_VERSION) {
 		session_fail(m, MUX_GOAWAY_PROTOCOL, "unknown protocol version");
 		return;
@@ -573,9 +780,75 @@ input_frame(struct mux *m, const struct frame_hdr *h)
 				m->cb.on_goaway(m, h->length, m->arg);
 		}
 		break;
+	case FRAME_EXT:
+		/* A plain peer never sees one; from it, one is unknown. */
+		if (!m->ext) {
+			session_fail(m, MUX_GOAWAY_PROTOCOL,
+			    "unknown frame type");
+		} else if (h->stream_id != 0 || h->length > MUX_EXT_MAX) {
+			session_fail(m, MUX_GOAWAY_PROTOCOL,
+			    "malformed extension frame");
+		} else {
+			m->rx_ext_kind = h->flags;
+			m->rx_ext_left = h->length;
+			if (h->length == 0)
+				input_ext(m);
+		}
+		break;
 	default:
 		session_fail(m, MUX_GOAWAY_PROTOCOL, "unknown frame type");
 	}
+}
+
+/*
+ * The extension message in m->rx_ext is complete: the engine's own state
+ * messages are applied here, the rest go to on_ext.
+ */
+static void
+input_ext(struct mux *m)
+{
+	size_t len = evbuffer_get_length(m->rx_ext);
+	const uint8_t *p = len ? evbuffer_pullup(m->rx_ext, -1) : NULL;
+	unsigned kind = m->rx_ext_kind;
+	int rc;
+
+	if (len && p == NULL) {
+		session_fail(m, MUX_GOAWAY_INTERNAL, "out of memory");
+		return;
+	}
+	if (kind == EXT_STATE)
+		rc = resume_state(m, p, len);
+	else if (kind == EXT_STATE_END)
+		rc = resume_state_end(m, p, len);
+	else if (kind >= MUX_EXT_ENGINE || m->cb.on_ext == NULL)
+		rc = -1;
+	else if ((rc = m->cb.on_ext(m, kind, p, len, m->arg)) == 1)
+		m->input_stop = 1;
+	evbuffer_drain(m->rx_ext, len);
+	if (rc < 0)
+		session_fail(m, MUX_GOAWAY_PROTOCOL,
+		    "malformed extension message");
+}
+
+/* Move up to the rest of the current extension payload from ${in} to
+ * m->rx_ext.  Returns the number of bytes consumed. */
+static size_t
+input_ext_payload(struct mux *m, struct evbuffer *in)
+{
+	size_t n = evbuffer_get_length(in);
+
+	if (n > m->rx_ext_left)
+		n = m->rx_ext_left;
+	if (n == 0)
+		return (0);
+	if (evbuffer_remove_buffer(in, m->rx_ext, n) != (int)n) {
+		session_fail(m, MUX_GOAWAY_INTERNAL, "out of memory");
+		return (0);
+	}
+	m->rx_ext_left -= (uint32_t)n;
+	if (m->rx_ext_left == 0)
+		input_ext(m);
+	return (n);
 }
 
 /* Move up to the rest of the current Data payload from ${in} to its stream
@@ -599,6 +872,7 @@ input_payload(struct mux *m, struct evbuffer *in)
 			return (0);
 		}
 		m->queued += n;
+		s->received += n;
 	}
 	m->rx_left -= (uint32_t)n;
 	if (s != NULL)
@@ -616,14 +890,21 @@ mux_input(struct mux *m, struct evbuffer *in)
 	struct frame_hdr h;
 
 	enter(m);
-	while (!m->dead) {
+	m->input_stop = 0;
+	while (!m->dead && !m->input_stop) {
 		if (m->rx_left > 0) {
 			if (input_payload(m, in) == 0)
 				break;
 			continue;
 		}
+		if (m->rx_ext_left > 0) {
+			if (input_ext_payload(m, in) == 0)
+				break;
+			continue;
+		}
 		/* Replies wait in ctrl: stop reading until they are sent. */
-		if (evbuffer_get_length(m->ctrl) >= m->cfg.ctrl_hiwat)
+		if (evbuffer_get_length(m->ctrl) +
+		    evbuffer_get_length(m->hctrl) >= m->cfg.ctrl_hiwat)
 			break;
 		if (evbuffer_get_length(in) < sizeof(buf) ||
 		    evbuffer_remove(in, buf, sizeof(buf)) != sizeof(buf))
@@ -681,10 +962,26 @@ stream_emit(struct mux_stream *s, struct evbuffer *out)
 		h.flags = FRAME_FIN;
 	h.length = n;
 	frame_encode(buf, &h);
-	if (evbuffer_add(out, buf, sizeof(buf)) ||
-	    (n && evbuffer_remove_buffer(s->sendq, out, n) != (int)n))
+	if (evbuffer_add(out, buf, sizeof(buf)))
 		return (-1);
-	m->queued -= n;
+	if (n && m->ext) {
+		/* The payload goes out by reference and stays in unacked
+		 * until the peer acknowledges it. */
+		if (evbuffer_remove_buffer(s->sendq, m->tmp, n) != (int)n ||
+		    evbuffer_add_buffer_reference(out, m->tmp) ||
+		    (s->unacked == NULL &&
+		    (s->unacked = evbuffer_new()) == NULL) ||
+		    evbuffer_add_buffer(s->unacked, m->tmp)) {
+			evbuffer_drain(m->tmp, evbuffer_get_length(m->tmp));
+			return (-1);
+		}
+		s->sent += n;
+		m->unacked += n;
+	} else if (n) {
+		if (evbuffer_remove_buffer(s->sendq, out, n) != (int)n)
+			return (-1);
+		m->queued -= n;
+	}
 	s->send_window -= n;
 	if (queued == n && s->sendq != NULL) {
 		evbuffer_free(s->sendq);
@@ -692,8 +989,7 @@ stream_emit(struct mux_stream *s, struct evbuffer *out)
 	}
 	if (h.flags & FRAME_FIN) {
 		s->flags = (s->flags & ~S_FIN_QUEUED) | S_FIN_SENT;
-		if ((s->flags & (S_DETACHED | S_FIN_RCVD)) ==
-		    (S_DETACHED | S_FIN_RCVD)) {
+		if ((s->flags & S_DETACHED) && stream_finished(s)) {
 			stream_drop(s, 0, 0);
 			return (0);
 		}
@@ -738,14 +1034,21 @@ mux_output(struct mux *m, struct evbuffer *out, size_t budget)
 	enter(m);
 	m->backlog = 0;
 	m->pass++;
+	if (evbuffer_add_buffer(out, m->hctrl) ||
+	    evbuffer_add_buffer(out, m->state_out))
+		rc = -1;
+	if (m->gated)
+		goto done;
 	if (evbuffer_add_buffer(out, m->ctrl))
 		rc = -1;
 	while (rc == 0 && !m->dead && (s = m->ready.head) != NULL &&
 	    evbuffer_get_length(out) - start < budget) {
 		/* A callback may have queued control frames (a SYN for a
 		 * stream now ready): they go first, as always. */
-		if (evbuffer_get_length(m->ctrl) > 0 &&
-		    evbuffer_add_buffer(out, m->ctrl)) {
+		if ((evbuffer_get_length(m->hctrl) > 0 &&
+		    evbuffer_add_buffer(out, m->hctrl)) ||
+		    (evbuffer_get_length(m->ctrl) > 0 &&
+		    evbuffer_add_buffer(out, m->ctrl))) {
 			rc = -1;
 			break;
 		}
@@ -768,8 +1071,10 @@ mux_output(struct mux *m, struct evbuffer *out, size_t budget)
 			stream_schedule(s);
 	}
 	/* ... and those queued by the last callback, a pull's RST say. */
-	if (rc == 0 && evbuffer_add_buffer(out, m->ctrl))
+	if (rc == 0 && (evbuffer_add_buffer(out, m->hctrl) ||
+	    evbuffer_add_buffer(out, m->ctrl)))
 		rc = -1;
+done:
 	leave(m);
 	return (rc ? -1 : (int)(evbuffer_get_length(out) - start));
 }
@@ -787,8 +1092,11 @@ int
 mux_output_pending(const struct mux *m)
 {
 
-	return (evbuffer_get_length(m->ctrl) > 0 ||
-	    (!m->dead && m->ready.head != NULL));
+	if (evbuffer_get_length(m->hctrl) > 0 ||
+	    evbuffer_get_length(m->state_out) > 0)
+		return (1);
+	return (!m->gated && (evbuffer_get_length(m->ctrl) > 0 ||
+	    (!m->dead && m->ready.head != NULL)));
 }
 
 /* Create a session. */
@@ -813,8 +1121,26 @@ mux_new(const struct mux_config *cfg, const struct mux_callbacks *cb,
 	idmap_init(&m->streams);
 	if ((m->ctrl = evbuffer_new()) == NULL)
 		goto err1;
+	if ((m->hctrl = evbuffer_new()) == NULL)
+		goto err2;
+	if ((m->state_out = evbuffer_new()) == NULL)
+		goto err3;
+	if ((m->tmp = evbuffer_new()) == NULL)
+		goto err4;
+	if ((m->rx_ext = evbuffer_new()) == NULL)
+		goto err5;
+	if (m->cfg.resumable)
+		mux_attach(m, 1);
 	return (m);
 
+err5:
+	evbuffer_free(m->tmp);
+err4:
+	evbuffer_free(m->state_out);
+err3:
+	evbuffer_free(m->hctrl);
+err2:
+	evbuffer_free(m->ctrl);
 err1:
 	free(m);
 err0:
@@ -841,6 +1167,10 @@ mux_free(struct mux *m)
 	m->dead = 1;
 	idmap_drain(&m->streams, drop_for_session, NULL);
 	leave(m);
+	evbuffer_free(m->rx_ext);
+	evbuffer_free(m->tmp);
+	evbuffer_free(m->state_out);
+	evbuffer_free(m->hctrl);
 	evbuffer_free(m->ctrl);
 	free(m);
 }
@@ -860,7 +1190,9 @@ mux_ping(struct mux *m)
 
 	if (m->dead)
 		return (-1);
-	m->ping_id++;
+	/* The first ping of a resumable engine's connection is the offer. */
+	m->ping_id = m->offer_pending ? MUX_PING_OFFER : m->ping_id + 1;
+	m->offer_pending = 0;
 	if (queue_ctrl(m, FRAME_PING, FRAME_SYN, 0, m->ping_id))
 		return (-1);
 	m->ping_out = 1;
@@ -872,14 +1204,16 @@ mux_ping(struct mux *m)
 int
 mux_goaway(struct mux *m, uint32_t code)
 {
-
 	struct mux_stream *w;
 	int rc;
 
 	if (m->goaway_sent)
 		return (0);
 	m->goaway_sent = 1;
-	rc = queue_ctrl(m, FRAME_GO_AWAY, 0, 0, code);
+	m->goaway_code = code;
+	/* Behind the stream frames queued before it; while gated, where
+	 * it can go out (and again once the gate opens). */
+	rc = queue_goaway(m, m->gated ? m->hctrl : m->ctrl);
 	/* Opens still waiting for a slot would be new streams after it. */
 	enter(m);
 	while ((w = m->waiting.head) != NULL)
@@ -1072,8 +1406,14 @@ stream_grant(struct mux_stream *s, uint32_t n)
 			    m->window_used);
 	}
 	delta = s->recv_read + grow;
-	if (queue_ctrl(m, FRAME_WINDOW_UPDATE, 0, s->id, delta))
+	/* With the extension, a delta acknowledges what was consumed, and
+	 * growth goes in a frame of its own. */
+	if (m->ext ? (queue_ctrl(m, FRAME_WINDOW_UPDATE, 0, s->id,
+	    s->recv_read) || (grow > 0 && queue_ctrl(m, FRAME_WINDOW_UPDATE,
+	    FRAME_GROW, s->id, grow))) :
+	    queue_ctrl(m, FRAME_WINDOW_UPDATE, 0, s->id, delta))
 		return;
+	s->granted += s->recv_read;
 	s->recv_window += grow;
 	m->window_used += grow;
 	s->recv_avail += delta;
@@ -1124,7 +1464,19 @@ mux_stream_reset(struct mux_stream *s)
 
 	enter(m);
 	s->flags |= S_DETACHED;
-	stream_drop(s, 1, 0);
+	if (m->ext && m->gated && !(s->flags & S_SYN_WAIT)) {
+		/* No connection to say it on, and whether the peer knows
+		 * the stream is learnt only when resuming: it stays, dead,
+		 * until then (resume_entry, resume_absent). */
+		s->flags |= S_RESET;
+		if (s->flags & S_READY) {
+			squeue_remove(&m->ready, s);
+			s->flags &= ~S_READY;
+		}
+		stream_free_queues(s);
+	} else {
+		stream_drop(s, 1, 0);
+	}
 	leave(m);
 }
 
@@ -1141,9 +1493,369 @@ mux_stream_release(struct mux_stream *s)
 	enter(m);
 	s->flags |= S_DETACHED;
 	s->arg = NULL;
-	if (s->flags & S_FIN_SENT)
+	if (stream_finished(s))
 		stream_drop(s, 0, 0);
 	else
-		mux_stream_shutdown(s);
+		mux_stream_shutdown(s);	/* if not yet */
 	leave(m);
+}
+
+/* Write ${v} big-endian into the ${n} bytes at ${p}. */
+static void
+put_be(uint8_t *p, uint64_t v, int n)
+{
+
+	while (n-- > 0) {
+		p[n] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+/* Read ${n} bytes big-endian at ${p}. */
+static uint64_t
+get_be(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	while (n-- > 0)
+		v = v << 8 | *p++;
+	return (v);
+}
+
+/* Forget the frames queued for a connection of ${m} that is gone or new,
+ * and what was arriving from it; gate the engine. */
+static void
+conn_reset(struct mux *m)
+{
+
+	evbuffer_drain(m->hctrl, evbuffer_get_length(m->hctrl));
+	evbuffer_drain(m->ctrl, evbuffer_get_length(m->ctrl));
+	evbuffer_drain(m->state_out, evbuffer_get_length(m->state_out));
+	evbuffer_drain(m->rx_ext, evbuffer_get_length(m->rx_ext));
+	/* The rest of a frame cut short will not come: its window is the
+	 * peer's again (the window was taken at the frame's header). */
+	if (m->rx_stream != NULL)
+		m->rx_stream->recv_avail += m->rx_left;
+	m->rx_left = m->rx_ext_left = 0;
+	m->rx_stream = NULL;
+	m->backlog = 0;
+	m->ping_out = m->resuming = m->hello_wait = m->offer_pending = 0;
+	m->resume_entries = 0;
+	m->gated = 1;
+}
+
+/* The connection of ${m} is gone. */
+void
+mux_detach(struct mux *m)
+{
+
+	conn_reset(m);
+}
+
+/* ${m} is on a new connection; say hello if ${hello}. */
+void
+mux_attach(struct mux *m, int hello)
+{
+
+	conn_reset(m);
+	if (hello)
+		m->hello_wait = m->offer_pending = 1;
+}
+
+/* Let ${m}'s streams flow. */
+void
+mux_open_gate(struct mux *m)
+{
+
+	m->gated = 0;
+	if (mux_output_pending(m))
+		signal_output(m);
+}
+
+int
+mux_ext(const struct mux *m)
+{
+
+	return (m->ext);
+}
+
+size_t
+mux_unacked(const struct mux *m)
+{
+
+	return (m->unacked);
+}
+
+/* Send extension message ${kind} with ${len} bytes at ${p} on ${m}. */
+int
+mux_ext_send(struct mux *m, unsigned kind, const void *p, size_t len)
+{
+
+	if (!m->ext || m->dead || kind >= MUX_EXT_ENGINE || len > MUX_EXT_MAX)
+		return (-1);
+	return (queue_frame(m, FRAME_EXT, (uint16_t)kind, 0, (uint32_t)len,
+	    p, len));
+}
+
+/* Append the state entry of ${s} to ${buf}: what it received, what it
+ * credited, the window left, and whether FIN arrived. */
+static int
+state_entry(struct mux_stream *s, struct evbuffer *buf)
+{
+	uint8_t e[STATE_ENTRY];
+
+	put_be(e, s->id, 4);
+	put_be(e + 4, (s->flags & S_FIN_RCVD) ? STATE_FIN : 0, 4);
+	put_be(e + 8, s->received, 8);
+	put_be(e + 16, s->granted, 8);
+	put_be(e + 24, s->recv_avail, 4);
+	return (evbuffer_add(buf, e, sizeof(e)));
+}
+
+/*
+ * Send the state of ${m} (gated, on a new connection): an entry for every
+ * stream the peer may know, in state frames of at most MUX_EXT_MAX bytes,
+ * then the end, which names the highest stream id the peer opened that we
+ * saw and the number of entries.  Frames queued while no connection was
+ * up are dropped: the state says all they said.
+ */
+int
+mux_resume_start(struct mux *m)
+{
+	uint8_t hdr[FRAME_HDR_LEN], end[12];
+	struct frame_hdr h = { FRAME_VERSION, FRAME_EXT, EXT_STATE, 0, 0 };
+	struct evbuffer *chunk;
+	struct mux_stream *s;
+	uint32_t n = 0;
+	int rc = -1;
+
+	if (!m->ext || m->dead || (chunk = evbuffer_new()) == NULL)
+		goto fail;
+	evbuffer_drain(m->ctrl, evbuffer_get_length(m->ctrl));
+	for (s = m->all; s != NULL || evbuffer_get_length(chunk) > 0;
+	    s = s != NULL ? s->anext : NULL) {
+		/* A full frame, or the last one. */
+		if (s == NULL ||
+		    evbuffer_get_length(chunk) + STATE_ENTRY > MUX_EXT_MAX) {
+			h.length = (uint32_t)evbuffer_get_length(chunk);
+			frame_encode(hdr, &h);
+			if (evbuffer_add(m->state_out, hdr, sizeof(hdr)) ||
+			    evbuffer_add_buffer(m->state_out, chunk))
+				goto done;
+			if (s == NULL)
+				break;
+		}
+		/* Unknown to the peer, or to be absent from its view (it
+		 * resets streams we do not name). */
+		if (s->flags & (S_SYN_WAIT | S_RESET))
+			continue;
+		if (state_entry(s, chunk))
+			goto done;
+		n++;
+	}
+	h.flags = EXT_STATE_END;
+	h.length = sizeof(end);
+	frame_encode(hdr, &h);
+	put_be(end, m->peer_max_id, 4);
+	put_be(end + 4, n, 4);
+	put_be(end + 8, 0, 4);
+	if (evbuffer_add(m->state_out, hdr, sizeof(hdr)) ||
+	    evbuffer_add(m->state_out, end, sizeof(end)))
+		goto done;
+	m->resuming = 1;
+	m->resume_next_id = m->next_id;
+	m->resent = 0;
+	signal_output(m);
+	rc = 0;
+done:
+	evbuffer_free(chunk);
+fail:
+	if (rc != 0)
+		session_fail(m, MUX_GOAWAY_INTERNAL, "out of memory");
+	return (rc);
+}
+
+/*
+ * Send again what ${s} sent from stream offset ${from} on (the peer has
+ * the bytes before it): they go back to the head of its send queue.
+ */
+static void
+stream_rewind(struct mux_stream *s, uint64_t from)
+{
+	struct mux *m = s->m;
+	size_t left;
+
+	stream_forget(s, (size_t)(from - stream_kept_from(s)));
+	if (s->unacked != NULL) {
+		left = evbuffer_get_length(s->unacked);
+		if (s->sendq == NULL) {
+			s->sendq = s->unacked;
+		} else {
+			evbuffer_prepend_buffer(s->sendq, s->unacked);
+			evbuffer_free(s->unacked);
+		}
+		s->unacked = NULL;
+		m->unacked -= left;
+		m->resent += left;
+	}
+	s->sent = from;
+	/* A FIN the peer did not get goes again, after the data. */
+	if ((s->flags & (S_FIN_SENT | S_FIN_ACKED)) == S_FIN_SENT)
+		s->flags = (s->flags & ~S_FIN_SENT) | S_FIN_QUEUED;
+}
+
+/* The peer has everything ${s} sent, and its FIN. */
+static void
+stream_all_acked(struct mux_stream *s)
+{
+
+	s->flags |= S_FIN_ACKED;
+	s->acked = s->sent;
+	if (s->unacked != NULL)
+		stream_forget(s, evbuffer_get_length(s->unacked));
+	if ((s->flags & S_DETACHED) && stream_finished(s))
+		stream_drop(s, 0, 0);
+}
+
+/* Nonzero if stream id ${id} is of ${m}'s own parity. */
+static int
+id_ours(const struct mux *m, uint32_t id)
+{
+
+	return ((id & 1) == (m->cfg.dialer ? 1u : 0u));
+}
+
+/*
+ * Apply the peer's state entry at ${e} to ${m}: re-send from what it
+ * received, with the window it has left, and FIN if it did not get it.
+ * Returns 0, or -1 if the entry cannot be true.
+ */
+static int
+resume_entry(struct mux *m, const uint8_t *e)
+{
+	uint32_t id = (uint32_t)get_be(e, 4), fl = (uint32_t)get_be(e + 4, 4);
+	uint64_t rcvd = get_be(e + 8, 8), granted = get_be(e + 16, 8);
+	struct mux_stream *s = idmap_get(&m->streams, id);
+
+	if (s == NULL)		/* ended here, or the peer will open it */
+		return (id_ours(m, id) && id >= m->next_id ? -1 : 0);
+	if (s->flags & S_RESET) {	/* reset during the outage */
+		stream_drop(s, 1, 0);
+		return (0);
+	}
+	if ((s->flags & (S_SYN_WAIT | S_LISTED)) || rcvd > s->sent ||
+	    rcvd < stream_kept_from(s) || granted > rcvd)
+		return (-1);
+	s->flags |= S_LISTED;
+	if (s->flags & S_INFLIGHT)	/* it knows the stream */
+		stream_answered(s);
+	if ((fl & STATE_FIN) && (!(s->flags & S_FIN_SENT) || rcvd != s->sent))
+		return (-1);
+	if (fl & STATE_FIN)
+		s->flags |= S_FIN_ACKED;
+	stream_rewind(s, rcvd);
+	s->acked = granted;
+	s->send_window = (uint32_t)get_be(e + 24, 4);
+	if (s->flags & S_FIN_ACKED)
+		stream_all_acked(s);
+	stream_schedule(s);
+	return (0);
+}
+
+/* The peer's state frame at ${p} (${len} bytes) for ${m}. */
+static int
+resume_state(struct mux *m, const uint8_t *p, size_t len)
+{
+	size_t i;
+
+	if (!m->resuming || len % STATE_ENTRY != 0)
+		return (-1);
+	enter(m);
+	for (i = 0; i < len && !m->dead; i += STATE_ENTRY) {
+		if (resume_entry(m, p + i)) {
+			leave(m);
+			return (-1);
+		}
+		m->resume_entries++;
+	}
+	leave(m);
+	return (0);
+}
+
+/*
+ * Stream ${s} of ${m} is not in the peer's state.  If the peer never saw
+ * it (one of ours above ${seen}, the highest of our ids it saw), open it
+ * again and send everything.  Otherwise the peer ended it: gracefully if
+ * both FINs went each way (the peer frees a stream only once it has both),
+ * else by a reset whose RST was lost.
+ */
+static void
+resume_absent(struct mux_stream *s, uint32_t seen)
+{
+	struct mux *m = s->m;
+
+	if (s->flags & S_RESET) {	/* reset during the outage */
+		stream_drop(s, 0, 0);
+	} else if (id_ours(m, s->id) && s->id > seen &&
+	    stream_kept_from(s) == 0) {
+		stream_rewind(s, 0);
+		s->acked = 0;
+		s->send_window = MUX_INITIAL_WINDOW;
+		if (queue_ctrl(m, FRAME_WINDOW_UPDATE, FRAME_SYN, s->id,
+		    s->recv_window - MUX_INITIAL_WINDOW) == 0)
+			stream_schedule(s);
+	} else if ((s->flags & (S_FIN_SENT | S_FIN_RCVD)) ==
+	    (S_FIN_SENT | S_FIN_RCVD)) {
+		stream_all_acked(s);
+	} else {
+		stream_drop(s, 0, MUX_CLOSE_RESET);
+	}
+}
+
+/*
+ * The end of the peer's state at ${p} (${len} bytes) for ${m}: deal with
+ * the streams it did not name (resume_absent), then let them all flow.
+ */
+static int
+resume_state_end(struct mux *m, const uint8_t *p, size_t len)
+{
+	struct mux_stream *s, **absent;
+	uint32_t seen, i, n = 0;
+
+	if (!m->resuming || len != 12 ||
+	    get_be(p + 4, 4) != m->resume_entries)
+		return (-1);
+	seen = (uint32_t)get_be(p, 4);
+	if (seen != 0 && (!id_ours(m, seen) || seen >= m->next_id))
+		return (-1);
+	/* Collected first: a reset's callback may end other streams. */
+	for (s = m->all; s != NULL; s = s->anext)
+		n++;
+	if ((absent = calloc(n + 1, sizeof(*absent))) == NULL) {
+		session_fail(m, MUX_GOAWAY_INTERNAL, "out of memory");
+		return (0);
+	}
+	n = 0;
+	for (s = m->all; s != NULL; s = s->anext) {
+		if (s->flags & S_LISTED)
+			s->flags &= ~S_LISTED;
+		else if (!(s->flags & S_SYN_WAIT) &&
+		    (!id_ours(m, s->id) || s->id < m->resume_next_id))
+			absent[n++] = s;
+	}
+	enter(m);
+	for (i = 0; i < n && !m->dead; i++)
+		if (!(absent[i]->flags & S_DEAD))
+			resume_absent(absent[i], seen);
+	free(absent);
+	m->resuming = 0;
+	m->gated = 0;
+	/* Our Go Away again, after the streams opened again, not before:
+	 * the peer refuses new streams after it. */
+	if (m->goaway_sent && !m->dead)
+		queue_goaway(m, m->ctrl);
+	if (!m->dead && m->cb.on_resumed != NULL)
+		m->cb.on_resumed(m, m->resent, m->arg);
+	leave(m);
+	return (0);
 }

@@ -31,6 +31,20 @@ struct mux_stream;
 #define MUX_GOAWAY_PROTOCOL	1
 #define MUX_GOAWAY_INTERNAL	2
 
+/*
+ * The mxd extension (docs/PROTOCOL.md section 11): an engine configured
+ * resumable offers it with its first ping's opaque value, and speaks it
+ * only with a peer whose first frame was the same offer.  It adds
+ * acknowledgements, so that a sender keeps what the peer may not have
+ * received, and the exchange of per-stream state that resumes the session
+ * on a new connection.  Extension messages travel in frames of type 4 with
+ * a payload of at most MUX_EXT_MAX bytes; kinds below MUX_EXT_ENGINE are
+ * the application's (on_ext, mux_ext_send), the others the engine's.
+ */
+#define MUX_PING_OFFER	0x6d787231u	/* "mxr1" */
+#define MUX_EXT_MAX	65536
+#define MUX_EXT_ENGINE	16
+
 /* The window every yamux stream starts with, in each direction. */
 #define MUX_INITIAL_WINDOW	(256u * 1024)
 
@@ -91,6 +105,27 @@ struct mux_callbacks {
 	 * call on ${s} is allowed here.  Queueing nothing ends pull mode.
 	 */
 	void (*on_stream_pull)(struct mux_stream *s, void *sarg);
+
+	/*
+	 * Resumable engines only.  The peer's first frame on this connection
+	 * arrived (before it is processed): ${ext} is 1 if it offered the
+	 * extension.  Output and input stay gated (only pings, Go Away and
+	 * extension frames) until mux_open_gate or a resumption opens them.
+	 */
+	void (*on_hello)(struct mux *, int ext, void *arg);
+
+	/*
+	 * Extension message ${kind} (< MUX_EXT_ENGINE) with ${len} bytes at
+	 * ${p}.  Return 0 to go on, 1 to stop mux_input right after it (the
+	 * rest stays in its buffer, for another engine, say), -1 if it is
+	 * malformed (Go Away(1), as for any protocol error).
+	 */
+	int (*on_ext)(struct mux *, unsigned kind, const uint8_t *p,
+	    size_t len, void *arg);
+
+	/* The peer's state arrived and was applied: the session runs again
+	 * on this connection; ${resent} bytes are queued to be sent again. */
+	void (*on_resumed)(struct mux *, uint64_t resent, void *arg);
 };
 
 struct mux_config {
@@ -108,6 +143,8 @@ struct mux_config {
 	uint32_t	send_hiwat;	/* per-stream send queue "full" mark */
 	uint32_t	ctrl_hiwat;	/* queued control bytes before input
 					 * processing pauses */
+	int		resumable;	/* offer the extension; keep sent
+					 * bytes until acknowledged */
 };
 
 /* Fill ${cfg} with the defaults (documented in docs/PROTOCOL.md). */
@@ -168,11 +205,40 @@ int mux_is_closing(const struct mux *m);
 /* The smoothed ping round trip in microseconds, 0 if none measured. */
 uint64_t mux_rtt(const struct mux *m);
 
+/*
+ * Resumption (resumable engines; see the top).  A new engine starts in
+ * hello mode: its first mux_ping is the offer, and on_hello reports what
+ * the peer said.  mux_open_gate starts normal operation (a plain peer, or
+ * a new session).  When the connection is lost, mux_detach forgets what was
+ * on its way and keeps every stream; streams may be written, read, opened
+ * and closed meanwhile, with nothing sent.  On a new connection,
+ * mux_attach(${hello} 1) starts hello mode again (the dialer), or with 0
+ * gates the engine for a peer that offered already (the listener taking
+ * over a connection another engine said hello on).  mux_resume_start then
+ * sends this side's state; once the peer's has arrived, each side re-sends
+ * exactly what the other lacks, on_resumed is called and the gate opens.
+ * mux_resume_start returns 0, or -1 if out of memory (the session failed).
+ */
+void mux_detach(struct mux *m);
+void mux_attach(struct mux *m, int hello);
+void mux_open_gate(struct mux *m);
+int mux_resume_start(struct mux *m);
+
+/* Nonzero once the peer offered the extension (and ${m} did). */
+int mux_ext(const struct mux *m);
+
+/* Send extension message ${kind} (< MUX_EXT_ENGINE) of ${len} <=
+ * MUX_EXT_MAX bytes at ${p}; even while gated.  Returns 0 or -1. */
+int mux_ext_send(struct mux *m, unsigned kind, const void *p, size_t len);
+
+/* Bytes sent and kept on all streams until the peer acknowledges them. */
+size_t mux_unacked(const struct mux *m);
+
 /* Number of open streams. */
 uint32_t mux_stream_count(const struct mux *m);
 
 /* Bytes held in all streams: received and not yet read, plus written and
- * not yet handed to mux_output. */
+ * not yet handed to mux_output, plus sent and kept until acknowledged. */
 size_t mux_queued(const struct mux *m);
 
 /*

@@ -612,7 +612,7 @@ cb_pull(struct mux_stream *s, void *sarg)
 
 static const struct mux_callbacks callbacks = {
 	cb_open, cb_readable, cb_writable, cb_close, cb_pong, cb_goaway,
-	cb_proto, cb_want_output, NULL, cb_pull
+	cb_proto, cb_want_output, NULL, cb_pull, NULL, NULL, NULL
 };
 
 /*
