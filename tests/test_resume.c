@@ -17,6 +17,7 @@
 
 #include "itest.h"
 #include "mux/mux.c"
+#include "resume.h"
 
 #define MAXCH	4096
 
@@ -720,6 +721,47 @@ START_TEST(gated_and_unoffered)
 }
 END_TEST
 
+/* Both sides derive the same id and key; another pair derives others;
+ * the proofs differ by side and fail under a wrong key or nonce. */
+START_TEST(secret_and_proofs)
+{
+	struct resume_hello d, l, x;
+	struct resume_secret sd, sl, sx;
+	uint8_t nd[RESUME_NONCE_LEN], nl[RESUME_NONCE_LEN];
+	uint8_t pd[RESUME_PROOF_LEN], pl[RESUME_PROOF_LEN];
+
+	ck_assert_int_eq(resume_hello_new(&d), 0);
+	ck_assert_int_eq(resume_hello_new(&l), 0);
+	ck_assert_int_eq(resume_hello_new(&x), 0);
+	ck_assert_int_eq(resume_hello_finish(&d, 1, l.msg, sizeof(l.msg), &sd),
+	    0);
+	ck_assert_int_eq(resume_hello_finish(&l, 0, d.msg, sizeof(d.msg), &sl),
+	    0);
+	ck_assert_mem_eq(sd.id, sl.id, sizeof(sd.id));
+	ck_assert_mem_eq(sd.key, sl.key, sizeof(sd.key));
+	/* A third party that saw both HELLOs but holds neither private key
+	 * (here: its own key with l's HELLO) gets another key. */
+	ck_assert_int_eq(resume_hello_finish(&x, 1, l.msg, sizeof(l.msg), &sx),
+	    0);
+	ck_assert(memcmp(sx.key, sd.key, sizeof(sx.key)) != 0);
+	ck_assert_int_eq(resume_nonce(nd), 0);
+	ck_assert_int_eq(resume_nonce(nl), 0);
+	resume_proof(&sd, 1, nd, nl, pd);
+	resume_proof(&sl, 0, nd, nl, pl);
+	ck_assert(memcmp(pd, pl, sizeof(pd)) != 0);
+	ck_assert(resume_proof_ok(&sl, 1, nd, nl, pd));
+	ck_assert(resume_proof_ok(&sd, 0, nd, nl, pl));
+	ck_assert(!resume_proof_ok(&sl, 0, nd, nl, pd));	/* reflected */
+	ck_assert(!resume_proof_ok(&sx, 1, nd, nl, pd));	/* other key */
+	nl[0] ^= 1;
+	ck_assert(!resume_proof_ok(&sl, 1, nd, nl, pd));	/* replayed */
+	/* Malformed HELLOs are refused. */
+	ck_assert_int_eq(resume_hello_new(&x), 0);
+	ck_assert_int_eq(resume_hello_finish(&x, 1, l.msg, 47, &sx), -1);
+	ck_assert_ptr_null(x.priv);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -737,6 +779,7 @@ main(void)
 	IT_ADD_LOOP(tc, random_cuts, 50);
 	IT_ADD(tc, state_beyond_sent);
 	IT_ADD(tc, gated_and_unoffered);
+	IT_ADD(tc, secret_and_proofs);
 	suite_add_tcase(s, tc);
 	return (it_main(s));
 }
