@@ -98,6 +98,7 @@ enum key_id {
 	K_LINK_CONNECT, K_LINK_LISTEN, K_KEEPALIVE, K_TIMEOUT, K_RECONNECT_MIN,
 	K_RECONNECT_MAX, K_WINDOW, K_MAX_CHANNELS, K_DRAIN_TIMEOUT,
 	K_CONNECT_TIMEOUT, K_MAX_PENDING_CONNECTS, K_MAX_BUFFERED,
+	K_RESUME_TIMEOUT,
 	K_TLS, K_TLS_CERT, K_TLS_KEY, K_TLS_CA, K_TLS_PEER_NAME, K_TLS_PIN,
 	K_TLS_MIN_VERSION,
 	K_ACCEPT, K_CONNECT, K_PROXY_PROTOCOL, K_RATE_LIMIT,
@@ -154,6 +155,8 @@ static const struct key {
 	    "1..1048576") },
 	[K_MAX_BUFFERED] = { SEC_LINK, "max_buffered", CFG(max_buffered),
 	    NUMBER(size, 65536, 4293918720u, "64k..4095m") },
+	[K_RESUME_TIMEOUT] = { SEC_LINK, "resume_timeout",
+	    CFG(resume_timeout_ms), DURATION(0, "any duration") },
 	[K_TLS] = { SEC_LINK, "tls", CFG(tls), WORD(on_off) },
 	[K_TLS_CERT] = { SEC_LINK, "tls_cert", CFG(tls_cert),
 	    PLAIN(T_STRING) },
@@ -286,6 +289,11 @@ int
 config_parse_duration(const char *s, uint64_t *ms)
 {
 
+	/* Zero needs no unit ("resume_timeout = 0": off). */
+	if (strcmp(s, "0") == 0) {
+		*ms = 0;
+		return (0);
+	}
 	return (parse_scaled(s, duration_units, ms));
 }
 
@@ -480,6 +488,7 @@ config_new(const char *path)
 	c->tls_min_version = TLS_V13;
 	c->drain_timeout_ms = 30000;
 	c->connect_timeout_ms = 10000;
+	c->resume_timeout_ms = 30000;
 	return (c);
 }
 

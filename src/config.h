@@ -55,7 +55,7 @@ struct config {
 	int	link_listen;		/* 1: [link] listen, 0: connect */
 	struct config_addr link_addr;
 	uint64_t keepalive_ms, timeout_ms, reconnect_min_ms, reconnect_max_ms,
-	    drain_timeout_ms, connect_timeout_ms;
+	    drain_timeout_ms, connect_timeout_ms, resume_timeout_ms;
 	uint32_t window;
 	uint32_t max_channels;
 	uint32_t max_pending_connects;	/* peer's channels awaiting targets */

@@ -14,7 +14,9 @@
 #include <event2/event.h>
 
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "conn.h"
 #include "tls.h"
@@ -430,6 +432,22 @@ conn_set_lowat(struct conn *c, size_t lowat)
 {
 
 	c->lowat = lowat;
+}
+
+int
+conn_peer_pin(const struct conn *c, unsigned char out[32])
+{
+	unsigned char *der = NULL;
+	X509 *cert;
+	int n;
+
+	if (c->ssl == NULL ||
+	    (cert = SSL_get0_peer_certificate(c->ssl)) == NULL ||
+	    (n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der)) < 0)
+		return (-1);
+	SHA256(der, (size_t)n, out);
+	OPENSSL_free(der);
+	return (0);
 }
 
 int

@@ -62,6 +62,11 @@ void conn_read(struct conn *c, int on);
 /* Call drained when the output falls to ${lowat} bytes. */
 void conn_set_lowat(struct conn *c, size_t lowat);
 
+/* The SHA-256 of the TLS peer's public key (its DER SubjectPublicKeyInfo,
+ * as tls_pin takes it) into ${out}.  Returns 0, or -1 on a plain
+ * connection. */
+int conn_peer_pin(const struct conn *c, unsigned char out[32]);
+
 /* The socket of ${c}. */
 int conn_fd(const struct conn *c);
 

@@ -62,6 +62,7 @@ struct lsess {
 	int		dialed;		/* we connected, not accepted */
 	int		draining;	/* Go Away seen or sent */
 	int		probation;	/* not current until answered */
+	int		held;		/* lost, not yet resumed */
 	struct lsess	*next;
 };
 
@@ -91,6 +92,23 @@ struct link {
 
 static void link_redial(struct link *);
 static void link_lost(struct link *, const struct lsess *);
+
+/* ${ms} as the configuration would write it ("30s", "1500ms", "2m"), in
+ * ${buf} of ${len}; returns ${buf}. */
+static const char *
+fmt_ms(char *buf, size_t len, uint64_t ms)
+{
+
+	if (ms != 0 && ms % 3600000 == 0)
+		snprintf(buf, len, "%juh", (uintmax_t)(ms / 3600000));
+	else if (ms != 0 && ms % 60000 == 0)
+		snprintf(buf, len, "%jum", (uintmax_t)(ms / 60000));
+	else if (ms % 1000 == 0)
+		snprintf(buf, len, "%jus", (uintmax_t)(ms / 1000));
+	else
+		snprintf(buf, len, "%jums", (uintmax_t)ms);
+	return (buf);
+}
 
 /* Unless ${l} listens, count a failed attempt and dial again later. */
 static void
@@ -315,9 +333,13 @@ lsess_up(struct lsess *ls)
 {
 	struct link *l = ls->l;
 
+	char id[2 * 16 + 1];
+
 	ls->up_since = session_now_us();
 	l->st.ups++;
 	l->dial_warned = 0;
+	session_id_hex(ls->sess, id, sizeof(id));
+	log_debug("link %s: session %s", ls->peer, id);
 	log_info("link %s: up (%s%s%s)", ls->peer,
 	    ls->dialed ? "connected" : "accepted", ls->tls ? ", " : "",
 	    ls->tls ? ls->tls : "");
@@ -338,7 +360,14 @@ lsess_make_current(struct lsess *ls)
 
 	ls->probation = 0;
 	l->cur = ls;
-	if (old != NULL) {
+	if (old != NULL && session_held(old->sess)) {
+		/* The peer came back with a new session: it lost the old. */
+		log_warn("link %s: the peer started a new session: %u held "
+		    "channels reset", old->peer, mux_stream_count(
+		    session_mux(old->sess)));
+		l->st.resume_failures++;
+		lsess_free(old);
+	} else if (old != NULL) {
 		/* Expected after a reload moved the link; not otherwise. */
 		log_msg(l->moving ? LOG_INFO : LOG_WARN, "link %s: replaced by "
 		    "a new link %s %s; its %u open channels finish on it",
@@ -353,6 +382,103 @@ lsess_make_current(struct lsess *ls)
 	else
 		log_debug("link %s: %s; up once the peer answers a ping",
 		    ls->peer, ls->dialed ? "connected" : "accepted");
+}
+
+/*
+ * session: the connection of ${sess} is gone (${why}) and the session is
+ * held.  Only the current one is worth it (one finishing, or on probation,
+ * ends here); the dialer dials again at once.
+ */
+static void
+on_lost(struct session *sess, const char *why, void *arg)
+{
+	struct lsess *ls = arg;
+	struct link *l = ls->l;
+	char t[32];
+
+	if (l->cur != ls || l->draining) {
+		on_down(sess, why, arg);
+		return;
+	}
+	/* An attempt to resume that failed: try again, backing off. */
+	if (ls->held) {
+		log_debug("link %s: resuming failed: %s", ls->peer, why);
+		link_retry(l);
+		return;
+	}
+	ls->held = 1;
+	log_warn("link %s: lost: %s (%u channels held, resuming for up to "
+	    "%s)", ls->peer, why, mux_stream_count(session_mux(sess)),
+	    fmt_ms(t, sizeof(t), l->d->cfg->resume_timeout_ms));
+	if (!l->listening) {
+		l->failing = 0;
+		l->backoff_ms = l->d->cfg->reconnect_min_ms;
+		link_redial(l);
+	}
+}
+
+/* session: ${sess} runs again after ${held_us}; ${resent} bytes again. */
+static void
+on_resumed(struct session *sess, uint64_t held_us, uint64_t resent,
+    void *arg)
+{
+	struct lsess *ls = arg;
+	struct link *l = ls->l;
+
+	ls->held = 0;
+	l->st.resumptions++;
+	l->st.resent += resent;
+	l->st.resume_us += held_us;
+	l->failing = 0;
+	l->dial_warned = 0;
+	log_info("link %s: resumed after %.1f s (%u channels, %ju bytes "
+	    "re-sent)", ls->peer, (double)held_us / 1e6,
+	    mux_stream_count(session_mux(sess)), (uintmax_t)resent);
+}
+
+/* session: the peer would not resume ${sess} (${why}): its channels are
+ * reset now, and a new session starts on a new connection. */
+static void
+on_refused(struct session *sess, const char *why, void *arg)
+{
+	struct lsess *ls = arg;
+	struct link *l = ls->l;
+
+	log_warn("link %s: resumption refused by the peer: %s (%u channels "
+	    "reset)", ls->peer, why, mux_stream_count(session_mux(sess)));
+	l->st.resume_failures++;
+	lsess_free(ls);
+	l->failing = 0;
+	link_redial(l);
+}
+
+/* session: the session of ${l} (${arg}) with id ${id}, or NULL. */
+static struct session *
+find_session(const uint8_t *id, void *arg)
+{
+	struct lsess *ls;
+
+	for (ls = ((struct lsess *)arg)->l->all; ls != NULL; ls = ls->next)
+		if (session_is(ls->sess, id))
+			return (ls->sess);
+	return (NULL);
+}
+
+/* session: the peer of ${sess} (${arg}, accepted) resumes ${held}, which
+ * took its connection: ${held} now has that peer's address. */
+static void
+on_handover(struct session *sess, struct session *held, void *arg)
+{
+	struct lsess *ls = arg, *h;
+
+	(void)sess;
+	for (h = ls->l->all; h != NULL && h->sess != held; h = h->next)
+		continue;
+	if (h != NULL) {
+		memcpy(h->peer, ls->peer, sizeof(h->peer));
+		h->tls = ls->tls;
+	}
+	lsess_free(ls);
 }
 
 /* session: the peer of ${arg} answered our first ping. */
@@ -378,6 +504,11 @@ static const struct session_handlers handlers = {
 	.on_down = on_down,
 	.on_stream_refused = on_stream_refused,
 	.on_answered = on_answered,
+	.on_lost = on_lost,
+	.on_resumed = on_resumed,
+	.on_refused = on_refused,
+	.find = find_session,
+	.on_handover = on_handover,
 };
 
 /*
@@ -393,7 +524,25 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 	const struct config *cfg = l->d->cfg;
 	struct session_params sp;
 	struct lsess *ls;
+	unsigned char pin[32];
+	int has_pin = conn_peer_pin(conn, pin) == 0;
 
+	/* A dialer holding the session resumes it on the new connection. */
+	if (!l->listening && !l->moving && l->cur != NULL &&
+	    session_held(l->cur->sess)) {
+		ls = l->cur;
+		if (session_attach(ls->sess, conn, has_pin ? pin : NULL) == 0) {
+			snprintf(ls->peer, sizeof(ls->peer), "%s", peer);
+			ls->tls = tls;
+			log_debug("link %s: connected; resuming", peer);
+			return;
+		}
+		log_warn("link %s: the peer's TLS identity is not the held "
+		    "session's: %u channels reset", peer, mux_stream_count(
+		    session_mux(ls->sess)));
+		l->st.resume_failures++;
+		lsess_free(ls);
+	}
 	if (l->cur != NULL && link_probations(l) >= HANDSHAKES_MAX) {
 		log_warn("link %s: closed: %d connections already wait to "
 		    "replace the link", peer, HANDSHAKES_MAX);
@@ -414,6 +563,8 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 	sp.keepalive_ms = cfg->keepalive_ms;
 	sp.timeout_ms = cfg->timeout_ms;
 	sp.answer_ms = cfg->connect_timeout_ms;
+	sp.resume_ms = cfg->resume_timeout_ms;
+	sp.peer_pin = has_pin ? pin : NULL;
 	if ((ls->sess = session_new(l->d->base, conn, &sp, &handlers,
 	    ls)) == NULL)
 		goto err1;
@@ -545,8 +696,9 @@ dial_now_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (l->dial != NULL || (l->cur != NULL && !l->moving) ||
-	    link_probations(l) > 0 || l->nhs > 0 || l->draining)
+	if (l->dial != NULL || (l->cur != NULL && !l->moving &&
+	    !session_held(l->cur->sess)) || link_probations(l) > 0 ||
+	    l->nhs > 0 || l->draining)
 		return;
 	l->st.dials++;
 	l->dial = dial_start(l->d->base, l->d->dns, cfg->link_addr.host,
@@ -787,7 +939,7 @@ link_reload(struct link *l, const struct config *cfg, char *err,
 	 * idle timeout found too short must not cost the link). */
 	for (ls = l->all; ls != NULL; ls = ls->next)
 		if (session_set_liveness(ls->sess, cfg->keepalive_ms,
-		    cfg->timeout_ms))
+		    cfg->timeout_ms, cfg->resume_timeout_ms))
 			log_error("link %s: cannot set keepalive and timeout: "
 			    "%s", ls->peer, strerror(errno));
 	if (moved)
@@ -880,11 +1032,19 @@ link_session(struct link *l)
 void
 link_drain(struct link *l)
 {
-	struct lsess *ls;
+	struct lsess *ls, *next;
 
 	l->draining = 1;
 	link_stop(l);
-	for (ls = l->all; ls != NULL; ls = ls->next) {
+	for (ls = l->all; ls != NULL; ls = next) {
+		next = ls->next;
+		/* Held channels cannot finish without the peer. */
+		if (session_held(ls->sess)) {
+			log_warn("link %s: stopping: %u held channels reset",
+			    ls->peer, mux_stream_count(session_mux(ls->sess)));
+			lsess_free(ls);
+			continue;
+		}
 		session_goaway(ls->sess, MUX_GOAWAY_NORMAL);
 		lsess_retire(ls);
 	}
@@ -935,6 +1095,12 @@ link_status(const struct link *l, char *buf, size_t len)
 {
 	char age[32];
 
+	if (l->cur != NULL && (session_held(l->cur->sess) ||
+	    session_resuming(l->cur->sess))) {
+		snprintf(buf, len, "link resuming (%u channels held)",
+		    session_held_channels(l->cur->sess));
+		return;
+	}
 	if (l->cur == NULL || !session_answered(l->cur->sess)) {
 		snprintf(buf, len, "link down, %u channels", link_channels(l));
 		return;
@@ -973,6 +1139,7 @@ link_get_stats(const struct link *l, struct link_stats *st)
 
 	*st = l->st;
 	st->rtt_us = l->cur != NULL ? mux_rtt(session_mux(l->cur->sess)) : 0;
+	st->held = l->cur != NULL ? session_held_channels(l->cur->sess) : 0;
 	st->channels = link_channels(l);
 	st->buffered = link_buffered(l);
 	st->pending = l->pending;

@@ -45,6 +45,11 @@ struct link_stats {
 	uint64_t	buffered;	/* bytes held for the channels */
 	uint32_t	channels;	/* open on all sessions */
 	uint32_t	pending;	/* the peer's, connecting to targets */
+	uint32_t	held;		/* channels held while resuming */
+	uint64_t	resumptions;	/* sessions resumed */
+	uint64_t	resume_failures; /* held sessions that ended */
+	uint64_t	resent;		/* bytes sent again on resuming */
+	uint64_t	resume_us;	/* time held, all resumptions */
 };
 
 /* Start ${d}'s link as its configuration says.  NULL on failure (logged). */

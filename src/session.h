@@ -1,17 +1,28 @@
 /*
- * session: one yamux session on one connection (conn.h).
+ * session: one yamux session (the engine and its streams) and the
+ * connection (conn.h) it runs on, if any.
  *
  * Drives the mux engine from the event loop: bytes read go to mux_input,
  * output is pulled from mux_output only while the link's output buffer is
  * short (so the engine's fair scheduler, not a deep buffer, orders frames),
  * pings go out every keepalive, and a link silent for timeout is declared
- * dead.  Every way the session ends (EOF, error, timeout, protocol error)
- * arrives once, as on_down, from the event loop; the owner then calls
- * session_free.
+ * dead.
+ *
+ * With resume_ms > 0 the session offers resumption (docs/PROTOCOL.md
+ * section 11).  When its connection is lost after the peer agreed, it is
+ * held: its streams stay open, with nothing sent, for up to resume_ms, and
+ * it resumes on a new connection (session_attach on the dialing side; on
+ * the listening side a new session to which the peer proves it is resuming
+ * hands its connection over), or ends.  A peer that does not know the
+ * session (it restarted) refuses at once.
+ *
+ * Every way a session ends arrives once, as on_down, from the event loop;
+ * the owner then calls session_free.
  */
 #ifndef MXD_SESSION_H
 #define MXD_SESSION_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mux/mux.h"
@@ -39,14 +50,38 @@ struct session_handlers {
 	void (*on_stream_pull)(struct mux_stream *, void *sarg);
 	/* The peer answered our first ping: it speaks yamux (NULL: none). */
 	void (*on_answered)(struct session *, void *arg);
+
+	/* Resumable sessions only (resume_ms > 0). */
+	/* The connection is gone (${why}): the session is held (see the
+	 * top).  The owner dials again, or waits for the peer to. */
+	void (*on_lost)(struct session *, const char *why, void *arg);
+	/* It runs again on a new connection, after ${held_us} without one;
+	 * ${resent} bytes are being sent again. */
+	void (*on_resumed)(struct session *, uint64_t held_us,
+	    uint64_t resent, void *arg);
+	/* The peer refused to resume it (${why}): call session_free, which
+	 * resets its streams, and start a new session. */
+	void (*on_refused)(struct session *, const char *why, void *arg);
+	/* The accepted peer names session ${id} (RESUME_ID_LEN bytes): the
+	 * owner's session of that id, held or running, or NULL. */
+	struct session *(*find)(const uint8_t *id, void *arg);
+	/* The peer of ${sess} proved that it resumes ${held}, which has taken
+	 * over the connection: call session_free(${sess}). */
+	void (*on_handover)(struct session *sess, struct session *held,
+	    void *arg);
 };
 
 struct session_params {
 	struct mux_config mux;
 	uint64_t	keepalive_ms;	/* ping interval; 0: none */
 	uint64_t	timeout_ms;	/* silence that kills; 0: never */
-	uint64_t	answer_ms;	/* our first ping unanswered this long
-					 * kills (connect_timeout); 0: never */
+	uint64_t	answer_ms;	/* the peer must answer our first ping
+					 * (and finish resuming) this soon
+					 * (connect_timeout); 0: never */
+	uint64_t	resume_ms;	/* hold a lost session this long; 0:
+					 * resumption off */
+	const uint8_t	*peer_pin;	/* the TLS peer's key (SHA-256, 32
+					 * bytes); NULL on a plain link */
 };
 
 /*
@@ -58,6 +93,36 @@ struct session *session_new(struct event_base *base, struct conn *conn,
     const struct session_params *params, const struct session_handlers *h,
     void *arg);
 
+/*
+ * Resume held session ${sess} (the dialing side) on connection ${conn}
+ * (taken over) to a peer whose TLS key is ${pin} (NULL: plain).  The result
+ * comes as on_resumed, on_refused, or on_lost again.  Returns 0, or -1 if
+ * ${conn} cannot be used for it (its identity is not the session's; it is
+ * still the caller's then).
+ */
+int session_attach(struct session *sess, struct conn *conn,
+    const uint8_t *pin);
+
+/* Nonzero while ${sess} is held: no connection, waiting to resume. */
+int session_held(const struct session *sess);
+
+/* Nonzero while ${sess} has a connection that is resuming it. */
+int session_resuming(const struct session *sess);
+
+/* Nonzero once ${sess} agreed with its peer on resumption (HELLO), as
+ * long as it may be resumed. */
+int session_resumable(const struct session *sess);
+
+/* The id of resumable ${sess} in hex, into ${buf} of ${len} (at least 33);
+ * "-" if it is not resumable. */
+void session_id_hex(const struct session *sess, char *buf, size_t len);
+
+/* Nonzero if ${sess} is the resumable session of id ${id}. */
+int session_is(const struct session *sess, const uint8_t *id);
+
+/* Channels of ${sess} held while it has no connection (0 if it has). */
+uint32_t session_held_channels(const struct session *sess);
+
 /* Free ${sess}: every open stream gets on_stream_close(MUX_CLOSE_SESSION),
  * then the connection is closed.  NULL is ok. */
 void session_free(struct session *sess);
@@ -68,17 +133,18 @@ struct mux *session_mux(struct session *sess);
 /* The session a stream ${s} belongs to. */
 struct session *session_of(struct mux_stream *s);
 
-/* From now on, ping the peer of ${sess} every ${keepalive_ms} and end the
- * session after ${timeout_ms} without a frame from it (0: never).  Returns
- * 0, or -1 if the timer cannot be set. */
+/* From now on, ping the peer of ${sess} every ${keepalive_ms}, end the
+ * session after ${timeout_ms} without a frame from it (0: never), and hold
+ * it for ${resume_ms} once lost (0: no more).  Returns 0, or -1 if the
+ * timer cannot be set. */
 int session_set_liveness(struct session *sess, uint64_t keepalive_ms,
-    uint64_t timeout_ms);
+    uint64_t timeout_ms, uint64_t resume_ms);
 
 /* Nonzero once the peer of ${sess} has answered one of our pings. */
 int session_answered(const struct session *sess);
 
 /* Nonzero if all ${sess} has queued for the peer is in the socket (or the
- * session is down, and nothing more will go). */
+ * session has no connection, and nothing more will go). */
 int session_flushed(const struct session *sess);
 
 /* Send Go Away ${code} on ${sess}: no new streams either way. */

@@ -47,6 +47,8 @@ static struct {
 	struct it_mxd	*mxd[IT_MAX_MXD];
 	int		nmxd;
 	struct it_targets *targets;
+	struct it_relay	*relays[4];
+	int		nrelays;
 	int		ports[IT_MAX_PORTS];
 	int		nports;
 	void		**allocs;
@@ -436,6 +438,13 @@ it_cleanup(void)
 		}
 		free(m);
 	}
+	for (n = H.nrelays; n-- > 0;) {
+		if (H.relays[n]->pid > 0) {
+			kill(H.relays[n]->pid, SIGKILL);
+			(void)waitpid(H.relays[n]->pid, NULL, 0);
+		}
+		free(H.relays[n]);
+	}
 	if (H.targets != NULL) {
 		if (H.targets->pid > 0) {
 			kill(H.targets->pid, SIGKILL);
@@ -714,8 +723,8 @@ it_pair_write_a(struct it_pair *p, const char *services)
 
 	p->a_conf = it_write_file("a.conf", it_fmt(
 	    "; side A: dials the link (mxd runs with -v: debug)\n"
-	    "[link]\nconnect = %s:%d\n%s\n%s", IT_HOST, p->link_port, A_LINK,
-	    services));
+	    "[link]\nconnect = %s:%d\n%s%s\n%s", IT_HOST, p->link_port, A_LINK,
+	    p->extra ? p->extra : "", services));
 }
 
 void
@@ -724,8 +733,8 @@ it_pair_write_b(struct it_pair *p, const char *services)
 
 	p->b_conf = it_write_file("b.conf", it_fmt(
 	    "; side B: listens for the link (mxd runs with -v: debug)\n"
-	    "[link]\nlisten = %s:%d\n%s\n%s", IT_HOST, p->link_port, B_LINK,
-	    services));
+	    "[link]\nlisten = %s:%d\n%s%s\n%s", IT_HOST, p->link_port, B_LINK,
+	    p->extra ? p->extra : "", services));
 }
 
 void
@@ -733,7 +742,16 @@ it_pair_start(struct it_pair *p, const char *a_services,
     const char *b_services)
 {
 
+	it_pair_start_extra(p, NULL, a_services, b_services);
+}
+
+void
+it_pair_start_extra(struct it_pair *p, const char *extra,
+    const char *a_services, const char *b_services)
+{
+
 	memset(p, 0, sizeof(*p));
+	p->extra = extra;
 	p->link_port = it_free_port();
 	it_pair_write_a(p, a_services);
 	it_pair_write_b(p, b_services);
@@ -1159,6 +1177,207 @@ it_targets_start(void)
 	return (t);
 }
 
+/* ------------------------------------------------------------ a relay */
+
+static void loopback(struct sockaddr_in *, int);
+
+#define RELAY_PAIRS	64
+#define RELAY_BUF	(64 * 1024)
+
+/* One direction of a relayed connection: bytes read from one socket, not
+ * yet written to the other. */
+struct rdir {
+	char	buf[RELAY_BUF];
+	size_t	off, len;
+	int	eof;		/* the reading side ended */
+	int	shut;		/* ... and that was passed on */
+};
+
+struct rpair {
+	int		fd[2];		/* accepted, connected; -1: free */
+	struct rdir	d[2];		/* d[k]: from fd[k] to fd[1 - k] */
+};
+
+/* Close both sockets of ${p}, with RST if ${rst}. */
+static void
+rpair_close(struct rpair *p, int rst)
+{
+	struct linger lg = { 1, 0 };
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		if (rst)
+			(void)setsockopt(p->fd[k], SOL_SOCKET, SO_LINGER, &lg,
+			    sizeof(lg));
+		close(p->fd[k]);
+		p->fd[k] = -1;
+	}
+}
+
+/* Move what can move in direction ${k} of ${p}.  Returns -1 on an error
+ * (the pair is to be reset), 0 otherwise. */
+static int
+rpair_pump(struct rpair *p, int k)
+{
+	struct rdir *d = &p->d[k];
+	ssize_t n;
+
+	if (d->len == 0 && !d->eof) {
+		d->off = 0;
+		n = read(p->fd[k], d->buf, sizeof(d->buf));
+		if (n < 0)
+			return (errno == EAGAIN || errno == EINTR ? 0 : -1);
+		if (n == 0)
+			d->eof = 1;
+		d->len = (size_t)n;
+	}
+	while (d->len > 0) {
+		n = write(p->fd[1 - k], d->buf + d->off, d->len);
+		if (n < 0)
+			return (errno == EAGAIN || errno == EINTR ? 0 : -1);
+		d->off += (size_t)n;
+		d->len -= (size_t)n;
+	}
+	if (d->eof && !d->shut) {
+		(void)shutdown(p->fd[1 - k], SHUT_WR);
+		d->shut = 1;
+	}
+	return (0);
+}
+
+/* The relay process: accept on ${lfd}, relay each to 127.0.0.1:${to}. */
+static void
+relay_main(int lfd, int to)
+{
+	static struct rpair pairs[RELAY_PAIRS];
+	struct pollfd pfd[1 + 2 * RELAY_PAIRS];
+	struct sockaddr_in sin;
+	int i, k, n, fd, c;
+
+	for (i = 0; i < RELAY_PAIRS; i++)
+		pairs[i].fd[0] = pairs[i].fd[1] = -1;
+	for (;;) {
+		pfd[0].fd = lfd;
+		pfd[0].events = POLLIN;
+		for (i = 0, n = 1; i < RELAY_PAIRS; i++)
+			for (k = 0; k < 2; k++) {
+				pfd[n].fd = pairs[i].fd[k];
+				pfd[n].events = 0;
+				if (pairs[i].fd[k] >= 0 && pairs[i].d[k].len ==
+				    0 && !pairs[i].d[k].eof)
+					pfd[n].events |= POLLIN;
+				if (pairs[i].fd[k] >= 0 &&
+				    pairs[i].d[1 - k].len > 0)
+					pfd[n].events |= POLLOUT;
+				n++;
+			}
+		if (poll(pfd, (nfds_t)n, -1) < 0 && errno != EINTR)
+			_exit(1);
+		if ((pfd[0].revents & POLLIN) &&
+		    (fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+			for (i = 0; i < RELAY_PAIRS && pairs[i].fd[0] >= 0; i++)
+				continue;
+			loopback(&sin, to);
+			/* A blocking connect: to loopback it is immediate. */
+			if (i == RELAY_PAIRS ||
+			    (c = socket(AF_INET, SOCK_STREAM, 0)) < 0) {
+				close(fd);
+			} else if (connect(c, (struct sockaddr *)&sin,
+			    sizeof(sin)) != 0) {
+				close(c);
+				close(fd);
+			} else {
+				(void)fcntl(c, F_SETFL, O_NONBLOCK);
+				memset(&pairs[i], 0, sizeof(pairs[i]));
+				pairs[i].fd[0] = fd;
+				pairs[i].fd[1] = c;
+				continue;	/* pfd no longer matches */
+			}
+		}
+		for (i = 0, n = 1; i < RELAY_PAIRS; i++, n += 2) {
+			if (pairs[i].fd[0] < 0)
+				continue;
+			if (pfd[n].revents == 0 && pfd[n + 1].revents == 0)
+				continue;
+			if (rpair_pump(&pairs[i], 0) || rpair_pump(&pairs[i], 1))
+				rpair_close(&pairs[i], 1);
+			else if (pairs[i].d[0].shut && pairs[i].d[1].shut)
+				rpair_close(&pairs[i], 0);
+		}
+	}
+}
+
+/* Listen on ${port} (0: any) for relay ${r} and run it in a child. */
+static void
+relay_fork(struct it_relay *r, int port)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	int lfd, one = 1;
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_msg(lfd >= 0, "socket: %s", strerror(errno));
+	(void)setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	loopback(&sin, port);
+	ck_assert_msg(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    listen(lfd, 64) == 0, "relay: bind/listen %d: %s", port,
+	    strerror(errno));
+	ck_assert(getsockname(lfd, (struct sockaddr *)&sin, &sl) == 0);
+	r->port = ntohs(sin.sin_port);
+	if ((r->pid = fork_tied()) == 0)
+		relay_main(lfd, r->to);
+	close(lfd);
+}
+
+struct it_relay *
+it_relay_start(int to)
+{
+	struct it_relay *r;
+
+	ck_assert_msg(H.nrelays < 4, "too many relays");
+	ck_assert_msg((r = calloc(1, sizeof(*r))) != NULL, "out of memory");
+	r->pid = -1;
+	r->to = to;
+	H.relays[H.nrelays++] = r;
+	relay_fork(r, 0);
+	if (H.nports < IT_MAX_PORTS)
+		H.ports[H.nports++] = r->port;
+	return (r);
+}
+
+void
+it_relay_cut(struct it_relay *r)
+{
+
+	if (r->pid > 0) {
+		kill(r->pid, SIGKILL);
+		(void)waitpid(r->pid, NULL, 0);
+		r->pid = -1;
+	}
+}
+
+void
+it_relay_restart(struct it_relay *r)
+{
+
+	it_relay_cut(r);
+	relay_fork(r, r->port);
+}
+
+void
+it_relay_freeze(struct it_relay *r)
+{
+
+	ck_assert(r->pid > 0 && kill(r->pid, SIGSTOP) == 0);
+}
+
+void
+it_relay_thaw(struct it_relay *r)
+{
+
+	ck_assert(r->pid > 0 && kill(r->pid, SIGCONT) == 0);
+}
+
 /* ------------------------------------------------------------ clients */
 
 /* Set receive and send timeouts of ${ms} on ${fd}. */
@@ -1366,13 +1585,40 @@ flow_fail(struct it_flow *f, size_t i, int err, const char *what, char *msg,
 	}
 }
 
+/* Start flow ${i} of ${f} (a non-blocking connect to its port). */
+static void
+flow_start(struct it_flow *f, size_t i, char *msg, size_t msglen)
+{
+	struct sockaddr_in sin;
+
+	f->started = 1;
+	f->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (f->fd < 0) {
+		flow_fail(f, i, errno, "socket", msg, msglen);
+		return;
+	}
+	it_track(f->fd);
+	loopback(&sin, f->port);
+	if (connect(f->fd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+		f->connected = 1;
+	else if (errno != EINPROGRESS)
+		flow_fail(f, i, errno, "connect", msg, msglen);
+}
+
 size_t
 it_flows_run(struct it_flow *f, size_t n, int ms, char *msg, size_t msglen)
 {
+
+	return (it_flows_run_tick(f, n, ms, msg, msglen, NULL, NULL));
+}
+
+size_t
+it_flows_run_tick(struct it_flow *f, size_t n, int ms, char *msg,
+    size_t msglen, int (*tick)(void *), void *arg)
+{
 	int64_t deadline = it_now_ms() + ms;
-	struct sockaddr_in sin;
 	struct pollfd *pfd;
-	size_t *idx, i, k, active, bad = 0;
+	size_t *idx, i, k, active, waiting, bad = 0;
 	unsigned char *buf;
 	socklen_t sl;
 	ssize_t r;
@@ -1386,22 +1632,18 @@ it_flows_run(struct it_flow *f, size_t n, int ms, char *msg, size_t msglen)
 	for (i = 0; i < n; i++) {
 		f[i].tx = f[i].rx = 0;
 		f[i].done = f[i].err = f[i].shut = f[i].connected = 0;
-		f[i].fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, 0);
-		if (f[i].fd < 0) {
-			flow_fail(&f[i], i, errno, "socket", msg, msglen);
-			continue;
-		}
-		it_track(f[i].fd);
-		loopback(&sin, f[i].port);
-		if (connect(f[i].fd, (struct sockaddr *)&sin,
-		    sizeof(sin)) == 0)
-			f[i].connected = 1;
-		else if (errno != EINPROGRESS)
-			flow_fail(&f[i], i, errno, "connect", msg, msglen);
+		f[i].started = 0;
+		f[i].fd = -1;
 	}
 	for (;;) {
-		for (i = 0, active = 0; i < n; i++) {
+		if (tick != NULL && tick(arg)) {
+			snprintf(msg, msglen, "the test's tick failed");
+			break;
+		}
+		for (i = 0, active = waiting = 0; i < n; i++) {
+			if (!f[i].started && f[i].port != 0)
+				flow_start(&f[i], i, msg, msglen);
+			waiting += !f[i].started;
 			if (f[i].fd < 0)
 				continue;
 			pfd[active].fd = f[i].fd;
@@ -1411,7 +1653,7 @@ it_flows_run(struct it_flow *f, size_t n, int ms, char *msg, size_t msglen)
 			pfd[active].revents = 0;
 			idx[active++] = i;
 		}
-		if (active == 0)
+		if (active == 0 && waiting == 0)
 			break;
 		left = (int)(deadline - it_now_ms());
 		if (left <= 0) {
@@ -1420,7 +1662,7 @@ it_flows_run(struct it_flow *f, size_t n, int ms, char *msg, size_t msglen)
 				    "deadline", msg, msglen);
 			break;
 		}
-		if (poll(pfd, active, left < 100 ? left : 100) < 0) {
+		if (poll(pfd, active, left < 20 ? left : 20) < 0) {
 			ck_assert_msg(errno == EINTR, "poll: %s",
 			    strerror(errno));
 			continue;

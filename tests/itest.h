@@ -186,6 +186,7 @@ char	*it_http_get(int port, const char *path);
  */
 struct it_pair {
 	int	link_port;
+	const char *extra;	/* more [link] lines, both sides */
 	const char *a_conf, *b_conf;
 	struct it_mxd *a, *b;
 };
@@ -194,6 +195,10 @@ struct it_pair {
  * on both sides. */
 void	it_pair_start(struct it_pair *p, const char *a_services,
 	    const char *b_services);
+
+/* The same with ${extra} lines in both [link] sections. */
+void	it_pair_start_extra(struct it_pair *p, const char *extra,
+	    const char *a_services, const char *b_services);
 
 /* Rewrite A's or B's configuration file with other services. */
 void	it_pair_write_a(struct it_pair *p, const char *services);
@@ -306,7 +311,7 @@ struct it_flow {
 	size_t	tx, rx;
 	int	done;		/* EOF after exactly size bytes back */
 	int	err;		/* errno, or -1 for a mismatch */
-	int	fd, shut, connected;
+	int	fd, shut, connected, started;
 };
 
 /*
@@ -351,6 +356,36 @@ int	it_mxd_log_count(struct it_mxd *m, const char *needle);
 /* Wait at most ${ms} for ${needle} after the mark; returns 1 if it came,
  * 0 if not (no failure, unlike it_mxd_wait_log). */
 int	it_mxd_poll_log(struct it_mxd *m, const char *needle, int ms);
+
+/*
+ * A relay: a process between two mxd that copies bytes both ways between
+ * each connection it accepts and one it makes to 127.0.0.1:${to}.  Cutting
+ * it (SIGKILL) ends every connection through it, as a NAT rebinding or a
+ * middlebox would; restarting it listens again on the same port.
+ * Freezing it (SIGSTOP) is a black hole: connections stay up, nothing
+ * passes, new connects complete in the kernel and go nowhere; thawing it
+ * lets everything through again.  it_cleanup kills it.
+ */
+struct it_relay {
+	pid_t	pid;
+	int	port;		/* where it listens */
+	int	to;		/* where it connects */
+};
+
+struct it_relay *it_relay_start(int to);
+void	it_relay_cut(struct it_relay *r);
+void	it_relay_restart(struct it_relay *r);
+void	it_relay_freeze(struct it_relay *r);
+void	it_relay_thaw(struct it_relay *r);
+
+/*
+ * it_flows_run, calling ${tick}(${arg}) at least every 20 ms while flows
+ * run; a flow whose port is 0 starts once a tick has set its port (flows
+ * opened in the middle of something).  A tick may return nonzero to end
+ * the run at once (its own failure).
+ */
+size_t	it_flows_run_tick(struct it_flow *f, size_t n, int ms, char *msg,
+	    size_t msglen, int (*tick)(void *), void *arg);
 
 /* SIGKILL the target process of ${t} (its connections die with it). */
 void	it_targets_kill(struct it_targets *t);

@@ -522,8 +522,11 @@ START_TEST(peer_killed_resets_then_redials)
 	int64_t t0, ms;
 	long r;
 
-	it_pair_start(&p, it_svc_accept("echo", port),
-	    it_svc_connect("echo", t->port[IT_ECHO]));
+	/* Resumption off: the session ends with its connection, as with a
+	 * plain yamux peer (test_outage.c has the resuming cases). */
+	it_pair_start_extra(&p, "resume_timeout = 0\n",
+	    it_svc_accept("echo", port), it_svc_connect("echo",
+	    t->port[IT_ECHO]));
 	for (i = 0; i < 3; i++) {
 		fd[i] = it_connect(port);
 		ck_assert_msg(fd[i] >= 0, "connect: %s", strerror(errno));
@@ -1202,7 +1205,7 @@ START_TEST(metrics_and_healthz)
 
 	a_svcs = svcs(it_svc_accept("echo", pe),
 	    it_fmt("[daemon]\nmetrics = 127.0.0.1:%d\n", pm), 0, 0);
-	it_pair_start(&p, a_svcs,
+	it_pair_start_extra(&p, "resume_timeout = 1s\n", a_svcs,
 	    svcs(it_svc_connect("echo", t->port[IT_ECHO]), 0, 0, 0));
 	for (i = 0; i < 3; i++) {
 		fd = it_connect(pe);
@@ -1225,10 +1228,16 @@ START_TEST(metrics_and_healthz)
 	body = it_http_get(pm, "/healthz");
 	ck_assert_msg(strstr(body, " 200 ") != NULL, "/healthz up: %s", body);
 
-	/* The peer gone: the link is down, and /healthz says so. */
+	/* The peer gone: resuming, /healthz stays 200 (the channels are
+	 * held); once resume_timeout passed, the link is down, and /healthz
+	 * says so. */
 	it_mxd_mark(p.a);
 	it_mxd_kill(p.b);
-	it_mxd_wait_log(p.a, "down", IT_WAIT_MS);
+	it_mxd_wait_log(p.a, ": lost: ", IT_WAIT_MS);
+	body = it_http_get(pm, "/healthz");
+	ck_assert_msg(strstr(body, " 200 ") != NULL, "/healthz while "
+	    "resuming: %s", body);
+	it_mxd_wait_log(p.a, "not resumed within resume_timeout", IT_WAIT_MS);
 	body = it_http_get(pm, "/healthz");
 	ck_assert_msg(strstr(body, " 503 ") != NULL, "/healthz down: %s",
 	    body);

@@ -329,6 +329,35 @@ xfer_expect_end(struct xfer *x, int64_t t0, const char *what)
 	return (it_now_ms() - t0);
 }
 
+/*
+ * The link was lost and resumed: every transfer of ${x} goes on where it
+ * was, byte for byte.  The idle channel echoes again, the busy one gets
+ * all it had in flight back, the download goes on for another MiB; then
+ * all three close.
+ */
+static void
+xfer_expect_continue(struct xfer *x, const char *what)
+{
+	char *big = it_calloc(1, 256 * KIB);
+	long end = 0;
+	ssize_t n;
+
+	roundtrip(x->fd[0], x->seed + 3, 1000, it_fmt("%s: idle echo "
+	    "channel", what));
+	(void)fcntl(x->fd[1], F_SETFL, 0);
+	n = it_recv_full(x->fd[1], big, 256 * KIB);
+	ck_assert_msg(n == 256 * KIB, "%s: busy echo channel: %zd of %d bytes "
+	    "back (%s)", what, n, 256 * KIB, n < 0 ? strerror(errno) : "EOF");
+	ck_assert_msg(it_verify(x->seed + 2, 0, big, 256 * KIB) == -1,
+	    "%s: busy echo channel: bytes differ", what);
+	ck_assert_msg(blast_read(x, x->got + MIB, IT_WAIT_MS, &end) == 1,
+	    "%s: the download ended (%ld) after %ju bytes", what, end,
+	    (uintmax_t)x->got);
+	it_finish_client(x->fd[0], what);
+	it_close(x->fd[1]);
+	it_close(x->fd[2]);
+}
+
 /* ------------------------------------------------------------ resources */
 
 /* Descriptors and VmRSS of a surviving mxd after warm-up and at the end. */
@@ -395,8 +424,9 @@ res_check(struct res *r, struct it_mxd *m, const char *who, int ncycles,
 
 /*
  * SIGKILL of B with three transfers under way; B restarted.  A keeps
- * running, resets the channels at once, redials within reconnect_max of
- * B's return; new channels work.
+ * running and holds the session (resumption); when it reaches the new B,
+ * which knows nothing of it, the held channels are reset at once, and a
+ * new session is up within reconnect_max of B's return; new channels work.
  */
 START_TEST(kill_listener_cycles)
 {
@@ -411,47 +441,52 @@ START_TEST(kill_listener_cycles)
 		res_warm(&r, p.a, i, n);
 		xfer_start(&p, &x, 1000 + (uint64_t)i * 10);
 		it_mxd_mark(p.a);
-		t0 = it_now_ms();
 		it_mxd_kill(p.b);
-		ms = xfer_expect_end(&x, t0, it_fmt("cycle %d", i));
-		if (ms > end_max)
-			end_max = ms;
-		it_mxd_wait_log(p.a, ": down: ", IT_WAIT_MS);
+		it_mxd_wait_log(p.a, ": lost: ", IT_WAIT_MS);
 		it_mxd_restart(p.b);
 		it_mxd_wait_log(p.b, "link: waiting for the peer", IT_WAIT_MS);
 		t0 = it_now_ms();
+		ms = xfer_expect_end(&x, t0, it_fmt("cycle %d", i));
+		if (ms > end_max)
+			end_max = ms;
+		it_mxd_wait_log(p.a, "resumption refused by the peer",
+		    IT_WAIT_MS);
 		it_mxd_wait_log(p.a, "up (connected", IT_WAIT_MS);
 		ms = it_now_ms() - t0;
 		if (ms > redial_max)
 			redial_max = ms;
 		ck_assert_msg(ms <= p.reconnect_max_ms + UP_SLACK_MS, "cycle "
-		    "%d: A redialed %jd ms after B was back (reconnect_max %d "
+		    "%d: A was up %jd ms after B was back (reconnect_max %d "
 		    "ms)", i, (intmax_t)ms, p.reconnect_max_ms);
 		it_mxd_wait_log(p.b, "up (accepted", IT_WAIT_MS);
 		flows(&p, 3, 64 * KIB, 50000 + (uint64_t)i * 10, 30000,
 		    it_fmt("cycle %d", i));
 	}
-	/* A may connect more often than B came back: its redial the moment
-	 * the link drops can reach a dying B's listen queue, whose kernel
+	/* A may connect more often than B came back: a dial the moment the
+	 * link drops can reach a dying B's listen queue, whose kernel
 	 * completes the handshake and then resets it.  Such a connection is
 	 * not up: B never answered A's ping. */
 	ups = it_mxd_log_count(p.a, "up (connected");
 	dying = it_mxd_log_count(p.a, "closed before the peer answered");
-	printf("kill_listener_cycles%s: %d SIGKILLs of B: channels ended within "
-	    "%jd ms, A redialed within %jd ms of B's return; up %d times, "
-	    "%d connects into a dying B not taken as up\n", tls_tag(_i), n,
-	    (intmax_t)end_max, (intmax_t)redial_max, ups, dying);
+	printf("kill_listener_cycles%s: %d SIGKILLs of B: held channels reset "
+	    "within %jd ms of B's return, A up again within %jd ms; up %d "
+	    "times, %d connects into a dying B not taken as up\n",
+	    tls_tag(_i), n, (intmax_t)end_max, (intmax_t)redial_max, ups,
+	    dying);
 	res_check(&r, p.a, "A", n, it_fmt("kill_listener_cycles%s",
 	    tls_tag(_i)));
 	ck_assert_int_eq(ups, n + 1);
+	ck_assert_int_eq(it_mxd_log_count(p.a, "resumption refused by the "
+	    "peer"), n);
 	it_finish();
 }
 END_TEST
 
 /*
  * SIGKILL of A with transfers under way; A restarted.  B keeps running and
- * closes every channel of the dead link (its descriptors drop back at
- * once); the new A dials at once; new channels work.
+ * holds the session; the new A starts a new one at once, and B resets the
+ * held channels then (its descriptors drop back to those of an idle B with
+ * a link); new channels work.
  */
 START_TEST(kill_dialer_cycles)
 {
@@ -469,19 +504,18 @@ START_TEST(kill_dialer_cycles)
 		it_mxd_mark(p.b);
 		t0 = it_now_ms();
 		it_mxd_kill(p.a);
-		/* B drops the link and its channels: its descriptors are
-		 * those of an idle B without a link. */
-		fd = it_fd_wait(p.b->pid, up_fds - 1, RESET_MS);
-		ms = it_now_ms() - t0;
-		ck_assert_msg(fd == up_fds - 1, "cycle %d: B has %d "
-		    "descriptors %d ms after A died, not %d", i, fd, RESET_MS,
-		    up_fds - 1);
-		it_mxd_wait_log(p.b, ": down: ", RESET_MS);
-		if (ms > end_max)
-			end_max = ms;
+		/* A's clients die with it. */
 		(void)xfer_expect_end(&x, t0, it_fmt("cycle %d", i));
+		it_mxd_wait_log(p.b, ": lost: ", RESET_MS);
 		it_mxd_restart(p.a);
 		t0 = it_now_ms();
+		it_mxd_wait_log(p.b, "the peer started a new session", IT_WAIT_MS);
+		fd = it_fd_wait(p.b->pid, up_fds, RESET_MS);
+		ms = it_now_ms() - t0;
+		ck_assert_msg(fd == up_fds, "cycle %d: B has %d descriptors %d "
+		    "ms after A came back, not %d", i, fd, RESET_MS, up_fds);
+		if (ms > end_max)
+			end_max = ms;
 		it_mxd_wait_log(p.b, "up (accepted", IT_WAIT_MS);
 		it_mxd_wait_log(p.a, "up (connected", IT_WAIT_MS);
 		ms = it_now_ms() - t0;
@@ -490,9 +524,10 @@ START_TEST(kill_dialer_cycles)
 		flows(&p, 3, 64 * KIB, 90000 + (uint64_t)i * 10, 30000,
 		    it_fmt("cycle %d", i));
 	}
-	printf("kill_dialer_cycles%s: %d SIGKILLs of A: B closed the dead link's "
-	    "channels within %jd ms; a restarted A was up within %jd ms\n",
-	    tls_tag(_i), n, (intmax_t)end_max, (intmax_t)up_max);
+	printf("kill_dialer_cycles%s: %d SIGKILLs of A: B reset the held "
+	    "channels within %jd ms of A's return; a restarted A was up "
+	    "within %jd ms\n", tls_tag(_i), n, (intmax_t)end_max,
+	    (intmax_t)up_max);
 	res_check(&r, p.b, "B", n, it_fmt("kill_dialer_cycles%s",
 	    tls_tag(_i)));
 	ck_assert_int_eq(it_mxd_log_count(p.b, "up (accepted"), n + 1);
@@ -514,12 +549,14 @@ ss_kill(const char *filter)
 
 /*
  * The link's TCP connection killed with ss -K, on A's side or on B's in
- * turn: both keep running, A redials at once, nothing leaks on either.
+ * turn: both keep running and hold the session, A dials again at once,
+ * the session resumes and every transfer goes on intact; nothing leaks on
+ * either side.
  */
 START_TEST(ss_kill_cycles)
 {
 	int i, n = cycles(100);
-	int64_t t0, ms, end_max = 0, redial_max = 0;
+	int64_t t0, ms, resume_max = 0;
 	struct res ra, rb;
 	struct xfer x;
 	struct fp p;
@@ -542,25 +579,25 @@ START_TEST(ss_kill_cycles)
 		else
 			ss_kill(it_fmt("( src %s and sport = :%d )", IT_HOST,
 			    p.link));
-		ms = xfer_expect_end(&x, t0, it_fmt("cycle %d", i));
-		if (ms > end_max)
-			end_max = ms;
-		it_mxd_wait_log(p.a, ": down: ", IT_WAIT_MS);
-		it_mxd_wait_log(p.a, "up (connected", IT_WAIT_MS);
+		it_mxd_wait_log(p.a, ": lost: ", IT_WAIT_MS);
+		it_mxd_wait_log(p.a, "resumed after", IT_WAIT_MS);
 		ms = it_now_ms() - t0;
-		if (ms > redial_max)
-			redial_max = ms;
+		if (ms > resume_max)
+			resume_max = ms;
 		ck_assert_msg(ms <= p.reconnect_max_ms + UP_SLACK_MS, "cycle "
-		    "%d: the link was back after %jd ms", i, (intmax_t)ms);
-		it_mxd_wait_log(p.b, "up (accepted", IT_WAIT_MS);
+		    "%d: resumed after %jd ms", i, (intmax_t)ms);
+		it_mxd_wait_log(p.b, "resumed after", IT_WAIT_MS);
+		xfer_expect_continue(&x, it_fmt("cycle %d", i));
 		flows(&p, 3, 64 * KIB, 30000 + (uint64_t)i * 10, 30000,
 		    it_fmt("cycle %d", i));
 	}
 	printf("ss_kill_cycles%s: %d connections killed (half on each side): "
-	    "channels ended within %jd ms, link back within %jd ms\n",
-	    tls_tag(_i), n, (intmax_t)end_max, (intmax_t)redial_max);
+	    "every transfer went on intact, resumed within %jd ms\n",
+	    tls_tag(_i), n, (intmax_t)resume_max);
 	res_check(&ra, p.a, "A", n, it_fmt("ss_kill_cycles%s", tls_tag(_i)));
 	res_check(&rb, p.b, "B", n, it_fmt("ss_kill_cycles%s", tls_tag(_i)));
+	ck_assert_int_eq(it_mxd_log_count(p.a, "resumed after"), n);
+	ck_assert_int_eq(it_mxd_log_count(p.a, "channels reset"), 0);
 	it_finish();
 }
 END_TEST
@@ -829,7 +866,7 @@ START_TEST(netns_blackhole)
 	struct fp p;
 	struct nt n;
 	char why[64], c;
-	int64_t t0, ms_a, ms_b, ms_end, ms_up;
+	int64_t t0, ms_a, ms_b, ms_up;
 	int fd;
 	long r;
 
@@ -845,35 +882,35 @@ START_TEST(netns_blackhole)
 	it_mxd_mark(p.b);
 	nt_drop(&n, 100);
 	t0 = it_now_ms();
-	it_mxd_wait_log(p.a, ": down: timed out", TIMEOUT_MS + 2000);
+	it_mxd_wait_log(p.a, ": lost: timed out", TIMEOUT_MS + 2000);
 	ms_a = it_now_ms() - t0;
-	it_mxd_wait_log(p.b, ": down: timed out", TIMEOUT_MS + 2000);
+	it_mxd_wait_log(p.b, ": lost: timed out", TIMEOUT_MS + 2000);
 	ms_b = it_now_ms() - t0;
-	ms_end = xfer_expect_end(&x, t0 + TIMEOUT_MS, "black hole");
 	ck_assert_msg(ms_a <= TIMEOUT_MS + KEEPALIVE_MS + 500 &&
 	    ms_b <= TIMEOUT_MS + KEEPALIVE_MS + 500, "declared dead after "
 	    "%jd (A) and %jd (B) ms; timeout is %d ms", (intmax_t)ms_a,
 	    (intmax_t)ms_b, TIMEOUT_MS);
-	/* Down: a new client is turned away at once. */
+	/* Held: a new client is taken, and waits with the others. */
 	fd = client(&p, p.pe);
-	r = it_recv_wait(fd, &c, 1, RESET_MS);
-	ck_assert_msg(r != IT_TIMEOUT && r <= 0, "a client while the link is "
-	    "down: %ld", r);
-	it_close(fd);
+	ck_assert(send(fd, "x", 1, MSG_NOSIGNAL) == 1);
 	/* A keeps trying: its dials time out meanwhile. */
 	it_mxd_wait_log(p.a, "cannot connect", IT_WAIT_MS);
 	it_mxd_mark(p.a);
 	nt_drop(&n, 0);
 	t0 = it_now_ms();
-	it_mxd_wait_log(p.a, "up (connected", IT_WAIT_MS);
+	it_mxd_wait_log(p.a, "resumed after", IT_WAIT_MS);
 	ms_up = it_now_ms() - t0;
-	ck_assert_msg(ms_up <= 1000 + p.reconnect_max_ms + 500, "the link "
-	    "came back %jd ms after the path did", (intmax_t)ms_up);
+	ck_assert_msg(ms_up <= 1000 + p.reconnect_max_ms + 500, "the session "
+	    "resumed %jd ms after the path came back", (intmax_t)ms_up);
+	r = it_recv_wait(fd, &c, 1, IT_WAIT_MS);
+	ck_assert_msg(r == 1 && c == 'x', "the client of the outage: %ld", r);
+	it_finish_client(fd, "the client of the outage");
+	xfer_expect_continue(&x, "black hole");
 	flows(&p, 8, 256 * KIB, 200, 30000, "after");
 	printf("netns_blackhole%s: timeout %d ms: declared dead after %jd ms "
-	    "(A), %jd ms (B); channels ended %jd ms after the timeout; link "
-	    "back %jd ms after the path\n", tls_tag(_i), TIMEOUT_MS, (intmax_t)ms_a,
-	    (intmax_t)ms_b, (intmax_t)ms_end, (intmax_t)ms_up);
+	    "(A), %jd ms (B); every channel held; resumed %jd ms after the "
+	    "path, transfers intact\n", tls_tag(_i), TIMEOUT_MS,
+	    (intmax_t)ms_a, (intmax_t)ms_b, (intmax_t)ms_up);
 	it_finish();
 	nt_teardown();
 }

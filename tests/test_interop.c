@@ -336,12 +336,12 @@ on_down(struct session *sess, const char *why, void *arg)
 static void
 session_start(int dialer)
 {
-	struct session_params p;
+	struct session_params p = { .keepalive_ms = 30000,	/* mxd's */
+	    .timeout_ms = 90000, .answer_ms = 10000, .resume_ms = 30000 };
 
+	/* Resumption offered as mxd does: a plain yamux peer must not see
+	 * the difference (PROTOCOL.md section 11). */
 	mux_config_default(&p.mux, dialer);
-	p.keepalive_ms = 30000;		/* mxd's defaults */
-	p.timeout_ms = 90000;
-	p.answer_ms = 10000;
 	H.sess = session_new(H.base, H.conn, &p, H.handlers, &H);
 }
 
@@ -542,6 +542,7 @@ static const struct session_handlers echo_handlers = {
 	.on_stream_close = echo_close,
 	.on_goaway = on_goaway,
 	.on_down = on_down,
+	.on_lost = on_down,
 };
 
 /* ------------------------------------------------------------- C driver */
@@ -662,6 +663,7 @@ static const struct session_handlers drive_handlers = {
 	.on_stream_close = flow_close,
 	.on_goaway = on_goaway,
 	.on_down = on_down,
+	.on_lost = on_down,
 };
 
 /* Open ${n} more streams, each sending ${want} bytes; ${reset}: see flow. */

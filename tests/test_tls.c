@@ -189,7 +189,7 @@ START_TEST(tls_peer_restart)
 	for (round = 0; round < 5; round++) {
 		it_mxd_mark(p.a);
 		it_mxd_kill(p.b);
-		it_mxd_wait_log(p.a, ": down: ", IT_WAIT_MS);
+		it_mxd_wait_log(p.a, ": lost: ", IT_WAIT_MS);
 		it_mxd_restart(p.b);
 		it_mxd_wait_log(p.a, "up (connected, TLSv1.3)", IT_WAIT_MS);
 		echo_new(p.port, "after a restart");

@@ -53,12 +53,15 @@
 #define S_FIN_ACKED	0x1000	/* the peer received all of it and FIN */
 #define S_LISTED	0x2000	/* named in the peer's state (resuming) */
 #define S_RESET		0x4000	/* reset while gated: RST when resumed */
+#define S_ACK_DUE	0x8000	/* on the list of streams to acknowledge */
 
 /* Engine-level extension messages, and the size of one state entry: id,
  * flags, bytes received, bytes consumed and credited, window left. */
 #define EXT_STATE	MUX_EXT_ENGINE
 #define EXT_STATE_END	(MUX_EXT_ENGINE + 1)
+#define EXT_ACK		(MUX_EXT_ENGINE + 2)
 #define STATE_ENTRY	28
+#define ACK_ENTRY	12		/* id, bytes received */
 #define STATE_FIN	0x1		/* entry flag: the stream's FIN arrived */
 
 struct mux_stream {
@@ -137,6 +140,11 @@ struct mux {
 	uint64_t	resume_next_id;
 	uint64_t	resent;
 
+	/* Streams that received payload since the last ACK message. */
+	uint32_t	*ack_ids;
+	uint32_t	nack, ack_cap;
+	int		ack_force;	/* send it even with nothing else */
+
 	uint64_t	now;
 	uint64_t	srtt;
 	uint64_t	ping_sent;
@@ -155,6 +163,9 @@ static void stream_drop(struct mux_stream *, int, enum mux_close_reason);
 static void input_ext(struct mux *);
 static int resume_state(struct mux *, const uint8_t *, size_t);
 static int resume_state_end(struct mux *, const uint8_t *, size_t);
+static int acks_apply(struct mux *, const uint8_t *, size_t);
+static int acks_emit(struct mux *, struct evbuffer *);
+static void acks_clear(struct mux *);
 
 /* Fill ${cfg} with defaults for the side that ${dialer} says. */
 void
@@ -820,6 +831,8 @@ input_ext(struct mux *m)
 		rc = resume_state(m, p, len);
 	else if (kind == EXT_STATE_END)
 		rc = resume_state_end(m, p, len);
+	else if (kind == EXT_ACK)
+		rc = acks_apply(m, p, len);
 	else if (kind >= MUX_EXT_ENGINE || m->cb.on_ext == NULL)
 		rc = -1;
 	else if ((rc = m->cb.on_ext(m, kind, p, len, m->arg)) == 1)
@@ -851,6 +864,25 @@ input_ext_payload(struct mux *m, struct evbuffer *in)
 	return (n);
 }
 
+/* Put ${s} on the list of streams whose bytes received the next ACK
+ * message reports (on failure to grow it, a later one will). */
+static void
+ack_due(struct mux_stream *s)
+{
+	struct mux *m = s->m;
+	uint32_t *p, cap;
+
+	if (m->nack == m->ack_cap) {
+		cap = m->ack_cap ? m->ack_cap * 2 : 64;
+		if ((p = realloc(m->ack_ids, cap * sizeof(*p))) == NULL)
+			return;
+		m->ack_ids = p;
+		m->ack_cap = cap;
+	}
+	m->ack_ids[m->nack++] = s->id;
+	s->flags |= S_ACK_DUE;
+}
+
 /* Move up to the rest of the current Data payload from ${in} to its stream
  * on ${m}.  Returns the number of bytes consumed. */
 static size_t
@@ -873,6 +905,8 @@ input_payload(struct mux *m, struct evbuffer *in)
 		}
 		m->queued += n;
 		s->received += n;
+		if (m->ext && !(s->flags & S_ACK_DUE))
+			ack_due(s);
 	}
 	m->rx_left -= (uint32_t)n;
 	if (s != NULL)
@@ -1074,6 +1108,12 @@ mux_output(struct mux *m, struct evbuffer *out, size_t budget)
 	if (rc == 0 && (evbuffer_add_buffer(out, m->hctrl) ||
 	    evbuffer_add_buffer(out, m->ctrl)))
 		rc = -1;
+	/* Acknowledgements ride along with other output, or go alone when
+	 * the owner says they have waited long enough (mux_ack_flush). */
+	if (rc == 0 && m->nack > 0 && !m->dead &&
+	    (evbuffer_get_length(out) > start || m->ack_force) &&
+	    acks_emit(m, out))
+		rc = -1;
 done:
 	leave(m);
 	return (rc ? -1 : (int)(evbuffer_get_length(out) - start));
@@ -1096,7 +1136,8 @@ mux_output_pending(const struct mux *m)
 	    evbuffer_get_length(m->state_out) > 0)
 		return (1);
 	return (!m->gated && (evbuffer_get_length(m->ctrl) > 0 ||
-	    (!m->dead && m->ready.head != NULL)));
+	    (!m->dead && m->ready.head != NULL) ||
+	    (m->ack_force && m->nack > 0)));
 }
 
 /* Create a session. */
@@ -1167,6 +1208,7 @@ mux_free(struct mux *m)
 	m->dead = 1;
 	idmap_drain(&m->streams, drop_for_session, NULL);
 	leave(m);
+	free(m->ack_ids);
 	evbuffer_free(m->rx_ext);
 	evbuffer_free(m->tmp);
 	evbuffer_free(m->state_out);
@@ -1542,6 +1584,7 @@ conn_reset(struct mux *m)
 	m->ping_out = m->resuming = m->hello_wait = m->offer_pending = 0;
 	m->resume_entries = 0;
 	m->gated = 1;
+	acks_clear(m);		/* the state exchange says all they would */
 }
 
 /* The connection of ${m} is gone. */
@@ -1858,4 +1901,95 @@ resume_state_end(struct mux *m, const uint8_t *p, size_t len)
 		m->cb.on_resumed(m, m->resent, m->arg);
 	leave(m);
 	return (0);
+}
+
+/* Forget the streams due an acknowledgement on ${m}. */
+static void
+acks_clear(struct mux *m)
+{
+	struct mux_stream *s;
+	uint32_t i;
+
+	for (i = 0; i < m->nack; i++)
+		if ((s = idmap_get(&m->streams, m->ack_ids[i])) != NULL)
+			s->flags &= ~S_ACK_DUE;
+	m->nack = 0;
+	m->ack_force = 0;
+}
+
+/*
+ * Append to ${out} ACK messages for the streams of ${m} that received
+ * payload since the last: per stream its id and the bytes received, which
+ * the sender need not keep any more.  Returns 0 or -1.
+ */
+static int
+acks_emit(struct mux *m, struct evbuffer *out)
+{
+	uint8_t hdr[FRAME_HDR_LEN], e[ACK_ENTRY];
+	struct frame_hdr h = { FRAME_VERSION, FRAME_EXT, EXT_ACK, 0, 0 };
+	struct mux_stream *s;
+	uint32_t i, j, n;
+
+	for (i = 0; i < m->nack; i = j) {
+		for (j = i, n = 0; j < m->nack && (n + 1) * ACK_ENTRY <=
+		    MUX_EXT_MAX; j++)
+			if (idmap_get(&m->streams, m->ack_ids[j]) != NULL)
+				n++;
+		if (n == 0)
+			continue;
+		h.length = n * ACK_ENTRY;
+		frame_encode(hdr, &h);
+		if (evbuffer_add(out, hdr, sizeof(hdr)))
+			return (-1);
+		for (; i < j; i++) {
+			if ((s = idmap_get(&m->streams, m->ack_ids[i])) == NULL)
+				continue;
+			put_be(e, s->id, 4);
+			put_be(e + 4, s->received, 8);
+			if (evbuffer_add(out, e, sizeof(e)))
+				return (-1);
+		}
+	}
+	acks_clear(m);
+	return (0);
+}
+
+/* The peer's ACK message at ${p} (${len} bytes) for ${m}: forget what it
+ * has received.  Returns 0, or -1 if it claims bytes never sent. */
+static int
+acks_apply(struct mux *m, const uint8_t *p, size_t len)
+{
+	struct mux_stream *s;
+	uint64_t rcvd, from;
+	size_t i;
+
+	if (len % ACK_ENTRY != 0 || m->gated)
+		return (-1);
+	for (i = 0; i < len; i += ACK_ENTRY) {
+		if ((s = idmap_get(&m->streams, (uint32_t)get_be(p + i,
+		    4))) == NULL)
+			continue;
+		if ((rcvd = get_be(p + i + 4, 8)) > s->sent)
+			return (-1);
+		if (rcvd > (from = stream_kept_from(s)))
+			stream_forget(s, (size_t)(rcvd - from));
+	}
+	return (0);
+}
+
+int
+mux_ack_pending(const struct mux *m)
+{
+
+	return (m->nack > 0);
+}
+
+void
+mux_ack_flush(struct mux *m)
+{
+
+	if (m->nack == 0)
+		return;
+	m->ack_force = 1;
+	signal_output(m);
 }
