@@ -34,6 +34,9 @@
 /* How long accepting the peer pauses after accept failed (out of
  * descriptors): the listener stays readable, and would spin the loop. */
 #define ACCEPT_PAUSE_MS	100
+/* How long a healthy current link has to answer a probe before a second
+ * peer of unknown identity may take over (at least; 4 round trips). */
+#define PROBE_MS	500
 /* A link up this long was a working one: after it, redial at once. */
 #define STABLE_MS	10000
 
@@ -63,6 +66,8 @@ struct lsess {
 	int		draining;	/* Go Away seen or sent */
 	int		probation;	/* not current until answered */
 	int		held;		/* lost, not yet resumed */
+	struct event	*probe_ev;	/* probation: is the current one alive? */
+	uint64_t	probe_t;	/* ... asked then */
 	struct lsess	*next;
 };
 
@@ -183,6 +188,8 @@ lsess_free(struct lsess *ls)
 	*pp = ls->next;
 	if (l->cur == ls)
 		l->cur = NULL;
+	if (ls->probe_ev != NULL)
+		event_free(ls->probe_ev);
 	session_free(ls->sess);
 	free(ls);
 }
@@ -481,6 +488,78 @@ on_handover(struct session *sess, struct session *held, void *arg)
 	lsess_free(ls);
 }
 
+/* A second peer, ${ls}, is refused: the current link is healthy and pairs
+ * another.  It gets Go Away; what it opened already finishes. */
+static void
+lsess_refuse_second(struct lsess *ls)
+{
+
+	log_warn("link: second peer %s refused: this link is paired with %s",
+	    ls->peer, ls->l->cur->peer);
+	session_goaway(ls->sess, MUX_GOAWAY_NORMAL);
+	lsess_retire(ls);
+}
+
+/* probe_ev: the current link had its chance to show it is alive; if it
+ * did not, the newcomer ${arg} takes over (the old peer is gone, its
+ * connection half open), else it is refused. */
+static void
+probe_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct lsess *ls = arg, *cur = ls->l->cur;
+
+	(void)fd;
+	(void)what;
+	if (!ls->probation)
+		return;
+	if (cur != NULL && !cur->draining &&
+	    session_heard_since(cur->sess, ls->probe_t))
+		lsess_refuse_second(ls);
+	else
+		lsess_make_current(ls);
+}
+
+/*
+ * ${ls}, a new link on probation, is ready.  It replaces the current one
+ * when that is gone or held, moving (the dialer after a reload), or the
+ * same peer (TLS key) come back.  A listener keeps a healthy current link
+ * against a different peer, and against one it cannot tell apart (a plain
+ * link) for as long as the current one still answers a ping: two dialers
+ * of one port must not take the link from each other in turns.
+ */
+static void
+lsess_admit(struct lsess *ls)
+{
+	struct link *l = ls->l;
+	struct lsess *cur = l->cur;
+	uint64_t ms;
+	struct timeval tv;
+
+	if (!l->listening || cur == NULL || cur->draining ||
+	    session_held(cur->sess) || !session_answered(cur->sess)) {
+		lsess_make_current(ls);
+		return;
+	}
+	switch (session_same_peer(ls->sess, cur->sess)) {
+	case 1:
+		lsess_make_current(ls);
+		return;
+	case 0:
+		lsess_refuse_second(ls);
+		return;
+	}
+	ms = 4 * mux_rtt(session_mux(cur->sess)) / 1000;
+	tv = ms_timeval(ms > PROBE_MS ? ms : PROBE_MS);
+	ls->probe_t = session_now_us();
+	session_probe(cur->sess);
+	if (ls->probe_ev == NULL && (ls->probe_ev = evtimer_new(l->d->base,
+	    probe_cb, ls)) == NULL) {
+		lsess_make_current(ls);
+		return;
+	}
+	evtimer_add(ls->probe_ev, &tv);
+}
+
 /* session: the peer of ${arg} answered our first ping. */
 static void
 on_answered(struct session *sess, void *arg)
@@ -489,7 +568,7 @@ on_answered(struct session *sess, void *arg)
 
 	(void)sess;
 	if (ls->probation)
-		lsess_make_current(ls);
+		lsess_admit(ls);
 	else if (ls->l->cur == ls)
 		lsess_up(ls);
 }

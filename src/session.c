@@ -421,6 +421,30 @@ session_id_hex(const struct session *sess, char *buf, size_t len)
 		snprintf(buf + 2 * i, len - 2 * i, "%02x", sess->sec.id[i]);
 }
 
+int
+session_same_peer(const struct session *a, const struct session *b)
+{
+
+	if (!a->has_pin || !b->has_pin)
+		return (-1);
+	return (memcmp(a->pin, b->pin, sizeof(a->pin)) == 0);
+}
+
+void
+session_probe(struct session *sess)
+{
+
+	mux_set_time(sess->mux, session_now_us());
+	mux_ping(sess->mux);
+}
+
+int
+session_heard_since(const struct session *sess, uint64_t t)
+{
+
+	return (sess->conn != NULL && sess->last_rx > t);
+}
+
 uint32_t
 session_held_channels(const struct session *sess)
 {

@@ -117,6 +117,16 @@ int session_resumable(const struct session *sess);
  * "-" if it is not resumable. */
 void session_id_hex(const struct session *sess, char *buf, size_t len);
 
+/* 1 if the peers of ${a} and ${b} have the same TLS key, 0 if not, -1 if
+ * either link is plain (no identity to compare). */
+int session_same_peer(const struct session *a, const struct session *b);
+
+/* Ping the peer of ${sess} now, to see whether it is still there:
+ * session_heard_since(${sess}, ${t}) is nonzero once a frame arrived from
+ * it after ${t} (session_now_us). */
+void session_probe(struct session *sess);
+int session_heard_since(const struct session *sess, uint64_t t);
+
 /* Nonzero if ${sess} is the resumable session of id ${id}. */
 int session_is(const struct session *sess, const uint8_t *id);
 
