@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run one libFuzzer target: tests/fuzz/run.sh NAME SECONDS [CORPUS_DIR]
 #
-# NAME is mux or config (binary build-fuzz/fuzz_NAME).  The corpus
+# NAME is mux, resume or config (binary build-fuzz/fuzz_NAME).  The corpus
 # directory (default build-fuzz/corpus-NAME) is seeded from tests/corpus/NAME
 # and grows; the seed directory itself is never written.  One process, one
 # job (-workers=1 -jobs=1).  Prints the final stats line; exits non-zero on
@@ -42,7 +42,7 @@ config)
 		printf '"%s"\n' "$w"
 	done >"$dict"
 	;;
-mux)
+mux|resume)
 	printf '%s\n' '"\x00\x00\x00\x00"' '"\x00\x01\x00\x01"' \
 	    '"\x00\x01\x00\x02"' '"\x00\x01\x00\x04"' '"\x00\x01\x00\x08"' \
 	    '"\x00\x00\x00\x04"' '"\x00\x02\x00\x01\x00\x00\x00\x00"' \
