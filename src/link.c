@@ -426,8 +426,8 @@ on_lost(struct session *sess, const char *why, void *arg)
 
 /* session: ${sess} runs again after ${held_us}; ${resent} bytes again. */
 static void
-on_resumed(struct session *sess, uint64_t held_us, uint64_t resent,
-    void *arg)
+on_resumed(struct session *sess, uint64_t held_us, uint64_t setup_us,
+    uint64_t resent, void *arg)
 {
 	struct lsess *ls = arg;
 	struct link *l = ls->l;
@@ -439,8 +439,9 @@ on_resumed(struct session *sess, uint64_t held_us, uint64_t resent,
 	l->failing = 0;
 	l->dial_warned = 0;
 	log_info("link %s: resumed after %.1f s (%u channels, %ju bytes "
-	    "re-sent)", ls->peer, (double)held_us / 1e6,
-	    mux_stream_count(session_mux(sess)), (uintmax_t)resent);
+	    "re-sent, %.2f ms after the new connection)", ls->peer,
+	    (double)held_us / 1e6, mux_stream_count(session_mux(sess)),
+	    (uintmax_t)resent, (double)setup_us / 1e3);
 }
 
 /* session: the peer would not resume ${sess} (${why}): its channels are

@@ -100,6 +100,7 @@ struct session {
 	uint8_t		rsid[RESUME_ID_LEN];	/* listener: named by peer */
 	struct session	*handover;	/* listener: proven to resume it */
 	uint64_t	held_since;	/* 0 unless held (or resuming) */
+	uint64_t	attached_at;	/* when conn became this session's */
 	char		lost_why[160];
 };
 
@@ -814,14 +815,16 @@ static void
 resumed(struct mux *m, uint64_t resent, void *arg)
 {
 	struct session *sess = arg;
-	uint64_t held_us = session_now_us() - sess->held_since;
+	uint64_t now = session_now_us(), held_us;
 
 	sess->rstate = RS_NONE;
-	sess->held_since = 0;
 	event_del(sess->hold_ev);
 	event_del(sess->answer_ev);
 	mux_ping(m);		/* the round trip of the new path */
-	sess->h.on_resumed(sess, held_us, resent, sess->arg);
+	held_us = now - sess->held_since;
+	sess->held_since = 0;
+	sess->h.on_resumed(sess, held_us, now - sess->attached_at, resent,
+	    sess->arg);
 }
 
 /* Run ${sess} on ${conn} from now on: handlers, timers, the queue size. */
@@ -831,6 +834,7 @@ session_use(struct session *sess, struct conn *conn)
 
 	sess->conn = conn;
 	sess->queue = 0;
+	sess->attached_at = session_now_us();
 	conn_set_handlers(conn, &conn_cbs, sess);
 	if (session_arm(sess, 1))
 		return (-1);

@@ -55,10 +55,11 @@ struct session_handlers {
 	/* The connection is gone (${why}): the session is held (see the
 	 * top).  The owner dials again, or waits for the peer to. */
 	void (*on_lost)(struct session *, const char *why, void *arg);
-	/* It runs again on a new connection, after ${held_us} without one;
+	/* It runs again on a new connection, after ${held_us} without one
+	 * and ${setup_us} after that connection came (or was handed over);
 	 * ${resent} bytes are being sent again. */
 	void (*on_resumed)(struct session *, uint64_t held_us,
-	    uint64_t resent, void *arg);
+	    uint64_t setup_us, uint64_t resent, void *arg);
 	/* The peer refused to resume it (${why}): call session_free, which
 	 * resets its streams, and start a new session. */
 	void (*on_refused)(struct session *, const char *why, void *arg);
