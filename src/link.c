@@ -368,10 +368,11 @@ lsess_make_current(struct lsess *ls)
 	ls->probation = 0;
 	l->cur = ls;
 	if (old != NULL && session_held(old->sess)) {
-		/* The peer came back with a new session: it lost the old. */
-		log_warn("link %s: the peer started a new session: %u held "
-		    "channels reset", old->peer, mux_stream_count(
-		    session_mux(old->sess)));
+		/* The peer came back with a new session: it lost the old
+		 * (or a reload moved the link to another peer). */
+		log_warn("link %s: %s: %u held channels reset", old->peer,
+		    l->moving ? "the link moved" : "the peer started a new "
+		    "session", mux_stream_count(session_mux(old->sess)));
 		l->st.resume_failures++;
 		lsess_free(old);
 	} else if (old != NULL) {

@@ -361,7 +361,7 @@ relay_io_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	if ((what & EV_READ) && !(r->flags & (R_RD_EOF | R_RD_FULL))) {
 		if (mux_stream_queued(r->s) > 0 &&
-		    mux_queued(mux_stream_session(r->s)) >= PULL_QUEUED)
+		    mux_unsent(mux_stream_session(r->s)) >= PULL_QUEUED)
 			relay_pull(r, 1);
 		else
 			relay_pump_out(r);

@@ -388,6 +388,8 @@ finish_all(void)
 	ck_assert_uint_eq(mux_queued(A.m), 0);
 	ck_assert_uint_eq(mux_queued(B.m), 0);
 	ck_assert_uint_eq(mux_unacked(A.m), 0);
+	ck_assert_uint_eq(mux_unsent(A.m), 0);
+	ck_assert_uint_eq(mux_unsent(B.m), 0);
 	ck_assert_int_eq(A.errors + B.errors, 0);
 }
 

@@ -107,6 +107,7 @@ struct mux {
 	size_t		queued;		/* bytes in every sendq, recvq and
 					 * unacked */
 	size_t		unacked;	/* bytes in every unacked */
+	size_t		unsent;		/* bytes in every sendq */
 	struct squeue	waiting;	/* opens waiting for an inflight slot */
 	struct squeue	ready;		/* streams with a frame to send */
 	struct mux_stream *zombies;	/* freed on leave() */
@@ -439,6 +440,7 @@ stream_free_queues(struct mux_stream *s)
 
 	m->queued -= stream_held(s);
 	m->unacked -= s->unacked ? evbuffer_get_length(s->unacked) : 0;
+	m->unsent -= mux_stream_queued(s);
 	if (s->sendq != NULL)		/* evbuffer_free(NULL) crashes */
 		evbuffer_free(s->sendq);
 	if (s->recvq != NULL)
@@ -1016,6 +1018,7 @@ stream_emit(struct mux_stream *s, struct evbuffer *out)
 			return (-1);
 		m->queued -= n;
 	}
+	m->unsent -= n;
 	s->send_window -= n;
 	if (queued == n && s->sendq != NULL) {
 		evbuffer_free(s->sendq);
@@ -1381,6 +1384,7 @@ mux_stream_write(struct mux_stream *s, struct evbuffer *src)
 	} else if (evbuffer_add_buffer(s->sendq, src))
 		return (-1);
 	s->m->queued += len;
+	s->m->unsent += len;
 	stream_schedule(s);
 	if (evbuffer_get_length(s->sendq) >= s->m->cfg.send_hiwat) {
 		s->flags |= S_WANT_WRITE;
@@ -1629,6 +1633,13 @@ mux_unacked(const struct mux *m)
 	return (m->unacked);
 }
 
+size_t
+mux_unsent(const struct mux *m)
+{
+
+	return (m->unsent);
+}
+
 /* Send extension message ${kind} with ${len} bytes at ${p} on ${m}. */
 int
 mux_ext_send(struct mux *m, unsigned kind, const void *p, size_t len)
@@ -1739,6 +1750,7 @@ stream_rewind(struct mux_stream *s, uint64_t from)
 		}
 		s->unacked = NULL;
 		m->unacked -= left;
+		m->unsent += left;
 		m->resent += left;
 	}
 	s->sent = from;

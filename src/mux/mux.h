@@ -234,6 +234,9 @@ int mux_ext_send(struct mux *m, unsigned kind, const void *p, size_t len);
 /* Bytes sent and kept on all streams until the peer acknowledges them. */
 size_t mux_unacked(const struct mux *m);
 
+/* Bytes written on all streams and not yet handed to mux_output. */
+size_t mux_unsent(const struct mux *m);
+
 /* Nonzero if ${m} owes the peer an acknowledgement of bytes received.  It
  * goes out with the next other output; if none comes soon, the owner calls
  * mux_ack_flush to send it alone (so that the peer need not keep bytes

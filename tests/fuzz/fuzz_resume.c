@@ -103,17 +103,19 @@ static void
 check_books(struct mux *m)
 {
 	struct mux_stream *s;
-	size_t queued = 0, unacked = 0;
+	size_t queued = 0, unacked = 0, unsent = 0;
 
 	for (s = m->all; s != NULL; s = s->anext) {
 		queued += stream_held(s);
 		unacked += s->unacked ? evbuffer_get_length(s->unacked) : 0;
+		unsent += mux_stream_queued(s);
 		CHECK(stream_kept_from(s) <= s->sent);
 		CHECK(s->acked <= s->sent);
 		CHECK(!(s->flags & S_DEAD));
 	}
 	CHECK(queued == m->queued);
 	CHECK(unacked == m->unacked);
+	CHECK(unsent == m->unsent);
 }
 
 /* Move ${from}'s output to ${to}; ${cut} >= 0: only that much arrives. */
