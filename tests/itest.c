@@ -1930,6 +1930,21 @@ it_fd_count(pid_t pid)
 }
 
 int
+it_fd_settled(struct it_mxd *m)
+{
+	int64_t deadline = it_now_ms() + IT_WAIT_MS;
+	int a, b;
+
+	for (;;) {
+		a = it_fd_count(m->pid);
+		sleep_ms(50);
+		b = it_fd_count(m->pid);
+		if (a == b || it_now_ms() > deadline)
+			return (b);
+	}
+}
+
+int
 it_fd_wait(pid_t pid, int want, int ms)
 {
 	int64_t deadline = it_now_ms() + ms;

@@ -347,6 +347,11 @@ int	it_fd_count(pid_t pid);
  * the last count. */
 int	it_fd_wait(pid_t pid, int want, int ms);
 
+/* The descriptors of ${m} once stable: the same count twice, 50 ms apart
+ * (a channel that just ended closes its socket in the next loop pass);
+ * after IT_WAIT_MS, whatever the count is then. */
+int	it_fd_settled(struct it_mxd *m);
+
 /* CPU time (user + system) ${pid} has used, in milliseconds, or -1. */
 long	it_cpu_ms(pid_t pid);
 

@@ -366,23 +366,6 @@ struct res {
 	long	rss0, rss1;
 };
 
-/* The descriptors of ${m}, once stable: the same count twice 50 ms apart
- * (channels that just ended close their sockets in the next loop). */
-static int
-fds_settled(struct it_mxd *m)
-{
-	int64_t deadline = it_now_ms() + IT_WAIT_MS;
-	int a, b;
-
-	for (;;) {
-		a = it_fd_count(m->pid);
-		usleep(50000);
-		b = it_fd_count(m->pid);
-		if (a == b || it_now_ms() > deadline)
-			return (b);
-	}
-}
-
 /* Before cycle ${i} of ${n}: once warmed up (WARM_CYCLES, or at the start
  * of a short run), note ${m}'s descriptors and VmRSS in ${r}. */
 static void
@@ -390,7 +373,7 @@ res_warm(struct res *r, struct it_mxd *m, int i, int n)
 {
 
 	if (i == WARM_CYCLES || (n <= WARM_CYCLES && i == 0)) {
-		r->fd0 = fds_settled(m);
+		r->fd0 = it_fd_settled(m);
 		r->rss0 = it_rss_kb(m->pid);
 	}
 }
@@ -497,7 +480,7 @@ START_TEST(kill_dialer_cycles)
 	struct fp p;
 
 	fp_start(&p, NULL, 10, 100, "", "", NULL, NULL, _i);
-	up_fds = fds_settled(p.b);
+	up_fds = it_fd_settled(p.b);
 	for (i = 0; i < n; i++) {
 		res_warm(&r, p.b, i, n);
 		xfer_start(&p, &x, 7000 + (uint64_t)i * 10);
@@ -955,7 +938,7 @@ START_TEST(fd_limit_accept_side)
 	char c;
 
 	fp_start(&p, NULL, 10, 100, "", "", &ao, NULL, 0);
-	base = fds_settled(p.a);
+	base = it_fd_settled(p.a);
 	for (i = 0; i < NOFILE + 8; i++) {
 		if ((r = try_echo(&p, p.pe, &fd[i], 500)) != 1)
 			break;
@@ -1015,7 +998,7 @@ START_TEST(fd_limit_target_side)
 	struct fp p;
 
 	fp_start(&p, NULL, 10, 100, "", "", NULL, &bo, 0);
-	base = fds_settled(p.b);
+	base = it_fd_settled(p.b);
 	for (i = 0; i < NOFILE + 8; i++) {
 		if ((r = try_echo(&p, p.pe, &fd[i], 1000)) != 1)
 			break;

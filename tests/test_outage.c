@@ -59,23 +59,6 @@ struct op {
 	int		fd_a, fd_b;	/* their descriptors when idle, up */
 };
 
-/* The descriptors of ${m}, once stable: the same count twice, 50 ms apart
- * (a channel that just ended closes its socket in the next loop pass). */
-static int
-fds_settled(struct it_mxd *m)
-{
-	int64_t deadline = it_now_ms() + IT_WAIT_MS;
-	int a, b;
-
-	for (;;) {
-		a = it_fd_count(m->pid);
-		usleep(50000);
-		b = it_fd_count(m->pid);
-		if (a == b || it_now_ms() > deadline)
-			return (b);
-	}
-}
-
 /*
  * Start ${p}: targets, B, the relay, A, over TLS if ${tls}, with ${extra}
  * in both [link] sections; wait until the link is up.
@@ -114,8 +97,8 @@ op_start(struct op *p, int tls, const char *extra)
 	p->a = it_mxd_start(p->a_conf);
 	it_mxd_wait_log(p->a, "up (connected", IT_WAIT_MS);
 	it_mxd_wait_log(p->b, "up (accepted", IT_WAIT_MS);
-	p->fd_a = fds_settled(p->a);
-	p->fd_b = fds_settled(p->b);
+	p->fd_a = it_fd_settled(p->a);
+	p->fd_b = it_fd_settled(p->b);
 }
 
 /* Total bytes the flows ${f} (${n}) got back so far. */
@@ -183,6 +166,7 @@ static int
 cut_tick(void *arg)
 {
 	struct cut *c = arg;
+	size_t i;
 	long rss;
 
 	if (c->phase == 1 && (rss = it_rss_kb(c->p->a->pid)) > c->rss_max)
@@ -199,7 +183,7 @@ cut_tick(void *arg)
 	    it_mxd_log_has(c->p->a, "lost: timed out") &&
 	    it_mxd_log_has(c->p->b, "lost: timed out") :
 	    it_now_ms() - c->t_cut >= c->outage_ms)) {
-		for (size_t i = 0; i < c->n; i++)
+		for (i = 0; i < c->n; i++)
 			c->tx_out += c->f[i].tx;
 		if (c->freeze)
 			it_relay_thaw(c->p->r);
@@ -208,6 +192,16 @@ cut_tick(void *arg)
 		c->phase = 2;
 	}
 	return (0);
+}
+
+/* Run the flows of cut ${c} for at most ${ms}, cutting as it says;
+ * returns the number that failed (the first in msg). */
+static size_t
+cut_run(struct cut *c, int ms)
+{
+
+	return (it_flows_run_tick(c->f, c->n, ms, msg, sizeof(msg), cut_tick,
+	    c));
 }
 
 /* The lines of a resumption of ${p}: lost and resumed, once each side;
@@ -241,14 +235,9 @@ START_TEST(outage_channels_survive)
 
 	op_start(&p, _i, "");
 	flows_init(&p, f, n, late, (it_san() ? 1 : 4) * MIB, 1000);
-	memset(&c, 0, sizeof(c));
-	c.p = &p;
-	c.f = f;
-	c.n = n;
-	c.late = late;
-	c.when_rx = (it_san() ? 4 : 16) * MIB;
-	c.outage_ms = OUTAGE_MS;
-	bad = it_flows_run_tick(f, n, 120000, msg, sizeof(msg), cut_tick, &c);
+	c = (struct cut){ .p = &p, .f = f, .n = n, .late = late,
+	    .when_rx = (it_san() ? 4 : 16) * MIB, .outage_ms = OUTAGE_MS };
+	bad = cut_run(&c, 120000);
 	ck_assert_msg(c.phase == 2, "the cut never came (%ju bytes back)",
 	    (uintmax_t)flows_rx(f, n));
 	ck_assert_msg(bad == 0, "%zu of %zu flows failed; first: %s", bad, n,
@@ -272,14 +261,9 @@ START_TEST(outage_blackhole)
 
 	op_start(&p, 0, "");
 	flows_init(&p, f, n, late, (it_san() ? 1 : 2) * MIB, 2000);
-	memset(&c, 0, sizeof(c));
-	c.p = &p;
-	c.f = f;
-	c.n = n;
-	c.late = late;
-	c.when_rx = 4 * MIB;
-	c.freeze = 1;
-	bad = it_flows_run_tick(f, n, 120000, msg, sizeof(msg), cut_tick, &c);
+	c = (struct cut){ .p = &p, .f = f, .n = n, .late = late,
+	    .when_rx = 4 * MIB, .freeze = 1 };
+	bad = cut_run(&c, 120000);
 	ck_assert_msg(c.phase == 2, "the black hole never ended");
 	ck_assert_msg(bad == 0, "%zu of %zu flows failed; first: %s", bad, n,
 	    msg);
@@ -370,12 +354,8 @@ START_TEST(outage_bounded_memory)
 		f[i].size = 8 * MIB;
 		f[i].seed = 4000 + (uint64_t)i;
 	}
-	memset(&c, 0, sizeof(c));
-	c.p = &p;
-	c.f = f;
-	c.n = n;
-	c.outage_ms = 3000;
-	bad = it_flows_run_tick(f, n, 120000, msg, sizeof(msg), cut_tick, &c);
+	c = (struct cut){ .p = &p, .f = f, .n = n, .outage_ms = 3000 };
+	bad = cut_run(&c, 120000);
 	ck_assert_msg(bad == 0, "%zu of %zu flows failed; first: %s", bad, n,
 	    msg);
 	/* Per channel: a window kept for the peer, a full send queue (256
@@ -413,13 +393,10 @@ START_TEST(outage_beyond_timeout)
 		f[i].size = 64 * MIB;	/* still running at the cut */
 		f[i].seed = 5000 + i;
 	}
-	memset(&c, 0, sizeof(c));
-	c.p = &p;
-	c.f = f;
-	c.n = n;
-	c.when_rx = 1 * MIB;
-	c.outage_ms = 600000;	/* not within this test */
-	bad = it_flows_run_tick(f, n, 20000, msg, sizeof(msg), cut_tick, &c);
+	/* The path does not come back within this test. */
+	c = (struct cut){ .p = &p, .f = f, .n = n, .when_rx = MIB,
+	    .outage_ms = 600000 };
+	bad = cut_run(&c, 20000);
 	ck_assert_uint_eq(bad, n);
 	for (i = 0; i < n; i++)
 		ck_assert_msg(f[i].err == ECONNRESET || f[i].err == -2,
