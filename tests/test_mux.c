@@ -1700,6 +1700,46 @@ START_TEST(random_back_to_back)
 }
 END_TEST
 
+/* After the peer's Go Away, a SYN from it is answered with RST, on a
+ * Window Update as on a Data frame, as after our own (PROTOCOL.md section
+ * 7); it is no protocol error, and the stream already open still works. */
+START_TEST(syn_after_peer_goaway)
+{
+	struct evbuffer *out = evbuffer_new();
+	struct mux_stream *sa;
+	struct frame_hdr h[4];
+	char got[16];
+
+	pair_init(NULL, NULL);
+	sa = mux_stream_open(A.m, &A);
+	pump();
+	ck_assert_int_eq(mux_goaway(A.m, MUX_GOAWAY_NORMAL), 0);
+	pump();
+	ck_assert_int_eq(B.goaways, 1);
+	write_str(sa, "after");
+	pump();
+	read_str(B.last_open, got, sizeof(got));
+	ck_assert_str_eq(got, "after");
+
+	/* A's SYNs after its Go Away, written by hand (A's engine would
+	 * refuse to open them). */
+	ck_assert_int_eq(feed(&B, FRAME_WINDOW_UPDATE, FRAME_SYN, 3, 0), 0);
+	ck_assert_int_eq(feed(&B, FRAME_DATA, FRAME_SYN, 5, 0), 0);
+	ck_assert_int_eq(B.opened, 1);
+	ck_assert_int_eq(B.errors, 0);
+	ck_assert_uint_eq(mux_stream_count(B.m), 1);
+	mux_output(B.m, out, 1 << 20);
+	ck_assert_int_eq(frames(out, h, 4), 2);
+	ck_assert_int_eq(h[0].type, FRAME_WINDOW_UPDATE);
+	ck_assert_int_eq(h[0].flags, FRAME_RST);
+	ck_assert_uint_eq(h[0].stream_id, 3);
+	ck_assert_int_eq(h[1].flags, FRAME_RST);
+	ck_assert_uint_eq(h[1].stream_id, 5);
+	evbuffer_free(out);
+	pair_free();
+}
+END_TEST
+
 /* The stream table's old hash, a fixed mix a peer could invert. */
 #define OLD_MIX_MUL	0x45d9f3bu
 
@@ -1855,6 +1895,7 @@ mux_suite(void)
 	tcase_add_test(t, control_backpressure);
 	tcase_add_test(t, autotune);
 	tcase_add_loop_test(t, random_back_to_back, 0, 3);
+	tcase_add_test(t, syn_after_peer_goaway);
 	tcase_add_test(t, idmap_chosen_ids);
 	suite_add_tcase(s, t);
 	return (s);
