@@ -111,7 +111,9 @@ enum type { T_WORD, T_ADDR, T_LINK_ADDR, T_NUMBER, T_STRING, T_PIN };
 #define SVC(f)	offsetof(struct config_service, f)
 #define NUMBER(n, min, max, range)					\
 	T_NUMBER, &(n), (min), (max), (range), NULL
-#define DURATION(min, range)	NUMBER(duration, (min), UINT64_MAX, (range))
+/* A duration of ${min} ms (0 or 1) to 24 h. */
+#define DURATION(min)							\
+	NUMBER(duration, (min), CONFIG_DURATION_MAX_MS, #min "ms..24h")
 #define WORD(w)		T_WORD, NULL, 0, 0, NULL, &(w)
 #define PLAIN(t)	(t), NULL, 0, 0, NULL, NULL
 
@@ -134,21 +136,21 @@ static const struct key {
 	[K_LINK_LISTEN] = { SEC_LINK, "listen", CFG(link_addr),
 	    PLAIN(T_LINK_ADDR) },
 	[K_KEEPALIVE] = { SEC_LINK, "keepalive", CFG(keepalive_ms),
-	    DURATION(1, "nonzero") },
+	    DURATION(1) },
 	[K_TIMEOUT] = { SEC_LINK, "timeout", CFG(timeout_ms),
-	    DURATION(1, "nonzero") },
+	    DURATION(1) },
 	[K_RECONNECT_MIN] = { SEC_LINK, "reconnect_min", CFG(reconnect_min_ms),
-	    DURATION(1, "nonzero") },
+	    DURATION(1) },
 	[K_RECONNECT_MAX] = { SEC_LINK, "reconnect_max", CFG(reconnect_max_ms),
-	    DURATION(1, "nonzero") },
+	    DURATION(1) },
 	[K_WINDOW] = { SEC_LINK, "window", CFG(window),
 	    NUMBER(size, 262144, 16777216, "256k..16m") },
 	[K_MAX_CHANNELS] = { SEC_LINK, "max_channels", CFG(max_channels),
 	    NUMBER(integer, 1, CONFIG_MAX_CHANNELS, "1..1048576") },
 	[K_DRAIN_TIMEOUT] = { SEC_LINK, "drain_timeout", CFG(drain_timeout_ms),
-	    DURATION(0, "any duration") },
+	    DURATION(0) },
 	[K_CONNECT_TIMEOUT] = { SEC_LINK, "connect_timeout",
-	    CFG(connect_timeout_ms), DURATION(1, "nonzero") },
+	    CFG(connect_timeout_ms), DURATION(1) },
 	[K_MAX_PENDING_CONNECTS] = { SEC_LINK, "max_pending_connects",
 	    CFG(max_pending_connects), NUMBER(integer, 1, 1048576,
 	    "1..1048576") },
@@ -656,6 +658,27 @@ section_header(struct parser *p, const char *line)
 }
 
 /*
+ * Read from ${f} into ${buf} (size ${size}, at least 2) up to and including
+ * the next newline, at most ${size} - 1 bytes, and NUL-terminate them.
+ * Returns how many bytes were read (0 at the end of the file): unlike
+ * fgets, this tells a NUL byte in the line from its end.
+ */
+static size_t
+get_line(FILE *f, char *buf, size_t size)
+{
+	size_t n = 0;
+	int c;
+
+	while (n < size - 1 && (c = getc(f)) != EOF) {
+		buf[n++] = (char)c;
+		if (c == '\n')
+			break;
+	}
+	buf[n] = '\0';
+	return (n);
+}
+
+/*
  * ini_reader: read the next line of ${cookie} (a parser) into ${buf} (size
  * ${size}).  Leading white space is removed, which turns off inih's
  * continuation lines (so keys may be indented); [section] headers are noted.
@@ -665,17 +688,25 @@ static char *
 read_line(char *buf, int size, void *cookie)
 {
 	struct parser *p = cookie;
+	const char *nul;
 	size_t len, skip;
 
 	if (p->failed)
 		return (NULL);
-	if (fgets(buf, size, p->f) == NULL) {
-		if (ferror(p->f))
-			p->read_errno = (errno != 0) ? errno : EIO;
+	len = get_line(p->f, buf, (size_t)size);
+	if (ferror(p->f)) {
+		p->read_errno = (errno != 0) ? errno : EIO;
 		return (NULL);
 	}
+	if (len == 0)
+		return (NULL);
 	p->lineno++;
-	len = strlen(buf);
+	/* inih would take the NUL for the line's end and drop the rest. */
+	if ((nul = memchr(buf, '\0', len)) != NULL) {
+		fail(p, p->lineno, NULL, NULL, "NUL byte at column %zu",
+		    (size_t)(nul - buf) + 1);
+		return (NULL);
+	}
 	if (strcspn(buf, "\r\n") > (size_t)size - 3 ||
 	    (len == (size_t)size - 1 && buf[len - 1] != '\n' &&
 	    getc(p->f) != EOF)) {
@@ -823,15 +854,13 @@ set_number(struct parser *p, const struct key *k, const char *value,
 {
 	const struct number *num = k->num;
 	uint64_t n;
+	int rc;
 
-	if (num->parse(value, &n)) {
-		if (errno == ERANGE)
-			return (fail(p, p->lineno, p->section, k->name,
-			    "%s \"%s\" too large", num->what, value));
+	if ((rc = num->parse(value, &n)) != 0 && errno != ERANGE)
 		return (fail(p, p->lineno, p->section, k->name,
 		    "bad %s \"%s\" (%s)", num->what, value, num->hint));
-	}
-	if (n < k->min || n > k->max)
+	/* Too large for 64 bits (ERANGE) is out of range too. */
+	if (rc != 0 || n < k->min || n > k->max)
 		return (fail(p, p->lineno, p->section, k->name,
 		    "\"%s\" out of range (must be %s)", value, k->range));
 	if (num->wide)

@@ -23,6 +23,10 @@ enum tls_version { TLS_V12, TLS_V13 };
 /* The SHA-256 length, for [link] tls_pin. */
 #define CONFIG_PIN_LEN	32
 
+/* The longest duration any key takes, 24 h: in microseconds (session.c)
+ * it is far from wrapping 64 bits, and a struct timeval holds it. */
+#define CONFIG_DURATION_MAX_MS	(24 * 3600000ULL)
+
 /* An address; both strings are malloc'd, host has no brackets. */
 struct config_addr {
 	char	*host;

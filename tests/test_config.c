@@ -22,17 +22,26 @@ static char tmpdir[64];
 /* The path of the test config file. */
 static char conf_path[128];
 
-/* Write ${text} to the test config file; return its path. */
+/* Write the ${len} bytes at ${text} to the test config file; return its
+ * path. */
 static const char *
-write_conf(const char *text)
+write_conf_len(const char *text, size_t len)
 {
 	FILE *f;
 
 	snprintf(conf_path, sizeof(conf_path), "%s/mxd.conf", tmpdir);
 	ck_assert_ptr_nonnull(f = fopen(conf_path, "w"));
-	ck_assert_int_ge(fputs(text, f), 0);
+	ck_assert_uint_eq(fwrite(text, 1, len, f), len);
 	ck_assert_int_eq(fclose(f), 0);
 	return (conf_path);
+}
+
+/* Write ${text} to the test config file; return its path. */
+static const char *
+write_conf(const char *text)
+{
+
+	return (write_conf_len(text, strlen(text)));
 }
 
 /* Load ${path}, which must succeed. */
@@ -203,16 +212,24 @@ static const struct bad {
 	BAD_DURATION("+1s"),
 	BAD_DURATION("30s;x"),		/* ";" needs white space before it */
 	BAD_DURATION("30s # x"),	/* "#" starts no inline comment */
-	{ LINK "reconnect_max = 99999999999999999999ms\n",
-	  ":3: [link] reconnect_max: duration \"99999999999999999999ms\" "
-	  "too large" },
-	{ LINK "reconnect_max = 5124095576031h\n",
-	  ":3: [link] reconnect_max: duration \"5124095576031h\" too large" },
-	RANGE("keepalive", "0s", "nonzero"),
-	RANGE("timeout", "0ms", "nonzero"),
-	RANGE("reconnect_min", "0h", "nonzero"),
-	RANGE("reconnect_max", "0m", "nonzero"),
-	RANGE("connect_timeout", "0s", "nonzero"),
+	RANGE("keepalive", "0s", "1ms..24h"),
+	RANGE("timeout", "0ms", "1ms..24h"),
+	RANGE("reconnect_min", "0h", "1ms..24h"),
+	RANGE("reconnect_max", "0m", "1ms..24h"),
+	RANGE("connect_timeout", "0s", "1ms..24h"),
+	/* At most 24 h: beyond, in microseconds, they wrapped (issue 18.6:
+	 * this timeout became 384 us and the link dropped every second). */
+	RANGE("timeout", "18446744073709552ms", "1ms..24h"),
+	RANGE("timeout", "86400001ms", "1ms..24h"),
+	RANGE("keepalive", "25h", "1ms..24h"),
+	RANGE("reconnect_min", "86401s", "1ms..24h"),
+	RANGE("reconnect_max", "1441m", "1ms..24h"),
+	RANGE("connect_timeout", "5124095576031h", "1ms..24h"),
+	RANGE("drain_timeout", "25h", "0ms..24h"),
+	RANGE("drain_timeout", "86400001ms", "0ms..24h"),
+	/* Beyond 64 bits. */
+	RANGE("reconnect_max", "99999999999999999999ms", "1ms..24h"),
+	RANGE("reconnect_max", "5124095576031h", "1ms..24h"),
 
 	/* Sizes and numbers. */
 	BAD_SIZE("256q"),
@@ -220,8 +237,7 @@ static const struct bad {
 	BAD_SIZE("256kk"),
 	BAD_SIZE("256K"),
 	BAD_SIZE("256kb"),
-	{ LINK "window = 99999999999999999999m\n",
-	  ":3: [link] window: size \"99999999999999999999m\" too large" },
+	RANGE("window", "99999999999999999999m", "256k..16m"),
 	RANGE("window", "128k", "256k..16m"),
 	RANGE("window", "262143", "256k..16m"),
 	RANGE("window", "17m", "256k..16m"),
@@ -519,10 +535,17 @@ START_TEST(test_limits)
 	config_free(c);
 
 	c = load(LINK "window = 16m\nmax_channels = 1048576\n"
-	    "timeout = 5124095576030h\n");
+	    "timeout = 24h\nkeepalive = 86399999ms\nreconnect_min = 86400s\n"
+	    "reconnect_max = 1440m\ndrain_timeout = 24h\n"
+	    "connect_timeout = 86400000ms\n");
 	ck_assert_uint_eq(c->window, 16777216);
 	ck_assert_uint_eq(c->max_channels, 1048576);
-	ck_assert_uint_eq(c->timeout_ms, 5124095576030ULL * 3600000);
+	ck_assert_uint_eq(c->timeout_ms, CONFIG_DURATION_MAX_MS);
+	ck_assert_uint_eq(c->keepalive_ms, CONFIG_DURATION_MAX_MS - 1);
+	ck_assert_uint_eq(c->reconnect_min_ms, CONFIG_DURATION_MAX_MS);
+	ck_assert_uint_eq(c->reconnect_max_ms, CONFIG_DURATION_MAX_MS);
+	ck_assert_uint_eq(c->drain_timeout_ms, CONFIG_DURATION_MAX_MS);
+	ck_assert_uint_eq(c->connect_timeout_ms, CONFIG_DURATION_MAX_MS);
 	config_free(c);
 
 	c = load(LINK "max_pending_connects = 1\nmax_buffered = 64k\n"
@@ -644,6 +667,40 @@ START_TEST(test_long_lines)
 	config_free(load(text));
 	snprintf(text, sizeof(text), LINK ";%1021s\n", "x");
 	load_fail(text, ":3: line too long (max 1021 characters)");
+}
+END_TEST
+
+/* A NUL byte anywhere in a line is an error (fgets, and inih, took it for
+ * the line's end: the rest of the line vanished). */
+START_TEST(test_nul)
+{
+	static const struct {
+		const char *text;
+		size_t len;
+		const char *want;
+	} cases[] = {
+#define NUL_CASE(t, w)	{ t, sizeof(t) - 1, w }
+		NUL_CASE("[link]\nconnect = peer:7000\0:8000\n",
+		    ":2: NUL byte at column 20"),
+		NUL_CASE(LINK "keepalive = 10s\0\n", ":3: NUL byte at column 16"),
+		NUL_CASE("\0" LINK, ":1: NUL byte at column 1"),
+		NUL_CASE(LINK "; a comment\0\n", ":3: NUL byte at column 12"),
+		NUL_CASE(LINK "  timeout = 20s\0", ":3: NUL byte at column 16"),
+#undef NUL_CASE
+	};
+	struct config *c = NULL;
+	char err[512], want[512];
+	const char *path;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		path = write_conf_len(cases[i].text, cases[i].len);
+		snprintf(want, sizeof(want), "%s%s", path, cases[i].want);
+		ck_assert_msg(config_load(path, &c, err, sizeof(err)) == -1,
+		    "case %zu loaded", i);
+		ck_assert_ptr_null(c);
+		ck_assert_str_eq(err, want);
+	}
 }
 END_TEST
 
@@ -916,6 +973,7 @@ config_suite(void)
 	tcase_add_test(tc, test_comments);
 	tcase_add_test(tc, test_layout);
 	tcase_add_test(tc, test_long_lines);
+	tcase_add_test(tc, test_nul);
 	tcase_add_test(tc, test_file_errors);
 	tcase_add_test(tc, test_short_err);
 	tcase_add_test(tc, test_shipped);

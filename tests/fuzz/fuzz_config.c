@@ -79,6 +79,11 @@ check_config(const struct config *c)
 	CHECK(c->reconnect_min_ms > 0 &&
 	    c->reconnect_min_ms <= c->reconnect_max_ms);
 	CHECK(c->connect_timeout_ms > 0);
+	/* Every duration fits in microseconds and a struct timeval. */
+	CHECK(c->timeout_ms <= CONFIG_DURATION_MAX_MS &&
+	    c->reconnect_max_ms <= CONFIG_DURATION_MAX_MS &&
+	    c->drain_timeout_ms <= CONFIG_DURATION_MAX_MS &&
+	    c->connect_timeout_ms <= CONFIG_DURATION_MAX_MS);
 	/* Loose bounds: the exact ranges are conf/mxd.conf's business. */
 	CHECK(c->window >= 65536);
 	CHECK(c->max_channels >= 1 && c->max_channels <= 1048576);

@@ -38,7 +38,8 @@ config)
 	    '65535' '65536' '18446744073709551616' '\xef\xbb\xbf' '\x0d\x0a' \
 	    'user' 'max_pending_connects' 'max_buffered' 'tls' 'tls_cert' \
 	    'tls_key' 'tls_ca' 'tls_peer_name' 'tls_pin' 'tls_min_version' \
-	    'proxy_protocol' 'rate_limit' 'on' 'off' 'v1' 'v2' '1.2' '1.3'; do
+	    'proxy_protocol' 'rate_limit' 'on' 'off' 'v1' 'v2' '1.2' '1.3' \
+	    '24h' '1440m' '86400000ms' '86400001ms' '\x00'; do
 		printf '"%s"\n' "$w"
 	done >"$dict"
 	;;
