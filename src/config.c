@@ -9,12 +9,16 @@
  * and it truncates section names to 50 bytes while a service name may have
  * 255.
  */
+#include <sys/socket.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <ini.h>
 
@@ -316,17 +320,63 @@ valid_host(const char *host, size_t len, int bracketed)
 	return (1);
 }
 
-/* Parse "host:port" or "[ipv6]:port" ${s} into ${out}. */
-int
-config_parse_addr(const char *s, struct config_addr *out)
+/*
+ * The address family of host ${host} as config_parse_addr stores it:
+ * AF_INET for an IPv4 address (or an IPv4-mapped IPv6 one), AF_INET6 for
+ * an IPv6 address (with or without a %zone), whose bytes go to ${ip}
+ * (16 bytes; 4 for AF_INET); AF_UNSPEC for a name; -1 for a host that is
+ * no name (digits and dots, or colons) but no valid address either.
+ */
+static int
+host_family(const char *host, uint8_t ip[16])
+{
+	static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
+	char buf[INET6_ADDRSTRLEN];
+	const char *zone;
+	size_t len;
+
+	if (strchr(host, ':') == NULL) {
+		if (host[strspn(host, "0123456789.")] != '\0')
+			return (AF_UNSPEC);
+		return (inet_pton(AF_INET, host, ip) == 1 ? AF_INET : -1);
+	}
+	zone = strchr(host, '%');
+	len = (zone != NULL) ? (size_t)(zone - host) : strlen(host);
+	if (len >= sizeof(buf) || (zone != NULL && zone[1] == '\0'))
+		return (-1);
+	memcpy(buf, host, len);
+	buf[len] = '\0';
+	if (inet_pton(AF_INET6, buf, ip) != 1)
+		return (-1);
+	if (memcmp(ip, v4mapped, sizeof(v4mapped)) == 0) {
+		memmove(ip, ip + 12, 4);
+		return (AF_INET);
+	}
+	return (AF_INET6);
+}
+
+/* What is wrong with an address, for messages. */
+static const char hint_syntax[] = "use host:port or [ipv6]:port";
+static const char hint_v4[] = "not a valid IPv4 address";
+static const char hint_v6[] = "not a valid IPv6 address";
+
+/*
+ * Parse "host:port" or "[ipv6]:port" ${s} into ${out}; on EINVAL, point
+ * *${hint} at what is wrong.  A host of digits and dots must be an IPv4
+ * address, one in brackets an IPv6 address.
+ */
+static int
+parse_addr(const char *s, struct config_addr *out, const char **hint)
 {
 	const char *host, *end, *port;
 	char buf[sizeof("65535")];
 	char *h, *p;
 	size_t hostlen;
 	uint64_t n;
+	uint8_t ip[16];
 	int bracketed = (s[0] == '[');
 
+	*hint = hint_syntax;
 	if (bracketed) {
 		host = s + 1;
 		if ((end = strchr(host, ']')) == NULL || end[1] != ':')
@@ -346,17 +396,32 @@ config_parse_addr(const char *s, struct config_addr *out)
 
 	if ((h = strndup(host, hostlen)) == NULL)
 		return (-1);
+	if ((bracketed && strchr(h, ':') == NULL) || host_family(h, ip) < 0) {
+		*hint = bracketed ? hint_v6 : hint_v4;
+		free(h);
+		goto einval;
+	}
 	if ((p = strdup(buf)) == NULL) {
 		free(h);
 		return (-1);
 	}
 	out->host = h;
 	out->port = p;
+	out->line = 0;
 	return (0);
 
 einval:
 	errno = EINVAL;
 	return (-1);
+}
+
+/* Parse "host:port" or "[ipv6]:port" ${s} into ${out}. */
+int
+config_parse_addr(const char *s, struct config_addr *out)
+{
+	const char *hint;
+
+	return (parse_addr(s, out, &hint));
 }
 
 /* Free ${a}'s strings and set them to NULL. */
@@ -834,17 +899,50 @@ bad:
 	    "(use sha256: and 64 hex digits or 44 base64 characters)", value));
 }
 
+/*
+ * 1 if ${host} is one of the names reserved for examples (RFC 2606:
+ * example, example.com, .net, .org and the names under them), such as
+ * the shipped mxd.conf holds until it is edited.
+ */
+static int
+example_host(const char *host)
+{
+	static const char *const names[] = {
+		"example", "example.com", "example.net", "example.org"
+	};
+	size_t i, len = strlen(host), nlen;
+
+	if (len > 0 && host[len - 1] == '.')
+		len--;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		nlen = strlen(names[i]);
+		if (len >= nlen && strncasecmp(host + len - nlen, names[i],
+		    nlen) == 0 && (len == nlen || host[len - nlen - 1] == '.'))
+			return (1);
+	}
+	return (0);
+}
+
 /* Set address key ${k} of ${p} to ${value} at ${dst}. */
 static int
 set_addr(struct parser *p, const struct key *k, const char *value, void *dst)
 {
+	struct config_addr *a = dst;
+	const char *hint;
 
-	if (config_parse_addr(value, dst) == 0)
-		return (0);
-	if (errno == ENOMEM)
-		return (fail(p, 0, NULL, NULL, "out of memory"));
-	return (fail(p, p->lineno, p->section, k->name,
-	    "bad address \"%s\" (use host:port or [ipv6]:port)", value));
+	if (parse_addr(value, a, &hint) != 0) {
+		if (errno == ENOMEM)
+			return (fail(p, 0, NULL, NULL, "out of memory"));
+		return (fail(p, p->lineno, p->section, k->name,
+		    "bad address \"%s\" (%s)", value, hint));
+	}
+	a->line = p->lineno;
+	if (example_host(a->host))
+		return (fail(p, p->lineno, p->section, k->name,
+		    "replace the example address %s with %s", value,
+		    k == &keys[K_LINK_CONNECT] ? "your peer's" :
+		    k == &keys[K_CONNECT] ? "your target's" : "one of yours"));
+	return (0);
 }
 
 /* Set numeric key ${k} of ${p} to ${value} at ${dst}. */
@@ -927,6 +1025,186 @@ handle(void *cookie, const char *section, const char *name,
 	return (set_key(cookie, name, value) == 0);
 }
 
+/* An address of a config, where it is set and what it is for. */
+struct place {
+	const char	*section;
+	const char	*key;
+	const struct config_addr *addr;
+	int		listens;	/* bound here; else dialed */
+	int		family;		/* host_family */
+	uint8_t		ip[16];
+};
+
+/* qsort: ${a} and ${b} (places) in the order of their lines. */
+static int
+place_cmp(const void *a, const void *b)
+{
+	const struct place *x = a, *y = b;
+
+	return ((x->addr->line > y->addr->line) -
+	    (x->addr->line < y->addr->line));
+}
+
+/* Add address ${a} (if set) of [${section}] ${key} to ${pl} at *${n}. */
+static void
+place_add(struct place *pl, size_t *n, const char *section, const char *key,
+    const struct config_addr *a, int listens)
+{
+	struct place *e = &pl[*n];
+
+	if (a->host == NULL)
+		return;
+	e->section = section;
+	e->key = key;
+	e->addr = a;
+	e->listens = listens;
+	e->family = host_family(a->host, e->ip);
+	(*n)++;
+}
+
+/*
+ * The addresses of ${c} in file order, *${n} of them, in a new array; NULL
+ * if out of memory.
+ */
+static struct place *
+places(const struct config *c, size_t *n)
+{
+	const struct config_service *s;
+	struct place *pl;
+
+	*n = 0;
+	if ((pl = calloc(2 + 2 * (size_t)c->nservices, sizeof(*pl))) == NULL)
+		return (NULL);
+	place_add(pl, n, "daemon", "metrics", &c->metrics, 1);
+	place_add(pl, n, "link", c->link_listen ? "listen" : "connect",
+	    &c->link_addr, c->link_listen);
+	for (s = c->services; s != NULL; s = s->next) {
+		place_add(pl, n, s->name, "accept", &s->accept, 1);
+		place_add(pl, n, s->name, "connect", &s->connect, 0);
+	}
+	qsort(pl, *n, sizeof(*pl), place_cmp);
+	return (pl);
+}
+
+/* 1 if ${a} is the unspecified address of its family (0.0.0.0, ::). */
+static int
+any_addr(const struct place *a)
+{
+	static const uint8_t zero[16];
+
+	return (memcmp(a->ip, zero, a->family == AF_INET ? 4 : 16) == 0);
+}
+
+/*
+ * 1 if listeners ${a} and ${b} cannot both be bound: the same port, and
+ * hosts that overlap.  [::] takes the port for IPv4 too (Linux's default,
+ * bindv6only = 0), so it overlaps anything; 0.0.0.0 overlaps every IPv4
+ * address.  A name overlaps the same name only: what it resolves to is
+ * not known here.
+ */
+static int
+overlap(const struct place *a, const struct place *b)
+{
+	const char *za, *zb;
+
+	if (strcmp(a->addr->port, b->addr->port) != 0)
+		return (0);
+	if ((a->family == AF_INET6 && any_addr(a)) ||
+	    (b->family == AF_INET6 && any_addr(b)))
+		return (1);
+	if (a->family != b->family)
+		return (0);
+	switch (a->family) {
+	case AF_INET:
+		return (any_addr(a) || any_addr(b) ||
+		    memcmp(a->ip, b->ip, 4) == 0);
+	case AF_INET6:
+		za = strchr(a->addr->host, '%');
+		zb = strchr(b->addr->host, '%');
+		return (memcmp(a->ip, b->ip, 16) == 0 && (za == zb ||
+		    (za != NULL && zb != NULL && strcmp(za, zb) == 0)));
+	default:
+		return (strcasecmp(a->addr->host, b->addr->host) == 0);
+	}
+}
+
+/* "host:port" of ${a}, for messages: brackets around an IPv6 host. */
+#define ADDR_FMT	"%s%s%s:%s"
+#define ADDR_ARGS(a)	(strchr((a)->host, ':') ? "[" : ""), (a)->host,	\
+			(strchr((a)->host, ':') ? "]" : ""), (a)->port
+
+/*
+ * Fail ${p} on the first address its config listens on that an earlier
+ * one of the file takes already: mxd could not start with it.
+ */
+static int
+check_listeners(struct parser *p)
+{
+	const struct place *a, *b;
+	struct place *pl;
+	size_t i, j, n;
+	int rc = 0;
+
+	if ((pl = places(p->c, &n)) == NULL)
+		return (fail(p, 0, NULL, NULL, "out of memory"));
+	for (i = 0; i < n && rc == 0; i++) {
+		a = &pl[i];
+		for (j = 0; a->listens && j < i && rc == 0; j++) {
+			b = &pl[j];
+			if (b->listens && overlap(a, b))
+				rc = fail(p, a->addr->line, a->section, a->key,
+				    ADDR_FMT " %s [%s] %s (" ADDR_FMT
+				    ", line %d)", ADDR_ARGS(a->addr),
+				    strcmp(a->addr->host, b->addr->host) == 0 ?
+				    "is taken by" : "overlaps", b->section,
+				    b->key, ADDR_ARGS(b->addr), b->addr->line);
+		}
+	}
+	free(pl);
+	return (rc);
+}
+
+/* Resolve the names in ${c}'s addresses; warn through ${warn}(${arg}). */
+unsigned
+config_check_names(const struct config *c,
+    void (*warn)(void *, const char *), void *arg)
+{
+	struct addrinfo hints, *ai;
+	struct place *pl;
+	char msg[2048];
+	size_t i, n;
+	unsigned bad = 0;
+	int rc;
+
+	if ((pl = places(c, &n)) == NULL) {
+		warn(arg, "out of memory: names not checked");
+		return (1);
+	}
+	for (i = 0; i < n; i++) {
+		if (pl[i].family != AF_UNSPEC)
+			continue;
+		/* As dial.c and listen_on resolve them. */
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_NUMERICSERV |
+		    (pl[i].listens ? AI_PASSIVE : AI_ADDRCONFIG);
+		if ((rc = getaddrinfo(pl[i].addr->host, pl[i].addr->port,
+		    &hints, &ai)) == 0) {
+			freeaddrinfo(ai);
+			continue;
+		}
+		snprintf(msg, sizeof(msg), "%s:%d: [%s] %s: cannot resolve "
+		    "\"%s\": %s", c->path, pl[i].addr->line, pl[i].section,
+		    pl[i].key, pl[i].addr->host, rc == EAI_SYSTEM ?
+		    strerror(errno) : gai_strerror(rc));
+		warn(arg, msg);
+		bad++;
+	}
+	free(pl);
+	return (bad);
+}
+
 /* Finish loading ${p}, given ${line} from ini_parse_stream. */
 static int
 parse_finish(struct parser *p, int line)
@@ -948,7 +1226,7 @@ parse_finish(struct parser *p, int line)
 		return (-1);
 	if (p->link_line == 0)
 		return (fail(p, 0, NULL, NULL, "missing [link] section"));
-	return (0);
+	return (check_listeners(p));
 }
 
 /* Load ${path} into a new config *${out}, or fail with a message in ${err}

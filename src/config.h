@@ -31,6 +31,7 @@ enum tls_version { TLS_V12, TLS_V13 };
 struct config_addr {
 	char	*host;
 	char	*port;
+	int	line;			/* where the file sets it; 0 if not */
 };
 
 /* A service: one [section] other than [daemon] and [link]. */
@@ -90,6 +91,16 @@ const struct config_service *config_service_find(const struct config *c,
  * the same). */
 int config_service_equal(const struct config_service *a,
     const struct config_service *b);
+
+/*
+ * Resolve the host names of ${c}'s addresses (literal addresses need no
+ * lookup) as they will be when used; for each that does not resolve, call
+ * ${warn}(${arg}, message), the message one line "FILE:LINE: [section]
+ * key: cannot resolve ...".  Returns how many did not.  For mxd -t only:
+ * it may wait for DNS, so config_load never does it.
+ */
+unsigned config_check_names(const struct config *c,
+    void (*warn)(void *, const char *), void *arg);
 
 /* Free ${c}; NULL is ok. */
 void config_free(struct config *c);

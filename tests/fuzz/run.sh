@@ -39,7 +39,8 @@ config)
 	    'user' 'max_pending_connects' 'max_buffered' 'tls' 'tls_cert' \
 	    'tls_key' 'tls_ca' 'tls_peer_name' 'tls_pin' 'tls_min_version' \
 	    'proxy_protocol' 'rate_limit' 'on' 'off' 'v1' 'v2' '1.2' '1.3' \
-	    '24h' '1440m' '86400000ms' '86400001ms' '\x00'; do
+	    '24h' '1440m' '86400000ms' '86400001ms' '\x00' '0.0.0.0:' \
+	    '[::]:' '[::ffff:' '300.1.1.1' '%eth0' 'example.net'; do
 		printf '"%s"\n' "$w"
 	done >"$dict"
 	;;
