@@ -186,6 +186,8 @@ static const enum key_id tls_keys[] = {
 };
 #define TLS_REQUIRED	3
 
+_Static_assert(NKEYS <= CONFIG_KEYS_MAX, "config.h: raise CONFIG_KEYS_MAX");
+
 /* State while loading one file. */
 struct parser {
 	const char	*path;
@@ -495,6 +497,22 @@ config_service_equal(const struct config_service *a,
 	    addr_equal(&a->connect, &b->connect) &&
 	    a->proxy_protocol == b->proxy_protocol &&
 	    a->rate_limit == b->rate_limit);
+}
+
+/* The line that sets the key ${key} names (or begins with) in ${c}. */
+int
+config_key_line(const struct config *c, const char *key)
+{
+	size_t len = strcspn(key, " :");
+	enum key_id id;
+
+	for (id = 0; id < NKEYS; id++) {
+		if (keys[id].sec != SEC_SERVICE &&
+		    strlen(keys[id].name) == len &&
+		    memcmp(keys[id].name, key, len) == 0)
+			return (c->key_line[id]);
+	}
+	return (0);
 }
 
 /* Free ${c}; NULL is ok. */
@@ -968,11 +986,70 @@ set_number(struct parser *p, const struct key *k, const char *value,
 	return (0);
 }
 
+/* The longest key name, and the most edits a misspelling may be from it
+ * for a suggestion. */
+#define KEY_NAME_MAX	24
+#define SUGGEST_MAX	2
+
+/*
+ * The edit distance from ${a} to key name ${b} (insertions, deletions,
+ * substitutions and swaps of neighbours, one each), if it is at most
+ * SUGGEST_MAX; else more than SUGGEST_MAX.
+ */
+static size_t
+edit_distance(const char *a, const char *b)
+{
+	size_t d[KEY_NAME_MAX + SUGGEST_MAX + 1][KEY_NAME_MAX + 1];
+	size_t la = strlen(a), lb = strlen(b), i, j, best;
+
+	if (lb > KEY_NAME_MAX || la > lb + SUGGEST_MAX ||
+	    lb > la + SUGGEST_MAX)
+		return (SUGGEST_MAX + 1);
+	for (i = 0; i <= la; i++) {
+		for (j = 0; j <= lb; j++) {
+			if (i == 0 || j == 0) {
+				d[i][j] = i + j;
+				continue;
+			}
+			best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	}
+	return (d[la][lb]);
+}
+
+/* The key of section kind ${sec} nearest to unknown key ${name}, within
+ * SUGGEST_MAX edits (the first in keys[] on a tie); NULL if none is. */
+static const char *
+nearest_key(enum section sec, const char *name)
+{
+	const char *found = NULL;
+	size_t dist, best = SUGGEST_MAX + 1;
+	enum key_id id;
+
+	for (id = 0; id < NKEYS; id++) {
+		if (keys[id].sec == sec &&
+		    (dist = edit_distance(name, keys[id].name)) < best) {
+			best = dist;
+			found = keys[id].name;
+		}
+	}
+	return (found);
+}
+
 /* Set key ${name} of the current section of ${p} to ${value}. */
 static int
 set_key(struct parser *p, const char *name, const char *value)
 {
 	const struct key *k;
+	const char *near;
 	enum key_id id;
 	char *base;
 
@@ -983,6 +1060,9 @@ set_key(struct parser *p, const char *name, const char *value)
 		if (keys[id].sec == p->sec && strcmp(keys[id].name, name) == 0)
 			break;
 	}
+	if (id == NKEYS && (near = nearest_key(p->sec, name)) != NULL)
+		return (fail(p, p->lineno, p->section, name,
+		    "unknown key; did you mean %s?", near));
 	if (id == NKEYS)
 		return (fail(p, p->lineno, p->section, name, "unknown key"));
 	k = &keys[id];
@@ -990,6 +1070,8 @@ set_key(struct parser *p, const char *name, const char *value)
 		return (fail(p, p->lineno, p->section, name,
 		    "duplicate key (first on line %d)", p->keyline[id]));
 	p->keyline[id] = p->lineno;
+	if (k->sec != SEC_SERVICE)
+		p->c->key_line[id] = p->lineno;
 	if (value[0] == '\0')
 		return (fail(p, p->lineno, p->section, name, "empty value"));
 	base = (k->sec == SEC_SERVICE) ? (char *)p->svc : (char *)p->c;

@@ -23,6 +23,9 @@ enum tls_version { TLS_V12, TLS_V13 };
 /* The SHA-256 length, for [link] tls_pin. */
 #define CONFIG_PIN_LEN	32
 
+/* Room for the line of each key (config_key_line). */
+#define CONFIG_KEYS_MAX	32
+
 /* The longest duration any key takes, 24 h: in microseconds (session.c)
  * it is far from wrapping 64 bits, and a struct timeval holds it. */
 #define CONFIG_DURATION_MAX_MS	(24 * 3600000ULL)
@@ -72,6 +75,7 @@ struct config {
 	struct config_pin tls_pin;
 	struct config_service *services;
 	unsigned nservices;
+	int	key_line[CONFIG_KEYS_MAX];	/* see config_key_line */
 };
 
 /*
@@ -91,6 +95,14 @@ const struct config_service *config_service_find(const struct config *c,
  * the same). */
 int config_service_equal(const struct config_service *a,
     const struct config_service *b);
+
+/*
+ * The line of ${c}'s file that sets [daemon] or [link] key ${key}, or 0 if
+ * none does.  ${key} may also be a message that begins with the key's name
+ * and a space or a colon, such as tls_ctx_new's "tls_key PATH: why": so
+ * that the message can be given as "FILE:LINE: [link] tls_key PATH: why".
+ */
+int config_key_line(const struct config *c, const char *key);
 
 /*
  * Resolve the host names of ${c}'s addresses (literal addresses need no

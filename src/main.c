@@ -132,7 +132,9 @@ check_outside(const struct config *cfg, char *err, size_t errlen)
 	if (!cfg->tls)
 		return (0);
 	if ((ctx = tls_ctx_new(cfg, why, sizeof(why))) == NULL) {
-		snprintf(err, errlen, "%s: [link] %s", cfg->path, why);
+		/* why begins with the key: tls_cert, tls_key, ... */
+		snprintf(err, errlen, "%s:%d: [link] %s", cfg->path,
+		    config_key_line(cfg, why), why);
 		return (-1);
 	}
 	SSL_CTX_free(ctx);

@@ -149,7 +149,32 @@ static const struct bad {
 	/* Unknown, misplaced, duplicate keys and sections. */
 	{ LINK "foo = 1\n", ":3: [link] foo: unknown key" },
 	{ "[daemon]\nloglevel = info\n" LINK,
-	  ":2: [daemon] loglevel: unknown key" },
+	  ":2: [daemon] loglevel: unknown key; did you mean log_level?" },
+	/* The nearest key of the section, within two edits. */
+	{ "[link]\nconect = peer:7000\n",
+	  ":2: [link] conect: unknown key; did you mean connect?" },
+	{ LINK "[svc]\nconect = h:1\n",
+	  ":4: [svc] conect: unknown key; did you mean connect?" },
+	{ LINK "[svc]\nacept = h:1\n",
+	  ":4: [svc] acept: unknown key; did you mean accept?" },
+	{ LINK "kepalive = 1s\n",
+	  ":3: [link] kepalive: unknown key; did you mean keepalive?" },
+	{ LINK "keepaliev = 1s\n",
+	  ":3: [link] keepaliev: unknown key; did you mean keepalive?" },
+	{ LINK "Timeout = 1s\n",
+	  ":3: [link] Timeout: unknown key; did you mean timeout?" },
+	{ LINK "tls_pins = x\n",
+	  ":3: [link] tls_pins: unknown key; did you mean tls_pin?" },
+	{ LINK "max_pending_conects = 1\n", ":3: [link] max_pending_conects: "
+	  "unknown key; did you mean max_pending_connects?" },
+	{ LINK "[svc]\nconnect = h:1\nproxyprotocl = v1\n",
+	  ":5: [svc] proxyprotocl: unknown key; did you mean proxy_protocol?" },
+	{ "[daemon]\nusr = mxd\n" LINK,
+	  ":2: [daemon] usr: unknown key; did you mean user?" },
+	{ LINK "cnnct = h:1\n",
+	  ":3: [link] cnnct: unknown key; did you mean connect?" },
+	{ LINK "xconnectx1 = h:1\n", ":3: [link] xconnectx1: unknown key" },
+	{ LINK "[svc]\nlisten = h:1\n", ":4: [svc] listen: unknown key" },
 	{ LINK "[svc]\naccept = 127.0.0.1:1\nlisten = 127.0.0.1:2\n",
 	  ":5: [svc] listen: unknown key" },
 	{ LINK "[svc]\naccept = 127.0.0.1:1\nkeepalive = 1s\n",
@@ -882,6 +907,32 @@ START_TEST(test_shipped)
 }
 END_TEST
 
+/* The lines of [daemon] and [link] keys, by name or by a message that
+ * begins with the name (as tls_ctx_new's do). */
+START_TEST(test_key_line)
+{
+	struct config *c;
+
+	c = load("[daemon]\nlog_level = info\n" TLS_LINK
+	    "[svc]\naccept = h:1\n");
+	ck_assert_int_eq(config_key_line(c, "log_level"), 2);
+	ck_assert_int_eq(config_key_line(c, "connect"), 4);
+	ck_assert_int_eq(config_key_line(c, "tls"), 5);
+	ck_assert_int_eq(config_key_line(c, "tls_cert"), 6);
+	ck_assert_int_eq(config_key_line(c, "tls_key"), 7);
+	ck_assert_int_eq(config_key_line(c, "tls_ca"), 8);
+	ck_assert_int_eq(config_key_line(c, "tls_key /etc/k.pem: "
+	    "No such file or directory"), 7);
+	ck_assert_int_eq(config_key_line(c, "tls: out of memory"), 5);
+	ck_assert_int_eq(config_key_line(c, "tls_"), 0);
+	ck_assert_int_eq(config_key_line(c, "window"), 0);
+	ck_assert_int_eq(config_key_line(c, "accept"), 0);
+	ck_assert_int_eq(config_key_line(c, "nonsense"), 0);
+	ck_assert_int_eq(config_key_line(c, ""), 0);
+	config_free(c);
+}
+END_TEST
+
 /* Listeners that can be bound side by side load; so do addresses that
  * are only dialed, whatever they share with a listener. */
 START_TEST(test_listeners_apart)
@@ -1167,6 +1218,7 @@ config_suite(void)
 	tcase_add_test(tc, test_file_errors);
 	tcase_add_test(tc, test_short_err);
 	tcase_add_test(tc, test_shipped);
+	tcase_add_test(tc, test_key_line);
 	tcase_add_test(tc, test_listeners_apart);
 	tcase_add_test(tc, test_check_names);
 	tcase_add_test(tc, test_corpus);
