@@ -2,10 +2,10 @@
 #
 #   make            build build/mxd
 #   make check      install missing packages, build and run every test, a
-#                   30 s fuzz smoke run, then the same suite under
+#                   15 s fuzz smoke run per target, then the same suite under
 #                   AddressSanitizer + UBSan
 #   make demo       run a pair of mxd on loopback and push traffic through
-#   make fuzz       long libFuzzer run of the frame engine and config parser
+#   make fuzz       long libFuzzer runs: frame engine, config, service header
 #   make soak       10 minutes of 10,000 channels; make valgrind: the
 #                   integration suites with mxd under valgrind
 #   make bench      the benchmark against direct TCP, socat and yamux

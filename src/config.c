@@ -9,12 +9,16 @@
  * and it truncates section names to 50 bytes while a service name may have
  * 255.
  */
+#include <sys/socket.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <ini.h>
 
@@ -112,7 +116,9 @@ enum type { T_WORD, T_ADDR, T_LINK_ADDR, T_NUMBER, T_STRING, T_PIN };
 #define SVC(f)	offsetof(struct config_service, f)
 #define NUMBER(n, min, max, range)					\
 	T_NUMBER, &(n), (min), (max), (range), NULL
-#define DURATION(min, range)	NUMBER(duration, (min), UINT64_MAX, (range))
+/* A duration of ${min} ms (0 or 1) to 24 h. */
+#define DURATION(min)							\
+	NUMBER(duration, (min), CONFIG_DURATION_MAX_MS, #min "ms..24h")
 #define WORD(w)		T_WORD, NULL, 0, 0, NULL, &(w)
 #define PLAIN(t)	(t), NULL, 0, 0, NULL, NULL
 
@@ -135,28 +141,28 @@ static const struct key {
 	[K_LINK_LISTEN] = { SEC_LINK, "listen", CFG(link_addr),
 	    PLAIN(T_LINK_ADDR) },
 	[K_KEEPALIVE] = { SEC_LINK, "keepalive", CFG(keepalive_ms),
-	    DURATION(1, "nonzero") },
+	    DURATION(1) },
 	[K_TIMEOUT] = { SEC_LINK, "timeout", CFG(timeout_ms),
-	    DURATION(1, "nonzero") },
+	    DURATION(1) },
 	[K_RECONNECT_MIN] = { SEC_LINK, "reconnect_min", CFG(reconnect_min_ms),
-	    DURATION(1, "nonzero") },
+	    DURATION(1) },
 	[K_RECONNECT_MAX] = { SEC_LINK, "reconnect_max", CFG(reconnect_max_ms),
-	    DURATION(1, "nonzero") },
+	    DURATION(1) },
 	[K_WINDOW] = { SEC_LINK, "window", CFG(window),
 	    NUMBER(size, 262144, 16777216, "256k..16m") },
 	[K_MAX_CHANNELS] = { SEC_LINK, "max_channels", CFG(max_channels),
 	    NUMBER(integer, 1, CONFIG_MAX_CHANNELS, "1..1048576") },
 	[K_DRAIN_TIMEOUT] = { SEC_LINK, "drain_timeout", CFG(drain_timeout_ms),
-	    DURATION(0, "any duration") },
+	    DURATION(0) },
 	[K_CONNECT_TIMEOUT] = { SEC_LINK, "connect_timeout",
-	    CFG(connect_timeout_ms), DURATION(1, "nonzero") },
+	    CFG(connect_timeout_ms), DURATION(1) },
 	[K_MAX_PENDING_CONNECTS] = { SEC_LINK, "max_pending_connects",
 	    CFG(max_pending_connects), NUMBER(integer, 1, 1048576,
 	    "1..1048576") },
 	[K_MAX_BUFFERED] = { SEC_LINK, "max_buffered", CFG(max_buffered),
 	    NUMBER(size, 65536, 4293918720u, "64k..4095m") },
 	[K_RESUME_TIMEOUT] = { SEC_LINK, "resume_timeout",
-	    CFG(resume_timeout_ms), DURATION(0, "any duration") },
+	    CFG(resume_timeout_ms), DURATION(0) },
 	[K_TLS] = { SEC_LINK, "tls", CFG(tls), WORD(on_off) },
 	[K_TLS_CERT] = { SEC_LINK, "tls_cert", CFG(tls_cert),
 	    PLAIN(T_STRING) },
@@ -182,6 +188,8 @@ static const enum key_id tls_keys[] = {
 	K_TLS_MIN_VERSION
 };
 #define TLS_REQUIRED	3
+
+_Static_assert(NKEYS <= CONFIG_KEYS_MAX, "config.h: raise CONFIG_KEYS_MAX");
 
 /* State while loading one file. */
 struct parser {
@@ -322,17 +330,63 @@ valid_host(const char *host, size_t len, int bracketed)
 	return (1);
 }
 
-/* Parse "host:port" or "[ipv6]:port" ${s} into ${out}. */
-int
-config_parse_addr(const char *s, struct config_addr *out)
+/*
+ * The address family of host ${host} as config_parse_addr stores it:
+ * AF_INET for an IPv4 address (or an IPv4-mapped IPv6 one), AF_INET6 for
+ * an IPv6 address (with or without a %zone), whose bytes go to ${ip}
+ * (16 bytes; 4 for AF_INET); AF_UNSPEC for a name; -1 for a host that is
+ * no name (digits and dots, or colons) but no valid address either.
+ */
+static int
+host_family(const char *host, uint8_t ip[16])
+{
+	static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
+	char buf[INET6_ADDRSTRLEN];
+	const char *zone;
+	size_t len;
+
+	if (strchr(host, ':') == NULL) {
+		if (host[strspn(host, "0123456789.")] != '\0')
+			return (AF_UNSPEC);
+		return (inet_pton(AF_INET, host, ip) == 1 ? AF_INET : -1);
+	}
+	zone = strchr(host, '%');
+	len = (zone != NULL) ? (size_t)(zone - host) : strlen(host);
+	if (len >= sizeof(buf) || (zone != NULL && zone[1] == '\0'))
+		return (-1);
+	memcpy(buf, host, len);
+	buf[len] = '\0';
+	if (inet_pton(AF_INET6, buf, ip) != 1)
+		return (-1);
+	if (memcmp(ip, v4mapped, sizeof(v4mapped)) == 0) {
+		memmove(ip, ip + 12, 4);
+		return (AF_INET);
+	}
+	return (AF_INET6);
+}
+
+/* What is wrong with an address, for messages. */
+static const char hint_syntax[] = "use host:port or [ipv6]:port";
+static const char hint_v4[] = "not a valid IPv4 address";
+static const char hint_v6[] = "not a valid IPv6 address";
+
+/*
+ * Parse "host:port" or "[ipv6]:port" ${s} into ${out}; on EINVAL, point
+ * *${hint} at what is wrong.  A host of digits and dots must be an IPv4
+ * address, one in brackets an IPv6 address.
+ */
+static int
+parse_addr(const char *s, struct config_addr *out, const char **hint)
 {
 	const char *host, *end, *port;
 	char buf[sizeof("65535")];
 	char *h, *p;
 	size_t hostlen;
 	uint64_t n;
+	uint8_t ip[16];
 	int bracketed = (s[0] == '[');
 
+	*hint = hint_syntax;
 	if (bracketed) {
 		host = s + 1;
 		if ((end = strchr(host, ']')) == NULL || end[1] != ':')
@@ -352,17 +406,32 @@ config_parse_addr(const char *s, struct config_addr *out)
 
 	if ((h = strndup(host, hostlen)) == NULL)
 		return (-1);
+	if ((bracketed && strchr(h, ':') == NULL) || host_family(h, ip) < 0) {
+		*hint = bracketed ? hint_v6 : hint_v4;
+		free(h);
+		goto einval;
+	}
 	if ((p = strdup(buf)) == NULL) {
 		free(h);
 		return (-1);
 	}
 	out->host = h;
 	out->port = p;
+	out->line = 0;
 	return (0);
 
 einval:
 	errno = EINVAL;
 	return (-1);
+}
+
+/* Parse "host:port" or "[ipv6]:port" ${s} into ${out}. */
+int
+config_parse_addr(const char *s, struct config_addr *out)
+{
+	const char *hint;
+
+	return (parse_addr(s, out, &hint));
 }
 
 /* Free ${a}'s strings and set them to NULL. */
@@ -436,6 +505,22 @@ config_service_equal(const struct config_service *a,
 	    addr_equal(&a->connect, &b->connect) &&
 	    a->proxy_protocol == b->proxy_protocol &&
 	    a->rate_limit == b->rate_limit);
+}
+
+/* The line that sets the key ${key} names (or begins with) in ${c}. */
+int
+config_key_line(const struct config *c, const char *key)
+{
+	size_t len = strcspn(key, " :");
+	enum key_id id;
+
+	for (id = 0; id < NKEYS; id++) {
+		if (keys[id].sec != SEC_SERVICE &&
+		    strlen(keys[id].name) == len &&
+		    memcmp(keys[id].name, key, len) == 0)
+			return (c->key_line[id]);
+	}
+	return (0);
 }
 
 /* Free ${c}; NULL is ok. */
@@ -665,6 +750,27 @@ section_header(struct parser *p, const char *line)
 }
 
 /*
+ * Read from ${f} into ${buf} (size ${size}, at least 2) up to and including
+ * the next newline, at most ${size} - 1 bytes, and NUL-terminate them.
+ * Returns how many bytes were read (0 at the end of the file): unlike
+ * fgets, this tells a NUL byte in the line from its end.
+ */
+static size_t
+get_line(FILE *f, char *buf, size_t size)
+{
+	size_t n = 0;
+	int c;
+
+	while (n < size - 1 && (c = getc(f)) != EOF) {
+		buf[n++] = (char)c;
+		if (c == '\n')
+			break;
+	}
+	buf[n] = '\0';
+	return (n);
+}
+
+/*
  * ini_reader: read the next line of ${cookie} (a parser) into ${buf} (size
  * ${size}).  Leading white space is removed, which turns off inih's
  * continuation lines (so keys may be indented); [section] headers are noted.
@@ -674,17 +780,25 @@ static char *
 read_line(char *buf, int size, void *cookie)
 {
 	struct parser *p = cookie;
+	const char *nul;
 	size_t len, skip;
 
 	if (p->failed)
 		return (NULL);
-	if (fgets(buf, size, p->f) == NULL) {
-		if (ferror(p->f))
-			p->read_errno = (errno != 0) ? errno : EIO;
+	len = get_line(p->f, buf, (size_t)size);
+	if (ferror(p->f)) {
+		p->read_errno = (errno != 0) ? errno : EIO;
 		return (NULL);
 	}
+	if (len == 0)
+		return (NULL);
 	p->lineno++;
-	len = strlen(buf);
+	/* inih would take the NUL for the line's end and drop the rest. */
+	if ((nul = memchr(buf, '\0', len)) != NULL) {
+		fail(p, p->lineno, NULL, NULL, "NUL byte at column %zu",
+		    (size_t)(nul - buf) + 1);
+		return (NULL);
+	}
 	if (strcspn(buf, "\r\n") > (size_t)size - 3 ||
 	    (len == (size_t)size - 1 && buf[len - 1] != '\n' &&
 	    getc(p->f) != EOF)) {
@@ -812,17 +926,50 @@ bad:
 	    "(use sha256: and 64 hex digits or 44 base64 characters)", value));
 }
 
+/*
+ * 1 if ${host} is one of the names reserved for examples (RFC 2606:
+ * example, example.com, .net, .org and the names under them), such as
+ * the shipped mxd.conf holds until it is edited.
+ */
+static int
+example_host(const char *host)
+{
+	static const char *const names[] = {
+		"example", "example.com", "example.net", "example.org"
+	};
+	size_t i, len = strlen(host), nlen;
+
+	if (len > 0 && host[len - 1] == '.')
+		len--;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		nlen = strlen(names[i]);
+		if (len >= nlen && strncasecmp(host + len - nlen, names[i],
+		    nlen) == 0 && (len == nlen || host[len - nlen - 1] == '.'))
+			return (1);
+	}
+	return (0);
+}
+
 /* Set address key ${k} of ${p} to ${value} at ${dst}. */
 static int
 set_addr(struct parser *p, const struct key *k, const char *value, void *dst)
 {
+	struct config_addr *a = dst;
+	const char *hint;
 
-	if (config_parse_addr(value, dst) == 0)
-		return (0);
-	if (errno == ENOMEM)
-		return (fail(p, 0, NULL, NULL, "out of memory"));
-	return (fail(p, p->lineno, p->section, k->name,
-	    "bad address \"%s\" (use host:port or [ipv6]:port)", value));
+	if (parse_addr(value, a, &hint) != 0) {
+		if (errno == ENOMEM)
+			return (fail(p, 0, NULL, NULL, "out of memory"));
+		return (fail(p, p->lineno, p->section, k->name,
+		    "bad address \"%s\" (%s)", value, hint));
+	}
+	a->line = p->lineno;
+	if (example_host(a->host))
+		return (fail(p, p->lineno, p->section, k->name,
+		    "replace the example address %s with %s", value,
+		    k == &keys[K_LINK_CONNECT] ? "your peer's" :
+		    k == &keys[K_CONNECT] ? "your target's" : "one of yours"));
+	return (0);
 }
 
 /* Set numeric key ${k} of ${p} to ${value} at ${dst}. */
@@ -832,15 +979,13 @@ set_number(struct parser *p, const struct key *k, const char *value,
 {
 	const struct number *num = k->num;
 	uint64_t n;
+	int rc;
 
-	if (num->parse(value, &n)) {
-		if (errno == ERANGE)
-			return (fail(p, p->lineno, p->section, k->name,
-			    "%s \"%s\" too large", num->what, value));
+	if ((rc = num->parse(value, &n)) != 0 && errno != ERANGE)
 		return (fail(p, p->lineno, p->section, k->name,
 		    "bad %s \"%s\" (%s)", num->what, value, num->hint));
-	}
-	if (n < k->min || n > k->max)
+	/* Too large for 64 bits (ERANGE) is out of range too. */
+	if (rc != 0 || n < k->min || n > k->max)
 		return (fail(p, p->lineno, p->section, k->name,
 		    "\"%s\" out of range (must be %s)", value, k->range));
 	if (num->wide)
@@ -850,11 +995,70 @@ set_number(struct parser *p, const struct key *k, const char *value,
 	return (0);
 }
 
+/* The longest key name, and the most edits a misspelling may be from it
+ * for a suggestion. */
+#define KEY_NAME_MAX	24
+#define SUGGEST_MAX	2
+
+/*
+ * The edit distance from ${a} to key name ${b} (insertions, deletions,
+ * substitutions and swaps of neighbours, one each), if it is at most
+ * SUGGEST_MAX; else more than SUGGEST_MAX.
+ */
+static size_t
+edit_distance(const char *a, const char *b)
+{
+	size_t d[KEY_NAME_MAX + SUGGEST_MAX + 1][KEY_NAME_MAX + 1];
+	size_t la = strlen(a), lb = strlen(b), i, j, best;
+
+	if (lb > KEY_NAME_MAX || la > lb + SUGGEST_MAX ||
+	    lb > la + SUGGEST_MAX)
+		return (SUGGEST_MAX + 1);
+	for (i = 0; i <= la; i++) {
+		for (j = 0; j <= lb; j++) {
+			if (i == 0 || j == 0) {
+				d[i][j] = i + j;
+				continue;
+			}
+			best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	}
+	return (d[la][lb]);
+}
+
+/* The key of section kind ${sec} nearest to unknown key ${name}, within
+ * SUGGEST_MAX edits (the first in keys[] on a tie); NULL if none is. */
+static const char *
+nearest_key(enum section sec, const char *name)
+{
+	const char *found = NULL;
+	size_t dist, best = SUGGEST_MAX + 1;
+	enum key_id id;
+
+	for (id = 0; id < NKEYS; id++) {
+		if (keys[id].sec == sec &&
+		    (dist = edit_distance(name, keys[id].name)) < best) {
+			best = dist;
+			found = keys[id].name;
+		}
+	}
+	return (found);
+}
+
 /* Set key ${name} of the current section of ${p} to ${value}. */
 static int
 set_key(struct parser *p, const char *name, const char *value)
 {
 	const struct key *k;
+	const char *near;
 	enum key_id id;
 	char *base;
 
@@ -865,6 +1069,9 @@ set_key(struct parser *p, const char *name, const char *value)
 		if (keys[id].sec == p->sec && strcmp(keys[id].name, name) == 0)
 			break;
 	}
+	if (id == NKEYS && (near = nearest_key(p->sec, name)) != NULL)
+		return (fail(p, p->lineno, p->section, name,
+		    "unknown key; did you mean %s?", near));
 	if (id == NKEYS)
 		return (fail(p, p->lineno, p->section, name, "unknown key"));
 	k = &keys[id];
@@ -872,6 +1079,8 @@ set_key(struct parser *p, const char *name, const char *value)
 		return (fail(p, p->lineno, p->section, name,
 		    "duplicate key (first on line %d)", p->keyline[id]));
 	p->keyline[id] = p->lineno;
+	if (k->sec != SEC_SERVICE)
+		p->c->key_line[id] = p->lineno;
 	if (value[0] == '\0')
 		return (fail(p, p->lineno, p->section, name, "empty value"));
 	base = (k->sec == SEC_SERVICE) ? (char *)p->svc : (char *)p->c;
@@ -907,6 +1116,186 @@ handle(void *cookie, const char *section, const char *name,
 	return (set_key(cookie, name, value) == 0);
 }
 
+/* An address of a config, where it is set and what it is for. */
+struct place {
+	const char	*section;
+	const char	*key;
+	const struct config_addr *addr;
+	int		listens;	/* bound here; else dialed */
+	int		family;		/* host_family */
+	uint8_t		ip[16];
+};
+
+/* qsort: ${a} and ${b} (places) in the order of their lines. */
+static int
+place_cmp(const void *a, const void *b)
+{
+	const struct place *x = a, *y = b;
+
+	return ((x->addr->line > y->addr->line) -
+	    (x->addr->line < y->addr->line));
+}
+
+/* Add address ${a} (if set) of [${section}] ${key} to ${pl} at *${n}. */
+static void
+place_add(struct place *pl, size_t *n, const char *section, const char *key,
+    const struct config_addr *a, int listens)
+{
+	struct place *e = &pl[*n];
+
+	if (a->host == NULL)
+		return;
+	e->section = section;
+	e->key = key;
+	e->addr = a;
+	e->listens = listens;
+	e->family = host_family(a->host, e->ip);
+	(*n)++;
+}
+
+/*
+ * The addresses of ${c} in file order, *${n} of them, in a new array; NULL
+ * if out of memory.
+ */
+static struct place *
+places(const struct config *c, size_t *n)
+{
+	const struct config_service *s;
+	struct place *pl;
+
+	*n = 0;
+	if ((pl = calloc(2 + 2 * (size_t)c->nservices, sizeof(*pl))) == NULL)
+		return (NULL);
+	place_add(pl, n, "daemon", "metrics", &c->metrics, 1);
+	place_add(pl, n, "link", c->link_listen ? "listen" : "connect",
+	    &c->link_addr, c->link_listen);
+	for (s = c->services; s != NULL; s = s->next) {
+		place_add(pl, n, s->name, "accept", &s->accept, 1);
+		place_add(pl, n, s->name, "connect", &s->connect, 0);
+	}
+	qsort(pl, *n, sizeof(*pl), place_cmp);
+	return (pl);
+}
+
+/* 1 if ${a} is the unspecified address of its family (0.0.0.0, ::). */
+static int
+any_addr(const struct place *a)
+{
+	static const uint8_t zero[16];
+
+	return (memcmp(a->ip, zero, a->family == AF_INET ? 4 : 16) == 0);
+}
+
+/*
+ * 1 if listeners ${a} and ${b} cannot both be bound: the same port, and
+ * hosts that overlap.  [::] takes the port for IPv4 too (Linux's default,
+ * bindv6only = 0), so it overlaps anything; 0.0.0.0 overlaps every IPv4
+ * address.  A name overlaps the same name only: what it resolves to is
+ * not known here.
+ */
+static int
+overlap(const struct place *a, const struct place *b)
+{
+	const char *za, *zb;
+
+	if (strcmp(a->addr->port, b->addr->port) != 0)
+		return (0);
+	if ((a->family == AF_INET6 && any_addr(a)) ||
+	    (b->family == AF_INET6 && any_addr(b)))
+		return (1);
+	if (a->family != b->family)
+		return (0);
+	switch (a->family) {
+	case AF_INET:
+		return (any_addr(a) || any_addr(b) ||
+		    memcmp(a->ip, b->ip, 4) == 0);
+	case AF_INET6:
+		za = strchr(a->addr->host, '%');
+		zb = strchr(b->addr->host, '%');
+		return (memcmp(a->ip, b->ip, 16) == 0 && (za == zb ||
+		    (za != NULL && zb != NULL && strcmp(za, zb) == 0)));
+	default:
+		return (strcasecmp(a->addr->host, b->addr->host) == 0);
+	}
+}
+
+/* "host:port" of ${a}, for messages: brackets around an IPv6 host. */
+#define ADDR_FMT	"%s%s%s:%s"
+#define ADDR_ARGS(a)	(strchr((a)->host, ':') ? "[" : ""), (a)->host,	\
+			(strchr((a)->host, ':') ? "]" : ""), (a)->port
+
+/*
+ * Fail ${p} on the first address its config listens on that an earlier
+ * one of the file takes already: mxd could not start with it.
+ */
+static int
+check_listeners(struct parser *p)
+{
+	const struct place *a, *b;
+	struct place *pl;
+	size_t i, j, n;
+	int rc = 0;
+
+	if ((pl = places(p->c, &n)) == NULL)
+		return (fail(p, 0, NULL, NULL, "out of memory"));
+	for (i = 0; i < n && rc == 0; i++) {
+		a = &pl[i];
+		for (j = 0; a->listens && j < i && rc == 0; j++) {
+			b = &pl[j];
+			if (b->listens && overlap(a, b))
+				rc = fail(p, a->addr->line, a->section, a->key,
+				    ADDR_FMT " %s [%s] %s (" ADDR_FMT
+				    ", line %d)", ADDR_ARGS(a->addr),
+				    strcmp(a->addr->host, b->addr->host) == 0 ?
+				    "is taken by" : "overlaps", b->section,
+				    b->key, ADDR_ARGS(b->addr), b->addr->line);
+		}
+	}
+	free(pl);
+	return (rc);
+}
+
+/* Resolve the names in ${c}'s addresses; warn through ${warn}(${arg}). */
+unsigned
+config_check_names(const struct config *c,
+    void (*warn)(void *, const char *), void *arg)
+{
+	struct addrinfo hints, *ai;
+	struct place *pl;
+	char msg[2048];
+	size_t i, n;
+	unsigned bad = 0;
+	int rc;
+
+	if ((pl = places(c, &n)) == NULL) {
+		warn(arg, "out of memory: names not checked");
+		return (1);
+	}
+	for (i = 0; i < n; i++) {
+		if (pl[i].family != AF_UNSPEC)
+			continue;
+		/* As dial.c and listen_on resolve them. */
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_NUMERICSERV |
+		    (pl[i].listens ? AI_PASSIVE : AI_ADDRCONFIG);
+		if ((rc = getaddrinfo(pl[i].addr->host, pl[i].addr->port,
+		    &hints, &ai)) == 0) {
+			freeaddrinfo(ai);
+			continue;
+		}
+		snprintf(msg, sizeof(msg), "%s:%d: [%s] %s: cannot resolve "
+		    "\"%s\": %s", c->path, pl[i].addr->line, pl[i].section,
+		    pl[i].key, pl[i].addr->host, rc == EAI_SYSTEM ?
+		    strerror(errno) : gai_strerror(rc));
+		warn(arg, msg);
+		bad++;
+	}
+	free(pl);
+	return (bad);
+}
+
 /* Finish loading ${p}, given ${line} from ini_parse_stream. */
 static int
 parse_finish(struct parser *p, int line)
@@ -928,7 +1317,7 @@ parse_finish(struct parser *p, int line)
 		return (-1);
 	if (p->link_line == 0)
 		return (fail(p, 0, NULL, NULL, "missing [link] section"));
-	return (0);
+	return (check_listeners(p));
 }
 
 /* Load ${path} into a new config *${out}, or fail with a message in ${err}

@@ -23,10 +23,18 @@ enum tls_version { TLS_V12, TLS_V13 };
 /* The SHA-256 length, for [link] tls_pin. */
 #define CONFIG_PIN_LEN	32
 
+/* Room for the line of each key (config_key_line). */
+#define CONFIG_KEYS_MAX	32
+
+/* The longest duration any key takes, 24 h: in microseconds (session.c)
+ * it is far from wrapping 64 bits, and a struct timeval holds it. */
+#define CONFIG_DURATION_MAX_MS	(24 * 3600000ULL)
+
 /* An address; both strings are malloc'd, host has no brackets. */
 struct config_addr {
 	char	*host;
 	char	*port;
+	int	line;			/* where the file sets it; 0 if not */
 };
 
 /* A service: one [section] other than [daemon] and [link]. */
@@ -67,6 +75,7 @@ struct config {
 	struct config_pin tls_pin;
 	struct config_service *services;
 	unsigned nservices;
+	int	key_line[CONFIG_KEYS_MAX];	/* see config_key_line */
 };
 
 /*
@@ -86,6 +95,24 @@ const struct config_service *config_service_find(const struct config *c,
  * the same). */
 int config_service_equal(const struct config_service *a,
     const struct config_service *b);
+
+/*
+ * The line of ${c}'s file that sets [daemon] or [link] key ${key}, or 0 if
+ * none does.  ${key} may also be a message that begins with the key's name
+ * and a space or a colon, such as tls_ctx_new's "tls_key PATH: why": so
+ * that the message can be given as "FILE:LINE: [link] tls_key PATH: why".
+ */
+int config_key_line(const struct config *c, const char *key);
+
+/*
+ * Resolve the host names of ${c}'s addresses (literal addresses need no
+ * lookup) as they will be when used; for each that does not resolve, call
+ * ${warn}(${arg}, message), the message one line "FILE:LINE: [section]
+ * key: cannot resolve ...".  Returns how many did not.  For mxd -t only:
+ * it may wait for DNS, so config_load never does it.
+ */
+unsigned config_check_names(const struct config *c,
+    void (*warn)(void *, const char *), void *arg);
 
 /* Free ${c}; NULL is ok. */
 void config_free(struct config *c);

@@ -105,10 +105,20 @@ lookup_user(const struct config *cfg, char *err, size_t errlen)
 	return (pw == NULL || pw->pw_uid == 0 ? NULL : pw);
 }
 
+/* config_check_names: print warning ${msg} (${arg} unused). */
+static void
+warn_name(void *arg, const char *msg)
+{
+
+	(void)arg;
+	fprintf(stderr, "mxd: warning: %s\n", msg);
+}
+
 /*
- * Check, for -t, what ${cfg} names outside itself: the user, and the TLS
- * files (loaded as at start).  Returns 0, or -1 with a message in ${err}
- * (size ${errlen}).
+ * Check, for -t, what ${cfg} names outside itself: host names (a name that
+ * does not resolve is only warned about: DNS may come later), the user,
+ * and the TLS files (loaded as at start).  Returns 0, or -1 with a message
+ * in ${err} (size ${errlen}).
  */
 static int
 check_outside(const struct config *cfg, char *err, size_t errlen)
@@ -116,12 +126,15 @@ check_outside(const struct config *cfg, char *err, size_t errlen)
 	char why[400];
 	SSL_CTX *ctx;
 
+	(void)config_check_names(cfg, warn_name, NULL);
 	if (cfg->user != NULL && lookup_user(cfg, err, errlen) == NULL)
 		return (-1);
 	if (!cfg->tls)
 		return (0);
 	if ((ctx = tls_ctx_new(cfg, why, sizeof(why))) == NULL) {
-		snprintf(err, errlen, "%s: [link] %s", cfg->path, why);
+		/* why begins with the key: tls_cert, tls_key, ... */
+		snprintf(err, errlen, "%s:%d: [link] %s", cfg->path,
+		    config_key_line(cfg, why), why);
 		return (-1);
 	}
 	SSL_CTX_free(ctx);

@@ -22,17 +22,26 @@ static char tmpdir[64];
 /* The path of the test config file. */
 static char conf_path[128];
 
-/* Write ${text} to the test config file; return its path. */
+/* Write the ${len} bytes at ${text} to the test config file; return its
+ * path. */
 static const char *
-write_conf(const char *text)
+write_conf_len(const char *text, size_t len)
 {
 	FILE *f;
 
 	snprintf(conf_path, sizeof(conf_path), "%s/mxd.conf", tmpdir);
 	ck_assert_ptr_nonnull(f = fopen(conf_path, "w"));
-	ck_assert_int_ge(fputs(text, f), 0);
+	ck_assert_uint_eq(fwrite(text, 1, len, f), len);
 	ck_assert_int_eq(fclose(f), 0);
 	return (conf_path);
+}
+
+/* Write ${text} to the test config file; return its path. */
+static const char *
+write_conf(const char *text)
+{
+
+	return (write_conf_len(text, strlen(text)));
 }
 
 /* Load ${path}, which must succeed. */
@@ -117,6 +126,16 @@ assert_addr(const struct config_addr *a, const char *host, const char *port)
 /* A [link] with tls = on and all it needs, on lines 2 to 6. */
 #define TLS_LINK LINK "tls = on\ntls_cert = c.pem\ntls_key = k.pem\n"	\
 		"tls_ca = ca.pem\n"
+#define BAD_LITERAL(a, hint)						\
+	{ LINK "[s]\naccept = " a "\n",					\
+	  ":4: [s] accept: bad address \"" a "\" (not a valid " hint ")" }
+/* Services [a] on line 3 and [b] on line 5 accepting on ${x} and ${y}. */
+#define CLASH(x, y, how, shown)						\
+	{ LINK "[a]\naccept = " x "\n[b]\naccept = " y "\n",		\
+	  ":6: [b] accept: " shown " " how " [a] accept (" x ", line 4)" }
+#define EXAMPLE(key, a, whose)						\
+	{ "[link]\nconnect = 127.0.0.1:7000\n[s]\n" key " = " a "\n",	\
+	  ":4: [s] " key ": replace the example address " a " with " whose }
 #define BAD_NAME(n)							\
 	{ LINK "[" n "]\naccept = 127.0.0.1:1\n",			\
 	  ":3: [" n "]: bad service name "				\
@@ -130,7 +149,32 @@ static const struct bad {
 	/* Unknown, misplaced, duplicate keys and sections. */
 	{ LINK "foo = 1\n", ":3: [link] foo: unknown key" },
 	{ "[daemon]\nloglevel = info\n" LINK,
-	  ":2: [daemon] loglevel: unknown key" },
+	  ":2: [daemon] loglevel: unknown key; did you mean log_level?" },
+	/* The nearest key of the section, within two edits. */
+	{ "[link]\nconect = peer:7000\n",
+	  ":2: [link] conect: unknown key; did you mean connect?" },
+	{ LINK "[svc]\nconect = h:1\n",
+	  ":4: [svc] conect: unknown key; did you mean connect?" },
+	{ LINK "[svc]\nacept = h:1\n",
+	  ":4: [svc] acept: unknown key; did you mean accept?" },
+	{ LINK "kepalive = 1s\n",
+	  ":3: [link] kepalive: unknown key; did you mean keepalive?" },
+	{ LINK "keepaliev = 1s\n",
+	  ":3: [link] keepaliev: unknown key; did you mean keepalive?" },
+	{ LINK "Timeout = 1s\n",
+	  ":3: [link] Timeout: unknown key; did you mean timeout?" },
+	{ LINK "tls_pins = x\n",
+	  ":3: [link] tls_pins: unknown key; did you mean tls_pin?" },
+	{ LINK "max_pending_conects = 1\n", ":3: [link] max_pending_conects: "
+	  "unknown key; did you mean max_pending_connects?" },
+	{ LINK "[svc]\nconnect = h:1\nproxyprotocl = v1\n",
+	  ":5: [svc] proxyprotocl: unknown key; did you mean proxy_protocol?" },
+	{ "[daemon]\nusr = mxd\n" LINK,
+	  ":2: [daemon] usr: unknown key; did you mean user?" },
+	{ LINK "cnnct = h:1\n",
+	  ":3: [link] cnnct: unknown key; did you mean connect?" },
+	{ LINK "xconnectx1 = h:1\n", ":3: [link] xconnectx1: unknown key" },
+	{ LINK "[svc]\nlisten = h:1\n", ":4: [svc] listen: unknown key" },
 	{ LINK "[svc]\naccept = 127.0.0.1:1\nlisten = 127.0.0.1:2\n",
 	  ":5: [svc] listen: unknown key" },
 	{ LINK "[svc]\naccept = 127.0.0.1:1\nkeepalive = 1s\n",
@@ -191,6 +235,64 @@ static const struct bad {
 	  ":2: [daemon] metrics: bad address \"9108\" "
 	  "(use host:port or [ipv6]:port)" },
 
+	/* Literals that are not addresses (they passed -t, and then failed
+	 * to start). */
+	BAD_LITERAL("300.1.1.1:5432", "IPv4 address"),
+	BAD_LITERAL("1.2.3:80", "IPv4 address"),
+	BAD_LITERAL("1.2.3.4.5:80", "IPv4 address"),
+	BAD_LITERAL("01.2.3.4:80", "IPv4 address"),
+	BAD_LITERAL("1.2.3.4.:80", "IPv4 address"),
+	BAD_LITERAL("8080:80", "IPv4 address"),
+	BAD_LITERAL("[1.2.3.4]:80", "IPv6 address"),
+	BAD_LITERAL("[db]:80", "IPv6 address"),
+	BAD_LITERAL("[::g]:80", "IPv6 address"),
+	BAD_LITERAL("[1:2:3:4:5:6:7:8:9]:80", "IPv6 address"),
+	BAD_LITERAL("[fe80::1%]:80", "IPv6 address"),
+	{ "[link]\nlisten = 127.0.0.256:7000\n",
+	  ":2: [link] listen: bad address \"127.0.0.256:7000\" "
+	  "(not a valid IPv4 address)" },
+
+	/* Two listeners on one address, or on overlapping ones. */
+	CLASH("127.0.0.1:5432", "127.0.0.1:5432", "is taken by",
+	    "127.0.0.1:5432"),
+	CLASH("0.0.0.0:5432", "127.0.0.1:5432", "overlaps", "127.0.0.1:5432"),
+	CLASH("10.1.2.3:5432", "0.0.0.0:5432", "overlaps", "0.0.0.0:5432"),
+	CLASH("[::]:5432", "127.0.0.1:5432", "overlaps", "127.0.0.1:5432"),
+	CLASH("[::1]:5432", "[::]:5432", "overlaps", "[::]:5432"),
+	CLASH("[::]:5432", "db.local:5432", "overlaps", "db.local:5432"),
+	CLASH("[::]:5432", "[::]:5432", "is taken by", "[::]:5432"),
+	CLASH("[::1]:5432", "[0:0::1]:5432", "overlaps", "[0:0::1]:5432"),
+	CLASH("127.0.0.1:5432", "[::ffff:127.0.0.1]:5432", "overlaps",
+	    "[::ffff:127.0.0.1]:5432"),
+	CLASH("localhost:5432", "LocalHost:05432", "overlaps",
+	    "LocalHost:5432"),
+	CLASH("[fe80::1%eth0]:22", "[fe80::1%eth0]:22", "is taken by",
+	    "[fe80::1%eth0]:22"),
+	{ "[link]\nlisten = 0.0.0.0:7000\n[a]\naccept = 127.0.0.1:7000\n",
+	  ":4: [a] accept: 127.0.0.1:7000 overlaps [link] listen "
+	  "(0.0.0.0:7000, line 2)" },
+	{ "[a]\naccept = 127.0.0.1:7000\n[link]\nlisten = 127.0.0.1:7000\n",
+	  ":4: [link] listen: 127.0.0.1:7000 is taken by [a] accept "
+	  "(127.0.0.1:7000, line 2)" },
+	{ "[daemon]\nmetrics = 127.0.0.1:9108\n" LINK
+	  "[a]\nconnect = h:1\n[b]\naccept = 127.0.0.1:9108\n",
+	  ":8: [b] accept: 127.0.0.1:9108 is taken by [daemon] metrics "
+	  "(127.0.0.1:9108, line 2)" },
+	{ "[link]\nlisten = [::]:7000\n[daemon]\nmetrics = 127.0.0.1:7000\n",
+	  ":4: [daemon] metrics: 127.0.0.1:7000 overlaps [link] listen "
+	  "([::]:7000, line 2)" },
+
+	/* The shipped file's example names are placeholders. */
+	{ "[link]\nconnect = peer.example.net:7000\n",
+	  ":2: [link] connect: replace the example address "
+	  "peer.example.net:7000 with your peer's" },
+	EXAMPLE("connect", "db.EXAMPLE.com.:5432", "your target's"),
+	EXAMPLE("accept", "example.org:80", "one of yours"),
+	EXAMPLE("accept", "a.b.example:80", "one of yours"),
+	{ "[daemon]\nmetrics = www.example.com:9108\n" LINK,
+	  ":2: [daemon] metrics: replace the example address "
+	  "www.example.com:9108 with one of yours" },
+
 	/* Durations. */
 	BAD_DURATION("30"),
 	BAD_DURATION("30x"),
@@ -203,16 +305,24 @@ static const struct bad {
 	BAD_DURATION("+1s"),
 	BAD_DURATION("30s;x"),		/* ";" needs white space before it */
 	BAD_DURATION("30s # x"),	/* "#" starts no inline comment */
-	{ LINK "reconnect_max = 99999999999999999999ms\n",
-	  ":3: [link] reconnect_max: duration \"99999999999999999999ms\" "
-	  "too large" },
-	{ LINK "reconnect_max = 5124095576031h\n",
-	  ":3: [link] reconnect_max: duration \"5124095576031h\" too large" },
-	RANGE("keepalive", "0s", "nonzero"),
-	RANGE("timeout", "0ms", "nonzero"),
-	RANGE("reconnect_min", "0h", "nonzero"),
-	RANGE("reconnect_max", "0m", "nonzero"),
-	RANGE("connect_timeout", "0s", "nonzero"),
+	RANGE("keepalive", "0s", "1ms..24h"),
+	RANGE("timeout", "0ms", "1ms..24h"),
+	RANGE("reconnect_min", "0h", "1ms..24h"),
+	RANGE("reconnect_max", "0m", "1ms..24h"),
+	RANGE("connect_timeout", "0s", "1ms..24h"),
+	/* At most 24 h: beyond, in microseconds, they wrapped (issue 18.6:
+	 * this timeout became 384 us and the link dropped every second). */
+	RANGE("timeout", "18446744073709552ms", "1ms..24h"),
+	RANGE("timeout", "86400001ms", "1ms..24h"),
+	RANGE("keepalive", "25h", "1ms..24h"),
+	RANGE("reconnect_min", "86401s", "1ms..24h"),
+	RANGE("reconnect_max", "1441m", "1ms..24h"),
+	RANGE("connect_timeout", "5124095576031h", "1ms..24h"),
+	RANGE("drain_timeout", "25h", "0ms..24h"),
+	RANGE("drain_timeout", "86400001ms", "0ms..24h"),
+	/* Beyond 64 bits. */
+	RANGE("reconnect_max", "99999999999999999999ms", "1ms..24h"),
+	RANGE("reconnect_max", "5124095576031h", "1ms..24h"),
 
 	/* Sizes and numbers. */
 	BAD_SIZE("256q"),
@@ -220,8 +330,7 @@ static const struct bad {
 	BAD_SIZE("256kk"),
 	BAD_SIZE("256K"),
 	BAD_SIZE("256kb"),
-	{ LINK "window = 99999999999999999999m\n",
-	  ":3: [link] window: size \"99999999999999999999m\" too large" },
+	RANGE("window", "99999999999999999999m", "256k..16m"),
 	RANGE("window", "128k", "256k..16m"),
 	RANGE("window", "262143", "256k..16m"),
 	RANGE("window", "17m", "256k..16m"),
@@ -379,7 +488,7 @@ START_TEST(test_full)
 	    "user = mxd\n"
 	    "\n"
 	    "[link]\n"
-	    "connect = peer.example.net:7000\n"
+	    "connect = peer.mxd.test:7000\n"
 	    "keepalive = 500ms\n"
 	    "timeout = 2m\n"
 	    "reconnect_min = 100ms\n"
@@ -414,7 +523,9 @@ START_TEST(test_full)
 	assert_addr(&c->metrics, "127.0.0.1", "9108");
 	ck_assert_str_eq(c->user, "mxd");
 	ck_assert_int_eq(c->link_listen, 0);
-	assert_addr(&c->link_addr, "peer.example.net", "7000");
+	assert_addr(&c->link_addr, "peer.mxd.test", "7000");
+	ck_assert_int_eq(c->link_addr.line, 8);
+	ck_assert_int_eq(c->metrics.line, 4);
 	ck_assert_uint_eq(c->keepalive_ms, 500);
 	ck_assert_uint_eq(c->timeout_ms, 120000);
 	ck_assert_uint_eq(c->reconnect_min_ms, 100);
@@ -441,6 +552,8 @@ START_TEST(test_full)
 	ck_assert_str_eq(s->name, "postgres");
 	assert_addr(&s->accept, "127.0.0.1", "5432");
 	assert_addr(&s->connect, "10.0.0.5", "5432");
+	ck_assert_int_eq(s->accept.line, 28);
+	ck_assert_int_eq(s->connect.line, 29);
 	ck_assert_int_eq(s->proxy_protocol, PROXY_V2);
 	ck_assert_uint_eq(s->rate_limit, 100);
 	ck_assert_int_eq(s->line, 27);
@@ -519,10 +632,17 @@ START_TEST(test_limits)
 	config_free(c);
 
 	c = load(LINK "window = 16m\nmax_channels = 1048576\n"
-	    "timeout = 5124095576030h\n");
+	    "timeout = 24h\nkeepalive = 86399999ms\nreconnect_min = 86400s\n"
+	    "reconnect_max = 1440m\ndrain_timeout = 24h\n"
+	    "connect_timeout = 86400000ms\n");
 	ck_assert_uint_eq(c->window, 16777216);
 	ck_assert_uint_eq(c->max_channels, 1048576);
-	ck_assert_uint_eq(c->timeout_ms, 5124095576030ULL * 3600000);
+	ck_assert_uint_eq(c->timeout_ms, CONFIG_DURATION_MAX_MS);
+	ck_assert_uint_eq(c->keepalive_ms, CONFIG_DURATION_MAX_MS - 1);
+	ck_assert_uint_eq(c->reconnect_min_ms, CONFIG_DURATION_MAX_MS);
+	ck_assert_uint_eq(c->reconnect_max_ms, CONFIG_DURATION_MAX_MS);
+	ck_assert_uint_eq(c->drain_timeout_ms, CONFIG_DURATION_MAX_MS);
+	ck_assert_uint_eq(c->connect_timeout_ms, CONFIG_DURATION_MAX_MS);
 	config_free(c);
 
 	c = load(LINK "max_pending_connects = 1\nmax_buffered = 64k\n"
@@ -647,6 +767,40 @@ START_TEST(test_long_lines)
 }
 END_TEST
 
+/* A NUL byte anywhere in a line is an error (fgets, and inih, took it for
+ * the line's end: the rest of the line vanished). */
+START_TEST(test_nul)
+{
+	static const struct {
+		const char *text;
+		size_t len;
+		const char *want;
+	} cases[] = {
+#define NUL_CASE(t, w)	{ t, sizeof(t) - 1, w }
+		NUL_CASE("[link]\nconnect = peer:7000\0:8000\n",
+		    ":2: NUL byte at column 20"),
+		NUL_CASE(LINK "keepalive = 10s\0\n", ":3: NUL byte at column 16"),
+		NUL_CASE("\0" LINK, ":1: NUL byte at column 1"),
+		NUL_CASE(LINK "; a comment\0\n", ":3: NUL byte at column 12"),
+		NUL_CASE(LINK "  timeout = 20s\0", ":3: NUL byte at column 16"),
+#undef NUL_CASE
+	};
+	struct config *c = NULL;
+	char err[512], want[512];
+	const char *path;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		path = write_conf_len(cases[i].text, cases[i].len);
+		snprintf(want, sizeof(want), "%s%s", path, cases[i].want);
+		ck_assert_msg(config_load(path, &c, err, sizeof(err)) == -1,
+		    "case %zu loaded", i);
+		ck_assert_ptr_null(c);
+		ck_assert_str_eq(err, want);
+	}
+}
+END_TEST
+
 START_TEST(test_file_errors)
 {
 	struct config *c = NULL;
@@ -682,13 +836,53 @@ START_TEST(test_short_err)
 }
 END_TEST
 
+/* The contents of ${path} with each "peer.example.net" replaced by
+ * ${peer}, in a buffer of ${size} at ${buf}. */
+static void
+read_shipped(const char *path, const char *peer, char *buf, size_t size)
+{
+	static const char example[] = "peer.example.net";
+	char text[8192], *at, *from;
+	size_t len;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	len = fread(text, 1, sizeof(text) - 1, f);
+	ck_assert_int_eq(feof(f), 1);
+	fclose(f);
+	text[len] = '\0';
+	buf[0] = '\0';
+	for (from = text; (at = strstr(from, example)) != NULL;
+	    from = at + sizeof(example) - 1) {
+		ck_assert_uint_lt(strlen(buf) + (size_t)(at - from) +
+		    strlen(peer), size);
+		strncat(buf, from, (size_t)(at - from));
+		strcat(buf, peer);
+	}
+	ck_assert_uint_lt(strlen(buf) + strlen(from), size);
+	strcat(buf, from);
+}
+
+/* The shipped file says what to edit first (its [link] connect names an
+ * example host); once that is done, it loads. */
 START_TEST(test_shipped)
 {
-	struct config *c;
+	struct config *c = NULL;
+	char err[512], text[8192];
+	int line = 0;
 
-	c = load_path("conf/mxd.conf");
+	ck_assert_int_eq(config_load("conf/mxd.conf", &c, err, sizeof(err)),
+	    -1);
+	ck_assert_ptr_null(c);
+	ck_assert_msg(sscanf(err, "conf/mxd.conf:%d:", &line) == 1 &&
+	    line > 0, "%s", err);
+	ck_assert_str_eq(strchr(err, ' '), " [link] connect: replace the "
+	    "example address peer.example.net:7000 with your peer's");
+	read_shipped("conf/mxd.conf", "peer.mxd.test", text, sizeof(text));
+	c = load(text);
 	ck_assert_int_eq(c->link_listen, 0);
-	assert_addr(&c->link_addr, "peer.example.net", "7000");
+	assert_addr(&c->link_addr, "peer.mxd.test", "7000");
+	ck_assert_int_eq(c->link_addr.line, line);
 	ck_assert_str_eq(c->services->name, "postgres");
 	assert_addr(&c->services->accept, "127.0.0.1", "5432");
 	config_free(c);
@@ -709,6 +903,110 @@ START_TEST(test_shipped)
 	ck_assert_str_eq(c->services->name, "echo");
 	assert_addr(&c->services->accept, NULL, NULL);
 	assert_addr(&c->services->connect, "127.0.0.1", "7002");
+	config_free(c);
+}
+END_TEST
+
+/* The lines of [daemon] and [link] keys, by name or by a message that
+ * begins with the name (as tls_ctx_new's do). */
+START_TEST(test_key_line)
+{
+	struct config *c;
+
+	c = load("[daemon]\nlog_level = info\n" TLS_LINK
+	    "[svc]\naccept = h:1\n");
+	ck_assert_int_eq(config_key_line(c, "log_level"), 2);
+	ck_assert_int_eq(config_key_line(c, "connect"), 4);
+	ck_assert_int_eq(config_key_line(c, "tls"), 5);
+	ck_assert_int_eq(config_key_line(c, "tls_cert"), 6);
+	ck_assert_int_eq(config_key_line(c, "tls_key"), 7);
+	ck_assert_int_eq(config_key_line(c, "tls_ca"), 8);
+	ck_assert_int_eq(config_key_line(c, "tls_key /etc/k.pem: "
+	    "No such file or directory"), 7);
+	ck_assert_int_eq(config_key_line(c, "tls: out of memory"), 5);
+	ck_assert_int_eq(config_key_line(c, "tls_"), 0);
+	ck_assert_int_eq(config_key_line(c, "window"), 0);
+	ck_assert_int_eq(config_key_line(c, "accept"), 0);
+	ck_assert_int_eq(config_key_line(c, "nonsense"), 0);
+	ck_assert_int_eq(config_key_line(c, ""), 0);
+	config_free(c);
+}
+END_TEST
+
+/* Listeners that can be bound side by side load; so do addresses that
+ * are only dialed, whatever they share with a listener. */
+START_TEST(test_listeners_apart)
+{
+	struct config *c;
+
+	c = load("[daemon]\nmetrics = 127.0.0.1:9108\n"
+	    "[link]\nlisten = 127.0.0.1:7000\n"
+	    "[a]\naccept = 127.0.0.1:5432\n"
+	    "[b]\naccept = 127.0.0.1:5433\n"
+	    "[c]\naccept = 127.0.0.2:5432\n"
+	    "[d]\naccept = [::1]:5432\n"
+	    "[e]\naccept = 0.0.0.0:6000\n"
+	    "[f]\naccept = [::1]:6000\n"
+	    "[g]\naccept = localhost:6001\n"
+	    "[h]\naccept = 0.0.0.0:6001\n"
+	    "[i]\naccept = [fe80::1%eth0]:22\n"
+	    "[j]\naccept = [fe80::1%eth1]:22\n"
+	    "[k]\naccept = [fe80::1]:22\n"
+	    "[l]\nconnect = 127.0.0.1:5432\n"
+	    "[m]\nconnect = 127.0.0.1:7000\n"
+	    "[n]\naccept = 0.0.0.0:9109\nconnect = 127.0.0.1:9109\n"
+	    "[o]\naccept = [::ffff:10.0.0.1]:80\n"
+	    "[p]\naccept = 10.0.0.2:80\n");
+	ck_assert_uint_eq(c->nservices, 16);
+	config_free(c);
+	c = load("[link]\nconnect = 127.0.0.1:7000\n"
+	    "[a]\naccept = 127.0.0.1:7000\n");
+	config_free(c);
+}
+END_TEST
+
+/* Collects what config_check_names warns about. */
+struct warnings {
+	unsigned	n;
+	char		first[512];
+};
+
+/* config_check_names: note warning ${msg} in ${arg}. */
+static void
+note_warning(void *arg, const char *msg)
+{
+	struct warnings *w = arg;
+
+	if (w->n++ == 0)
+		snprintf(w->first, sizeof(w->first), "%s", msg);
+}
+
+/* Names that do not resolve are warned about, with file:line and key;
+ * literals and names that resolve are not. */
+START_TEST(test_check_names)
+{
+	struct warnings w = { 0, "" };
+	struct config *c;
+	char want[512];
+
+	c = load("[daemon]\nmetrics = localhost:9108\n"
+	    "[link]\nconnect = 10.0.0.1:7000\n"
+	    "[a]\naccept = [::1]:1\nconnect = 192.0.2.1:1\n"
+	    "[b]\naccept = localhost:2\n"
+	    "[c]\nconnect = no-such-host.invalid:3\n"
+	    "[d]\naccept = also-not.invalid:4\n");
+	ck_assert_uint_eq(config_check_names(c, note_warning, &w), 2);
+	ck_assert_uint_eq(w.n, 2);
+	snprintf(want, sizeof(want), "%s:11: [c] connect: cannot resolve "
+	    "\"no-such-host.invalid\": ", conf_path);
+	ck_assert_msg(strncmp(w.first, want, strlen(want)) == 0 &&
+	    strlen(w.first) > strlen(want), "warned \"%s\"", w.first);
+	config_free(c);
+
+	w.n = 0;
+	c = load("[link]\nlisten = [::]:7000\n[a]\nconnect = 127.0.0.1:1\n");
+	ck_assert_uint_eq(config_check_names(c, note_warning, &w), 0);
+	ck_assert_uint_eq(w.n, 0);
 	config_free(c);
 }
 END_TEST
@@ -916,9 +1214,13 @@ config_suite(void)
 	tcase_add_test(tc, test_comments);
 	tcase_add_test(tc, test_layout);
 	tcase_add_test(tc, test_long_lines);
+	tcase_add_test(tc, test_nul);
 	tcase_add_test(tc, test_file_errors);
 	tcase_add_test(tc, test_short_err);
 	tcase_add_test(tc, test_shipped);
+	tcase_add_test(tc, test_key_line);
+	tcase_add_test(tc, test_listeners_apart);
+	tcase_add_test(tc, test_check_names);
 	tcase_add_test(tc, test_corpus);
 	tcase_add_test(tc, test_parse_addr);
 	tcase_add_test(tc, test_parse_numbers);

@@ -1014,7 +1014,7 @@ START_TEST(config_good)
 	const char *path = it_write_file("good.conf",
 	    "; every key\n[daemon]\nlog_level = warn\n"
 	    "metrics = 127.0.0.1:9108\n\n"
-	    "[link]\nconnect = peer.example.net:7000\nkeepalive = 10s\n"
+	    "[link]\nconnect = 192.0.2.1:7000\nkeepalive = 10s\n"
 	    "timeout = 30s\nreconnect_min = 500ms\nreconnect_max = 1m\n"
 	    "connect_timeout = 5s\nwindow = 1m\nmax_channels = 1000\n"
 	    "drain_timeout = 0s\n\n"

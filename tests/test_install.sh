@@ -72,8 +72,14 @@ $MAKE_CMD -s install DESTDIR="$D" PREFIX=/usr >"$TMP/out1" 2>&1 ||
 check_tree "$D" /usr
 cmp -s conf/mxd.conf "$D/etc/mxd/mxd.conf" ||
     fail "/etc/mxd/mxd.conf is not conf/mxd.conf"
-"$D/usr/sbin/mxd" -t -c "$D/etc/mxd/mxd.conf" >/dev/null ||
-    fail "the installed configuration does not pass mxd -t"
+# It names an example peer: -t says what to edit, and passes once it is.
+! "$D/usr/sbin/mxd" -t -c "$D/etc/mxd/mxd.conf" >/dev/null 2>"$TMP/t.err" ||
+    fail "the installed configuration passes mxd -t with its example peer"
+grep -q ' \[link\] connect: replace the example address ' "$TMP/t.err" ||
+    fail "mxd -t does not say what to edit: $(cat "$TMP/t.err")"
+sed 's/peer\.example\.net:/127.0.0.1:/' "$D/etc/mxd/mxd.conf" >"$TMP/peer.conf"
+"$D/usr/sbin/mxd" -t -c "$TMP/peer.conf" >/dev/null ||
+    fail "the installed configuration, its peer set, does not pass mxd -t"
 say "ok: install put the binary, units, configuration and man pages in place"
 
 # --- a second install keeps an edited configuration ---

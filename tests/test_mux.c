@@ -1700,6 +1700,142 @@ START_TEST(random_back_to_back)
 }
 END_TEST
 
+/* After the peer's Go Away, a SYN from it is answered with RST, on a
+ * Window Update as on a Data frame, as after our own (PROTOCOL.md section
+ * 7); it is no protocol error, and the stream already open still works. */
+START_TEST(syn_after_peer_goaway)
+{
+	struct evbuffer *out = evbuffer_new();
+	struct mux_stream *sa;
+	struct frame_hdr h[4];
+	char got[16];
+
+	pair_init(NULL, NULL);
+	sa = mux_stream_open(A.m, &A);
+	pump();
+	ck_assert_int_eq(mux_goaway(A.m, MUX_GOAWAY_NORMAL), 0);
+	pump();
+	ck_assert_int_eq(B.goaways, 1);
+	write_str(sa, "after");
+	pump();
+	read_str(B.last_open, got, sizeof(got));
+	ck_assert_str_eq(got, "after");
+
+	/* A's SYNs after its Go Away, written by hand (A's engine would
+	 * refuse to open them). */
+	ck_assert_int_eq(feed(&B, FRAME_WINDOW_UPDATE, FRAME_SYN, 3, 0), 0);
+	ck_assert_int_eq(feed(&B, FRAME_DATA, FRAME_SYN, 5, 0), 0);
+	ck_assert_int_eq(B.opened, 1);
+	ck_assert_int_eq(B.errors, 0);
+	ck_assert_uint_eq(mux_stream_count(B.m), 1);
+	mux_output(B.m, out, 1 << 20);
+	ck_assert_int_eq(frames(out, h, 4), 2);
+	ck_assert_int_eq(h[0].type, FRAME_WINDOW_UPDATE);
+	ck_assert_int_eq(h[0].flags, FRAME_RST);
+	ck_assert_uint_eq(h[0].stream_id, 3);
+	ck_assert_int_eq(h[1].flags, FRAME_RST);
+	ck_assert_uint_eq(h[1].stream_id, 5);
+	evbuffer_free(out);
+	pair_free();
+}
+END_TEST
+
+/* The stream table's old hash, a fixed mix a peer could invert. */
+#define OLD_MIX_MUL	0x45d9f3bu
+
+/* The old hash of ${x}. */
+static uint32_t
+old_mix(uint32_t x)
+{
+
+	x ^= x >> 16;
+	x *= OLD_MIX_MUL;
+	x ^= x >> 16;
+	return (x);
+}
+
+/* The id whose old hash is ${h}. */
+static uint32_t
+old_unmix(uint32_t h)
+{
+	uint32_t inv = OLD_MIX_MUL;
+	int i;
+
+	/* Newton's iteration: each step doubles the correct low bits. */
+	for (i = 0; i < 5; i++)
+		inv *= 2 - OLD_MIX_MUL * inv;
+	h ^= h >> 16;
+	h *= inv;
+	h ^= h >> 16;
+	return (h);
+}
+
+#define FLOOD_IDS	30000
+#define FLOOD_LOOKUPS	100000
+
+/*
+ * Slots examined to insert streams with the ${FLOOD_IDS} ids ${ids} into an
+ * idmap, then to look them up ${FLOOD_LOOKUPS} times in a pseudo-random
+ * order (what window updates on those streams cost).
+ */
+static uint64_t
+idmap_cost(const uint32_t *ids)
+{
+	static uint32_t elems[FLOOD_IDS];
+	struct idmap map;
+	uint64_t probes = 0;
+	uint32_t x = 1, k;
+	size_t i;
+
+	idmap_init(&map);
+	for (i = 0; i < FLOOD_IDS; i++) {
+		elems[i] = ids[i];
+		probes += idmap_probes(&map, ids[i]);
+		ck_assert_int_eq(idmap_put(&map, &elems[i]), 0);
+	}
+	for (i = 0; i < FLOOD_LOOKUPS; i++) {
+		x = x * 1103515245u + 12345u;
+		k = (x >> 8) % FLOOD_IDS;
+		probes += idmap_probes(&map, ids[k]);
+		ck_assert_ptr_eq(idmap_get(&map, ids[k]), &elems[k]);
+	}
+	idmap_destroy(&map);
+	return (probes);
+}
+
+/*
+ * Hash flooding: 30,000 ids a peer picked to share one slot under the old
+ * fixed mix (old_unmix of multiples of 65,536: slot 0 of every table up
+ * to 65,536 slots) cost at most about twice what ordinary ids (1, 3, 5,
+ * ...) cost.  Under the old mix they took 7,196 times as many probes
+ * (1,954,083,646 against 271,535); under the keyed hash 1.00-1.01 times.
+ */
+START_TEST(idmap_chosen_ids)
+{
+	static uint32_t chosen[FLOOD_IDS], plain[FLOOD_IDS];
+	uint64_t cost_chosen, cost_plain;
+	uint32_t h, id;
+	size_t n = 0;
+
+	for (h = 0; n < FLOOD_IDS; h += 65536) {
+		id = old_unmix(h);
+		ck_assert_uint_eq(old_mix(id), h);
+		if (id & 1)		/* the parity of a dialer's opens */
+			chosen[n++] = id;
+	}
+	for (n = 0; n < FLOOD_IDS; n++)
+		plain[n] = 2 * (uint32_t)n + 1;
+	cost_chosen = idmap_cost(chosen);
+	cost_plain = idmap_cost(plain);
+	/* About 1.5 probes per operation at this load; at least one. */
+	ck_assert_uint_ge(cost_plain, FLOOD_IDS + FLOOD_LOOKUPS);
+	ck_assert_uint_le(cost_plain, 3 * (FLOOD_IDS + FLOOD_LOOKUPS));
+	ck_assert_msg(cost_chosen <= 2 * cost_plain,
+	    "chosen ids cost %ju probes, ordinary ones %ju",
+	    (uintmax_t)cost_chosen, (uintmax_t)cost_plain);
+}
+END_TEST
+
 static Suite *
 mux_suite(void)
 {
@@ -1759,6 +1895,8 @@ mux_suite(void)
 	tcase_add_test(t, control_backpressure);
 	tcase_add_test(t, autotune);
 	tcase_add_loop_test(t, random_back_to_back, 0, 3);
+	tcase_add_test(t, syn_after_peer_goaway);
+	tcase_add_test(t, idmap_chosen_ids);
 	suite_add_tcase(s, t);
 	return (s);
 }

@@ -348,13 +348,14 @@ START_TEST(tls_check_files)
 	static const struct {
 		const char *cert, *key;	/* a name, or "missing" */
 		const char *bad, *file;	/* the key and file named */
+		int line;		/* the key's */
 		const char *why;
 	} cases[] = {
-		{ "missing", "a", "tls_cert", "missing.pem",
+		{ "missing", "a", "tls_cert", "missing.pem", 4,
 		    "No such file or directory" },
-		{ "a", "missing", "tls_key", "missing.key",
+		{ "a", "missing", "tls_key", "missing.key", 5,
 		    "No such file or directory" },
-		{ "a", "b", "tls_key", "b.key", "key values mismatch" },
+		{ "a", "b", "tls_key", "b.key", 5, "key values mismatch" },
 	};
 	const char *path, *args[4] = { "-t", "-c", NULL, NULL };
 	char *out, *err, *want;
@@ -369,8 +370,9 @@ START_TEST(tls_check_files)
 		    it_path(it_fmt("%s.key", cases[i].key)),
 		    it_path("ca.pem")));
 		args[2] = path;
-		want = it_fmt("mxd: %s: [link] %s %s: %s\n", path,
-		    cases[i].bad, it_path(cases[i].file), cases[i].why);
+		want = it_fmt("mxd: %s:%d: [link] %s %s: %s\n", path,
+		    cases[i].line, cases[i].bad, it_path(cases[i].file),
+		    cases[i].why);
 		st = it_run_mxd(args, &out, &err, IT_WAIT_MS);
 		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1,
 		    "case %zu: status %#x, stderr %s", i, st, err);

@@ -3,7 +3,9 @@
  *
  * The key is read from the element itself (its first member must be the
  * uint32_t id), so a slot costs one pointer.  Removal shifts entries back
- * instead of leaving tombstones, so lookups never degrade with churn.
+ * instead of leaving tombstones, so lookups never degrade with churn.  The
+ * hash is keyed with a random key per process: the ids a peer chooses
+ * cannot make lookups slow.
  */
 #ifndef MXD_IDMAP_H
 #define MXD_IDMAP_H
@@ -27,6 +29,10 @@ void *idmap_get(const struct idmap *map, uint32_t id);
 
 /* Insert ${elem} (id not present).  Returns 0, or -1 on ENOMEM. */
 int idmap_put(struct idmap *map, void *elem);
+
+/* The number of slots a lookup of ${id} in ${map} examines (whether or
+ * not ${id} is present): its cost, for tests.  0 for an empty map. */
+uint32_t idmap_probes(const struct idmap *map, uint32_t id);
 
 /* Remove the element with id ${id} from ${map}, if present. */
 void idmap_del(struct idmap *map, uint32_t id);

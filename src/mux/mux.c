@@ -567,7 +567,9 @@ stream_accept(struct mux *m, uint32_t id)
 		session_fail(m, MUX_GOAWAY_PROTOCOL, "SYN for a used stream id");
 		return (NULL);
 	}
-	if (m->goaway_sent || m->streams.count >= m->cfg.max_streams ||
+	/* After Go Away, sent or received, no new streams (PROTOCOL.md 7). */
+	if (m->goaway_sent || m->goaway_rcvd ||
+	    m->streams.count >= m->cfg.max_streams ||
 	    m->backlog >= m->cfg.max_backlog ||
 	    (s = stream_new(m, id, 0)) == NULL) {
 		queue_ctrl(m, FRAME_WINDOW_UPDATE, FRAME_RST, id, 0);

@@ -1,6 +1,6 @@
 # libFuzzer targets; included from the top Makefile, run from the repo root.
 #
-#   make fuzz-build   build build-fuzz/fuzz_mux, fuzz_resume and fuzz_config
+#   make fuzz-build   build build-fuzz/fuzz_mux, fuzz_resume, fuzz_config and fuzz_svchdr
 #   make fuzz-smoke   run each FUZZ_SMOKE_SECONDS (15) on a scratch copy of
 #                     its seed corpus (tests/corpus/NAME is never written)
 #   make fuzz         run each FUZZ_SECONDS (600), keeping the grown corpus
@@ -29,13 +29,14 @@ FUZZ_CFLAGS	:= -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		   $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null)
 FUZZ_CFLAGS	+= $(FUZZ_EXTRA)
 FUZZ_LDLIBS	:= $(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null)
-FUZZ_NAMES	:= mux resume config
+FUZZ_NAMES	:= mux resume config svchdr
 FUZZ_MUX_SRC	:= $(wildcard src/mux/*.c)
 FUZZ_CONFIG_SRC	:= src/config.c
+FUZZ_SVCHDR_SRC	:= src/svchdr.c src/config.c
 
 .PHONY: fuzz-build fuzz-smoke fuzz
 
-fuzz-build: $(FUZZ_B)/fuzz_mux $(FUZZ_B)/fuzz_resume $(FUZZ_B)/fuzz_config
+fuzz-build: $(addprefix $(FUZZ_B)/fuzz_,$(FUZZ_NAMES))
 
 $(FUZZ_B)/fuzz_mux: tests/fuzz/fuzz_mux.c $(FUZZ_MUX_SRC) $(wildcard src/mux/*.h)
 	@mkdir -p $(FUZZ_B)
@@ -52,6 +53,12 @@ $(FUZZ_B)/fuzz_config: tests/fuzz/fuzz_config.c $(FUZZ_CONFIG_SRC) src/config.h
 	@mkdir -p $(FUZZ_B)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_config.c \
 	    $(FUZZ_CONFIG_SRC) $(FUZZ_LDLIBS)
+
+$(FUZZ_B)/fuzz_svchdr: tests/fuzz/fuzz_svchdr.c $(FUZZ_SVCHDR_SRC) src/svchdr.h \
+    src/config.h
+	@mkdir -p $(FUZZ_B)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_svchdr.c \
+	    $(FUZZ_SVCHDR_SRC) $(FUZZ_LDLIBS)
 
 # Short runs on throwaway copies of the seed corpora.
 fuzz-smoke: fuzz-build

@@ -5,8 +5,10 @@
  * loaded with config_load.  On failure the message must be one non-empty
  * line starting with "PATH:"; on success the config must satisfy what
  * config.h and conf/mxd.conf promise (a link address, services with a valid
- * unique name and accept or connect, ranges and orderings of the values).
+ * unique name and accept or connect, ranges and orderings of the values,
+ * valid literal addresses, no two services accepting on one address).
  */
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +40,8 @@ static void
 check_addr(const struct config_addr *a)
 {
 	struct config_addr b;
-	char *s, *end;
+	char *s, *end, buf[INET6_ADDRSTRLEN];
+	unsigned char ip[16];
 	unsigned long port;
 	size_t len;
 
@@ -48,6 +51,16 @@ check_addr(const struct config_addr *a)
 	port = strtoul(a->port, &end, 10);
 	CHECK(*end == '\0' && port >= 1 && port <= 65535);
 	CHECK(a->port[0] != '0');		/* canonical */
+	CHECK(a->line > 0);
+	/* A literal is a valid address. */
+	if (strchr(a->host, ':') != NULL) {
+		len = strcspn(a->host, "%");
+		CHECK(len < sizeof(buf));
+		memcpy(buf, a->host, len);
+		buf[len] = '\0';
+		CHECK(inet_pton(AF_INET6, buf, ip) == 1);
+	} else if (a->host[strspn(a->host, "0123456789.")] == '\0')
+		CHECK(inet_pton(AF_INET, a->host, ip) == 1);
 
 	/* Written back out, it parses to the same. */
 	len = strlen(a->host) + strlen(a->port) + 4;
@@ -79,6 +92,11 @@ check_config(const struct config *c)
 	CHECK(c->reconnect_min_ms > 0 &&
 	    c->reconnect_min_ms <= c->reconnect_max_ms);
 	CHECK(c->connect_timeout_ms > 0);
+	/* Every duration fits in microseconds and a struct timeval. */
+	CHECK(c->timeout_ms <= CONFIG_DURATION_MAX_MS &&
+	    c->reconnect_max_ms <= CONFIG_DURATION_MAX_MS &&
+	    c->drain_timeout_ms <= CONFIG_DURATION_MAX_MS &&
+	    c->connect_timeout_ms <= CONFIG_DURATION_MAX_MS);
 	/* Loose bounds: the exact ranges are conf/mxd.conf's business. */
 	CHECK(c->window >= 65536);
 	CHECK(c->max_channels >= 1 && c->max_channels <= 1048576);
@@ -94,8 +112,13 @@ check_config(const struct config *c)
 		CHECK(s->line > 0);
 		CHECK(config_service_find(c, s->name, strlen(s->name)) == s);
 		CHECK(config_service_equal(s, s));
-		for (t = s->next; t != NULL; t = t->next)
+		for (t = s->next; t != NULL; t = t->next) {
 			CHECK(strcmp(s->name, t->name) != 0 && t->line > s->line);
+			/* Two listeners on one address are refused. */
+			CHECK(s->accept.host == NULL || t->accept.host == NULL ||
+			    strcmp(s->accept.host, t->accept.host) != 0 ||
+			    strcmp(s->accept.port, t->accept.port) != 0);
+		}
 	}
 	CHECK(n == c->nservices);
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run one libFuzzer target: tests/fuzz/run.sh NAME SECONDS [CORPUS_DIR]
 #
-# NAME is mux, resume or config (binary build-fuzz/fuzz_NAME).  The corpus
+# NAME is mux, resume, config or svchdr (binary build-fuzz/fuzz_NAME).  The corpus
 # directory (default build-fuzz/corpus-NAME) is seeded from tests/corpus/NAME
 # and grows; the seed directory itself is never written.  One process, one
 # job (-workers=1 -jobs=1).  Prints the final stats line; exits non-zero on
@@ -27,7 +27,8 @@ dict=$top/build-fuzz/fuzz_$name.dict
 mkdir -p "$corpus" "$artifacts" "$rundir"
 [ -d "$seeds" ] && cp "$seeds"/* "$corpus"/ 2>/dev/null || true
 
-# Dictionaries: the config keywords; yamux frame header pieces.
+# Dictionaries: the config keywords; yamux frame header pieces; service
+# header pieces (empty records, client address records, a name).
 case $name in
 config)
 	for w in '[daemon]' '[link]' '[' ']' '=' ':' ';' '#' 'log_level' \
@@ -38,7 +39,9 @@ config)
 	    '65535' '65536' '18446744073709551616' '\xef\xbb\xbf' '\x0d\x0a' \
 	    'user' 'max_pending_connects' 'max_buffered' 'tls' 'tls_cert' \
 	    'tls_key' 'tls_ca' 'tls_peer_name' 'tls_pin' 'tls_min_version' \
-	    'proxy_protocol' 'rate_limit' 'on' 'off' 'v1' 'v2' '1.2' '1.3'; do
+	    'proxy_protocol' 'rate_limit' 'on' 'off' 'v1' 'v2' '1.2' '1.3' \
+	    '24h' '1440m' '86400000ms' '86400001ms' '\x00' '0.0.0.0:' \
+	    '[::]:' '[::ffff:' '300.1.1.1' '%eth0' 'example.net'; do
 		printf '"%s"\n' "$w"
 	done >"$dict"
 	;;
@@ -50,6 +53,11 @@ mux|resume)
 	    '"\x00\x03\x00\x00\x00\x00\x00\x00"' '"\x00\x04\x00\x00\x00\x01"' \
 	    '"\x00\x00\x00\x02"' '"\x00\x00\x00\x03"' '"\x00\x04\x00\x00"' \
 	    '"\x00\x04\x00\x01"' '"\xff\xff\xff\xff"' >"$dict"
+	;;
+svchdr)
+	printf '%s\n' '"\x00\x00"' '"\x00\x09\x01\x07\x04"' \
+	    '"\x00\x15\x01\x13\x06"' '"\x01\x07\x04"' '"\x01\x13\x06"' \
+	    '"\x02\x00"' '"\xff\xff"' '"\x08postgres"' '"\xff"' >"$dict"
 	;;
 *)
 	: >"$dict"
