@@ -12,12 +12,14 @@
  * The crafted service headers come from a test peer in this process: the
  * yamux engine (src/mux) on a plain socket to a listening mxd (peer.h).
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -595,6 +597,93 @@ START_TEST(limit_rate)
 }
 END_TEST
 
+/* ------------------------------------------------------------ descriptors */
+
+/* The lowest descriptor number ${pid} does not use. */
+static int
+lowest_free_fd(pid_t pid)
+{
+	char used[4096] = { 0 };
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	ck_assert((d = opendir(it_fmt("/proc/%d/fd", (int)pid))) != NULL);
+	while ((de = readdir(d)) != NULL)
+		if ((fd = atoi(de->d_name)) >= 0 && fd < (int)sizeof(used) &&
+		    de->d_name[0] != '.')
+			used[fd] = 1;
+	closedir(d);
+	for (fd = 0; fd < (int)sizeof(used) && used[fd]; fd++)
+		continue;
+	ck_assert_msg(fd < (int)sizeof(used), "pid %d: no free descriptor "
+	    "below %zu", (int)pid, sizeof(used));
+	return (fd);
+}
+
+/* Set the soft descriptor limit of ${pid} to ${n}. */
+static void
+set_nofile(pid_t pid, rlim_t n)
+{
+	struct rlimit rl;
+
+	ck_assert(prlimit(pid, RLIMIT_NOFILE, NULL, &rl) == 0);
+	rl.rlim_cur = n;
+	ck_assert_msg(prlimit(pid, RLIMIT_NOFILE, &rl, NULL) == 0,
+	    "prlimit: %s", strerror(errno));
+}
+
+/*
+ * A reload while a service's accepts are paused (out of descriptors) keeps
+ * the pause's timer with the listener: once descriptors are free the
+ * service accepts again.  (Before, the new service object got the paused
+ * listener and the old one took the timer that would resume it along when
+ * it went: the service never accepted again.)
+ */
+START_TEST(reload_during_accept_pause)
+{
+	struct it_targets *t = it_targets_start();
+	int link = it_free_port(), port = it_free_port(), e, q, low;
+	const char *aconf;
+	struct rlimit rl;
+	struct it_mxd *a, *b;
+	char c;
+
+	aconf = conf("a.conf", 0, "", "connect", link, "",
+	    it_svc_accept("echo", port));
+	pair(&a, &b, aconf, conf("b.conf", 0, "", "listen", link, "",
+	    it_svc_connect("echo", t->port[IT_ECHO])));
+	e = open_echo(port);
+	ck_assert(prlimit(a->pid, RLIMIT_NOFILE, NULL, &rl) == 0);
+
+	/* No descriptor left below the limit: the next client waits in the
+	 * listen queue while accepts pause. */
+	low = lowest_free_fd(a->pid);
+	set_nofile(a->pid, (rlim_t)low);
+	q = it_connect(port);
+	ck_assert_msg(q >= 0, "connect: %s", strerror(errno));
+	ck_assert(it_send_all(q, "x", 1) == 0);
+	it_mxd_wait_log(a, "service echo: accept: Too many open files: "
+	    "pausing accepts until descriptors free up", IT_WAIT_MS);
+
+	/* Room to read the file, and a reload within the pause of 100 ms
+	 * (the test acts as soon as the line is there; should the pause end
+	 * first, the reload merely comes too late to matter). */
+	set_nofile(a->pid, (rlim_t)low + 2);
+	it_mxd_signal(a, SIGHUP);
+	it_mxd_wait_log(a, "reloaded", IT_WAIT_MS);
+	ck_assert_msg(it_recv_wait(q, &c, 1, IT_WAIT_MS) == 1 && c == 'x',
+	    "the waiting client was not served after the reload: the "
+	    "service's accepts stayed paused");
+	it_finish_client(q, "waiting client");
+	set_nofile(a->pid, rl.rlim_cur);
+	it_finish_client(open_echo(port), "echo client");
+	it_echo(e, "untouched");
+	it_finish_client(e, "echo client");
+	it_finish();
+}
+END_TEST
+
 /* ------------------------------------------------------------ user */
 
 /* The value of line ${key} ("Uid:", ...) of /proc/${pid}/status. */
@@ -692,14 +781,15 @@ limits_suite(void)
 
 	tcase_set_timeout(t, 120);
 	tcase_add_checked_fixture(t, it_init, it_cleanup);
-	tcase_add_test(t, no_open_proxy);
-	tcase_add_loop_test(t, proxy_protocol, 0, 2);
-	tcase_add_loop_test(t, limit_max_channels, 0, 2);
-	tcase_add_test(t, limit_max_pending_connects);
-	tcase_add_test(t, limit_max_buffered);
-	tcase_add_test(t, limit_rate);
-	tcase_add_test(t, drop_privileges);
-	tcase_add_test(t, unknown_user);
+	IT_ADD(t, no_open_proxy);
+	IT_ADD_LOOP(t, proxy_protocol, 2);
+	IT_ADD_LOOP(t, limit_max_channels, 2);
+	IT_ADD(t, limit_max_pending_connects);
+	IT_ADD(t, limit_max_buffered);
+	IT_ADD(t, limit_rate);
+	IT_ADD(t, reload_during_accept_pause);
+	IT_ADD(t, drop_privileges);
+	IT_ADD(t, unknown_user);
 	suite_add_tcase(s, t);
 	return (s);
 }
