@@ -17,6 +17,7 @@
 #include <event2/util.h>
 
 #include "dial.h"
+#include "log.h"
 #include "ms.h"
 
 struct dial {
@@ -286,4 +287,112 @@ listen_on(struct event_base *base, const char *host, const char *port,
 		sock_nodelay(evconnlistener_get_fd(l));
 	evutil_freeaddrinfo(ai);
 	return (l);
+}
+
+/* Every listener, so that the error callback, which libevent gives the
+ * accept callback's argument, can find its own. */
+static struct listener *listeners;
+
+/* pause: try accepting on ${arg} again. */
+static void
+listener_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *ls = arg;
+
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(ls->evl);
+}
+
+/* evconnlistener: accept on ${evl} failed; pause it (see dial.h). */
+static void
+listener_error_cb(struct evconnlistener *evl, void *arg)
+{
+	struct timeval tv = ms_timeval(LISTENER_PAUSE_MS);
+	int err = EVUTIL_SOCKET_ERROR();
+	struct listener *ls;
+
+	(void)arg;
+	for (ls = listeners; ls != NULL && ls->evl != evl; ls = ls->next)
+		continue;
+	if (ls == NULL)
+		return;
+	if (!ls->failing++)
+		log_warn("%s: accept: %s: pausing accepts until %s", ls->label,
+		    evutil_socket_error_to_string(err), err == EMFILE ||
+		    err == ENFILE ? "descriptors free up" : "it works again");
+	evconnlistener_disable(evl);
+	evtimer_add(ls->pause, &tv);
+}
+
+/* Listen on ${host}:${port} for ${label}. */
+struct listener *
+listener_new(struct event_base *base, const char *host, const char *port,
+    int backlog, evconnlistener_cb cb, void *arg, const char *label,
+    char *err, size_t errlen)
+{
+	struct listener *ls;
+
+	snprintf(err, errlen, "out of memory");
+	if ((ls = calloc(1, sizeof(*ls))) == NULL)
+		goto err0;
+	if ((ls->pause = evtimer_new(base, listener_resume_cb, ls)) == NULL)
+		goto err1;
+	if ((ls->evl = listen_on(base, host, port, backlog, cb, arg, err,
+	    errlen)) == NULL)
+		goto err2;
+	ls->owned = 1;
+	snprintf(ls->label, sizeof(ls->label), "%s", label);
+	evconnlistener_set_error_cb(ls->evl, listener_error_cb);
+	ls->next = listeners;
+	listeners = ls;
+	return (ls);
+
+err2:
+	event_free(ls->pause);
+err1:
+	free(ls);
+err0:
+	return (NULL);
+}
+
+/* Hand ${ls} to a new owner. */
+void
+listener_retarget(struct listener *ls, evconnlistener_cb cb, void *arg,
+    const char *label)
+{
+
+	snprintf(ls->label, sizeof(ls->label), "%s", label);
+	evconnlistener_set_cb(ls->evl, cb, arg);
+}
+
+void
+listener_accepted(struct listener *ls)
+{
+
+	ls->failing = 0;
+}
+
+void
+listener_disown(struct listener *ls)
+{
+
+	ls->owned = 0;
+}
+
+/* Free ${ls}. */
+void
+listener_free(struct listener *ls)
+{
+	struct listener **pp;
+
+	if (ls == NULL)
+		return;
+	for (pp = &listeners; *pp != ls; pp = &(*pp)->next)
+		continue;
+	*pp = ls->next;
+	event_free(ls->pause);
+	if (ls->owned)
+		evconnlistener_free(ls->evl);
+	free(ls);
 }

@@ -43,11 +43,56 @@ int sock_nonblock(int fd);
 
 /*
  * Listen on ${host}:${port} (resolved now) in ${base} with ${backlog},
- * accepting to ${cb} with ${arg}.  Returns the listener, or NULL with a
+ * accepting to ${cb} (NULL: set later) with ${arg}.  Returns the listener, or NULL with a
  * message in ${err} (size ${errlen}).
  */
 struct evconnlistener *listen_on(struct event_base *base, const char *host,
     const char *port, int backlog, evconnlistener_cb cb, void *arg,
     char *err, size_t errlen);
+
+/*
+ * A listen_on listener that survives failing accepts.  When accept fails
+ * for a reason libevent does not retry (out of descriptors, most often),
+ * the listening socket stays readable and would spin the loop: instead the
+ * failure is logged once ("${label}: accept: REASON: pausing accepts until
+ * descriptors free up") and accepting stops for LISTENER_PAUSE_MS at a
+ * time, until an accept works again (listener_accepted).  The pause and
+ * its timer belong to the listener, so that a listener handed from one
+ * owner to the next (a reload) keeps them: it can never be left paused
+ * with nobody to resume it.
+ */
+#define LISTENER_PAUSE_MS	100
+
+struct listener {
+	struct evconnlistener *evl;
+	struct event	*pause;		/* resumes accepting */
+	int		failing;	/* accept failed; logged */
+	int		owned;		/* evl is freed with the listener */
+	char		label[264];	/* "service NAME", for the log */
+	struct listener	*next;		/* all listeners, for the error cb */
+};
+
+/*
+ * Listen on ${host}:${port} with ${backlog} in ${base}, accepting to ${cb}
+ * (NULL: set later) with ${arg}; failures are logged as ${label}'s.
+ * Returns the listener, or NULL with a message in ${err} (size ${errlen}).
+ */
+struct listener *listener_new(struct event_base *base, const char *host,
+    const char *port, int backlog, evconnlistener_cb cb, void *arg,
+    const char *label, char *err, size_t errlen);
+
+/* ${ls} has a new owner: accept to ${cb} with ${arg}, log as ${label}. */
+void listener_retarget(struct listener *ls, evconnlistener_cb cb,
+    void *arg, const char *label);
+
+/* An accept on ${ls} worked: a failure after it is logged again. */
+void listener_accepted(struct listener *ls);
+
+/* ${ls}'s evconnlistener now belongs to another (evhttp_bind_listener):
+ * listener_free leaves it alone, and must come before it is freed. */
+void listener_disown(struct listener *ls);
+
+/* Stop and free ${ls}.  NULL is ok. */
+void listener_free(struct listener *ls);
 
 #endif

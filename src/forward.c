@@ -22,9 +22,6 @@
 #include "session.h"
 #include "svchdr.h"
 
-/* How long accepting pauses when the process is out of descriptors. */
-#define EMFILE_PAUSE_MS	100
-
 /*
  * Take a token from ${svc}'s bucket of rate_limit tokens, refilled at
  * rate_limit a second.  Returns 0, or -1 if it is empty.  (The generic cell
@@ -92,14 +89,14 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		goto fail;
 	}
 	evbuffer_free(hdr);
-	svc->accept_paused = 0;
+	listener_accepted(svc->listener);
 	/* The listener made fd non-blocking. */
 	if (relay_new(d, s, fd, svc, NULL) == NULL) {
 		mux_stream_reset(s);
 		return;
 	}
-	log_debug("service %s: channel %u: client connected", svc->name,
-	    mux_stream_id(s));
+	log_debug("service %s: channel %u: client %s connected", svc->name,
+	    mux_stream_id(s), log_sockaddr(sa).s);
 	return;
 
 fail:
@@ -109,74 +106,41 @@ refused:
 	refuse(fd);
 }
 
-/* accept_pause: the pause after running out of descriptors is over. */
-static void
-resume_cb(evutil_socket_t fd, short what, void *arg)
+/* The label of ${svc}'s listener in log lines, in ${buf} of ${len}. */
+static const char *
+label(const struct service *svc, char *buf, size_t len)
 {
-	struct service *svc = arg;
 
-	(void)fd;
-	(void)what;
-	if (svc->listener != NULL)
-		evconnlistener_enable(svc->listener);
-}
-
-/* evconnlistener error on ${l} of service ${arg}: out of descriptors? */
-static void
-accept_error_cb(struct evconnlistener *l, void *arg)
-{
-	struct service *svc = arg;
-	struct timeval tv = { 0, EMFILE_PAUSE_MS * 1000 };
-	int err = EVUTIL_SOCKET_ERROR();
-
-	if (err != EMFILE && err != ENFILE) {
-		log_warn("service %s: accept: %s", svc->name, strerror(err));
-		return;
-	}
-	/* Pause, or the ever readable listener spins the loop. */
-	if (!svc->accept_paused)
-		log_warn("service %s: accept: %s: pausing accepts until "
-		    "descriptors free up", svc->name, strerror(err));
-	svc->accept_paused = 1;
-	evconnlistener_disable(l);
-	evtimer_add(svc->accept_pause, &tv);
+	snprintf(buf, len, "service %s", svc->name);
+	return (buf);
 }
 
 /* Bind ${svc}'s accept address and start accepting. */
 int
 forward_listen(struct service *svc)
 {
-	char err[128];
+	char err[128], lbl[sizeof(svc->listener->label)];
 
-	if (svc->accept_pause == NULL &&
-	    (svc->accept_pause = evtimer_new(svc->d->base, resume_cb,
-	    svc)) == NULL) {
-		snprintf(err, sizeof(err), "out of memory");
-		goto fail;
+	if ((svc->listener = listener_new(svc->d->base, svc->accept_host,
+	    svc->accept_port, 1024, accept_cb, svc, label(svc, lbl,
+	    sizeof(lbl)), err, sizeof(err))) == NULL) {
+		log_error("service %s: accept %s: %s", svc->name,
+		    log_addr(svc->accept_host, svc->accept_port).s, err);
+		return (-1);
 	}
-	if ((svc->listener = listen_on(svc->d->base, svc->accept_host,
-	    svc->accept_port, 1024, accept_cb, svc, err, sizeof(err))) == NULL)
-		goto fail;
-	evconnlistener_set_error_cb(svc->listener, accept_error_cb);
 	log_info("service %s: accepting on %s", svc->name,
 	    log_addr(svc->accept_host, svc->accept_port).s);
 	return (0);
-
-fail:
-	log_error("service %s: accept %s: %s", svc->name,
-	    log_addr(svc->accept_host, svc->accept_port).s, err);
-	return (-1);
 }
 
-/* ${svc} took over its predecessor's listener. */
+/* ${svc} took over its predecessor's listener, pause and all. */
 void
 forward_retarget(struct service *svc)
 {
+	char lbl[sizeof(svc->listener->label)];
 
-	if (svc->accept_pause == NULL)
-		svc->accept_pause = evtimer_new(svc->d->base, resume_cb, svc);
-	evconnlistener_set_cb(svc->listener, accept_cb, svc);
-	evconnlistener_set_error_cb(svc->listener, accept_error_cb);
+	listener_retarget(svc->listener, accept_cb, svc, label(svc, lbl,
+	    sizeof(lbl)));
 }
 
 /* Stop ${svc}'s listener. */
@@ -184,10 +148,6 @@ void
 forward_close(struct service *svc)
 {
 
-	if (svc->listener != NULL)
-		evconnlistener_free(svc->listener);
+	listener_free(svc->listener);
 	svc->listener = NULL;
-	if (svc->accept_pause != NULL)
-		event_free(svc->accept_pause);
-	svc->accept_pause = NULL;
 }

@@ -4,6 +4,8 @@
 #ifndef MXD_LOG_H
 #define MXD_LOG_H
 
+#include <stdint.h>
+
 #include "config.h"	/* enum log_level */
 
 /* Show messages of ${level} and above. */
@@ -29,6 +31,77 @@ struct log_addr {
 	char	s[256 + sizeof("[]:65535")];
 };
 struct log_addr log_addr(const char *host, const char *port);
+
+/* Socket address ${sa} (IPv4 or IPv6) written the same way; "?" for any
+ * other family. */
+struct sockaddr;
+struct log_addr log_sockaddr(const struct sockaddr *sa);
+
+/*
+ * ${ms} milliseconds as the configuration writes a duration: in the largest
+ * unit it is a whole number of ("1500ms", "30s", "2m", "1h").  Use the
+ * returned struct's s within the same full expression, as with log_addr.
+ */
+struct log_duration {
+	char	s[24];
+};
+struct log_duration fmt_duration(uint64_t ms);
+
+/*
+ * A rate limit for log lines of one kind that a remote party can trigger
+ * as often as it likes (a refused handshake, a malformed stream, a target
+ * that is down), so that the journal stays readable and the disk is not an
+ * attack surface.  The first line of a kind opens a window of
+ * LOG_LIMIT_MS: the first ${burst} lines in it are written, the others
+ * only counted, and once the window is over one summary says how many
+ * there were,
+ *
+ *	link: TLS refused ... and 4,335 more like it in the last 10 s
+ *
+ * or, for a limit with a ${tally} (what a line stands for), how many there
+ * were in all,
+ *
+ *	service web: 12 channels refused by the peer in the last 10 s
+ *
+ * The summary is written by log_flush_limits, called every few seconds,
+ * or by the next line of the kind, whichever comes first.  A limit is
+ * static per call site (LOG_LIMIT), or part of an object that ends it with
+ * log_limit_end.
+ */
+#define LOG_LIMIT_MS	10000
+#define LOG_LIMIT_BURST	5
+
+struct log_limit {
+	char		label[80];	/* names the kind in the summary */
+	const char	*tally;		/* NULL, or what one line counts */
+	unsigned	burst;		/* lines written per window, >= 1 */
+	unsigned	passed;		/* written in this window; 0: none */
+	uint64_t	dropped;	/* only counted in this window */
+	uint64_t	since_ms;	/* when this window opened */
+	enum log_level	level;		/* of the lines, for the summary */
+	int		listed;		/* on log_flush_limits' list */
+	struct log_limit *next;
+};
+
+/* A static limit for lines of kind ${label} ("link: TLS refused"). */
+#define LOG_LIMIT(label)	{ label, NULL, LOG_LIMIT_BURST, 0, 0, 0,	\
+	LOG_DEBUG, 0, NULL }
+
+/* Set ${lim} up for lines of kind ${label} that each count one ${tally},
+ * ${burst} of them written per window. */
+void log_limit_init(struct log_limit *lim, const char *label,
+    const char *tally, unsigned burst);
+
+/* Log printf-style ${fmt} at ${level}, within limit ${lim}. */
+void log_limited(struct log_limit *lim, enum log_level level,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Write the summary of every limit whose window is over. */
+void log_flush_limits(void);
+
+/* Write ${lim}'s summary now if it has one, and forget ${lim} (its object
+ * is going away). */
+void log_limit_end(struct log_limit *lim);
 
 #define log_debug(...)	do { if (log_enabled(LOG_DEBUG))		\
 	log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)

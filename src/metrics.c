@@ -2,23 +2,75 @@
  * metrics: see metrics.h.  Names follow Prometheus conventions: the mxd_
  * prefix, _total for counters, units in the name.
  */
+#include <sys/socket.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 
 #include "config.h"
 #include "daemon.h"
+#include "dial.h"
 #include "link.h"
 #include "log.h"
 #include "metrics.h"
+#include "ms.h"
 #include "service.h"
+
+/*
+ * What one client of the endpoint may take.  A request is a line and a
+ * few headers, without a body: a longer one is answered 413 and closed,
+ * rather than buffered (an endless header line grew memory without bound,
+ * and each read scanned it all again for the line's end, stalling the
+ * loop).  A connection idle for CONN_TIMEOUT_MS is closed.  At most
+ * CONNS_MAX are open; a new one beyond closes the oldest: a scrape, which
+ * sends its request at once and is answered in the same loop pass, still
+ * gets through while someone holds connections open.  (Disabling the
+ * listener at the cap would keep descriptors bounded too, but leave the
+ * scrape waiting in the listen queue behind them.)
+ */
+#define HEADERS_MAX	8192
+#define BODY_MAX	1024
+#define CONN_TIMEOUT_MS	5000
+#define CONNS_MAX	32
+
+/*
+ * A client connection.  evhttp has no hook for one ending, nor a cap: each
+ * gets a pass-through bufferevent_filter over its socket bufferevent
+ * (evhttp_set_bevcb; bufferevent_setfd on the filter sets the socket's
+ * descriptor), and the filter's free_context tells us when it is gone.
+ *
+ * The filter's own output path does not fit evhttp in libevent 2.1: it
+ * calls the write callback ("all written") as soon as it has moved the
+ * bytes to the socket bufferevent, and evhttp then closes the socket with
+ * the end of the response unwritten; and bytes added while writing is
+ * disabled wait until more are added, which evhttp does not do (a second
+ * request on a kept-alive connection got no answer).  So the output
+ * filter never moves anything (mconn_out), the bytes go to the socket's
+ * output as they are added (mconn_moved), and the write callback runs
+ * once that has drained (mconn_drained), as with a plain socket
+ * bufferevent.
+ */
+struct mconn {
+	struct metrics	*m;
+	struct bufferevent *bev;	/* the filter evhttp uses */
+	struct evbuffer	*out;		/* the socket bufferevent's output */
+	struct evbuffer_cb_entry *drain;	/* mconn_drained on out */
+	struct evbuffer_cb_entry *move;	/* mconn_moved on bev's output */
+	struct mconn	*prev, *next;	/* open ones, oldest first */
+};
 
 struct metrics {
 	struct evhttp	*http;
 	struct daemon	*d;
+	struct listener	*lst;
+	struct mconn	*head, *tail;	/* open, not being closed */
+	unsigned	nopen;		/* ... how many */
+	unsigned	nconns;		/* connections not yet freed */
+	int		freed;		/* metrics_free: the last one frees m */
 };
 
 /* One per-service series: its name, type, help, and where its value is. */
@@ -44,6 +96,10 @@ static const struct {
 	{ "mxd_flow_control_stalls_total", "counter",
 	    "Times a socket was left unread because its channel had no room.",
 	    offsetof(struct service_stats, stalls) },
+	{ "mxd_channels_refused_by_peer_total", "counter",
+	    "Channels the peer reset before sending a byte (no such service, "
+	    "target down, a limit there: the peer's log says which).",
+	    offsetof(struct service_stats, refused_by_peer) },
 };
 
 /* Append the Prometheus text of ${d} to ${out}. */
@@ -128,8 +184,145 @@ healthz_cb(struct evhttp_request *req, void *arg)
 
 	evbuffer_add_printf(evhttp_request_get_output_buffer(req), "%s\n",
 	    up ? "link up" : "link down");
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", "text/plain; charset=utf-8");
 	evhttp_send_reply(req, up ? HTTP_OK : 503,
 	    up ? "OK" : "Service Unavailable", NULL);
+}
+
+/* Take ${c} off the list of open connections of its metrics. */
+static void
+mconn_unlink(struct mconn *c)
+{
+	struct metrics *m = c->m;
+
+	*(c->prev != NULL ? &c->prev->next : &m->head) = c->next;
+	*(c->next != NULL ? &c->next->prev : &m->tail) = c->prev;
+	c->prev = c->next = NULL;
+	m->nopen--;
+}
+
+/*
+ * Close the oldest open connection of ${m}: shut its socket down, so that
+ * evhttp reads EOF and frees it its own way (it owns the connection).
+ */
+static void
+mconn_close_oldest(struct metrics *m)
+{
+	static struct log_limit lim = LOG_LIMIT("metrics: too many clients");
+	struct mconn *c = m->head;
+	int fd = bufferevent_getfd(c->bev);
+
+	mconn_unlink(c);
+	if (fd >= 0)
+		(void)shutdown(fd, SHUT_RDWR);
+	log_limited(&lim, LOG_WARN, "metrics: %u clients connected: closing "
+	    "the oldest", CONNS_MAX);
+}
+
+/* bufferevent_filter output: mconn_moved does it (see struct mconn). */
+static enum bufferevent_filter_result
+mconn_out(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t lim,
+    enum bufferevent_flush_mode mode, void *arg)
+{
+
+	(void)src;
+	(void)dst;
+	(void)lim;
+	(void)mode;
+	(void)arg;
+	return (BEV_NEED_MORE);
+}
+
+/* evbuffer: evhttp added to ${b}, the output of connection ${arg}: on to
+ * the socket's output. */
+static void
+mconn_moved(struct evbuffer *b, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct mconn *c = arg;
+
+	if (info->n_added > 0)
+		(void)evbuffer_add_buffer(c->out, b);
+}
+
+/* evbuffer: bytes were added to or written from the socket output ${b}
+ * of connection ${arg}; once all is written, the response is out. */
+static void
+mconn_drained(struct evbuffer *b, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct mconn *c = arg;
+
+	if (info->n_deleted > 0 && evbuffer_get_length(b) == 0)
+		bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* bufferevent_filter free_context: connection ${arg} is gone. */
+static void
+mconn_gone(void *arg)
+{
+	struct mconn *c = arg;
+	struct metrics *m = c->m;
+
+	if (c->prev != NULL || m->head == c)
+		mconn_unlink(c);
+	/* The socket bufferevent outlives its filter by a little. */
+	evbuffer_remove_cb_entry(c->out, c->drain);
+	if (c->move != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_output(c->bev),
+		    c->move);
+	free(c);
+	if (--m->nconns == 0 && m->freed)
+		free(m);
+}
+
+/* evhttp: a client of ${arg} connected; its bufferevent, in ${base}. */
+static struct bufferevent *
+mconn_new(struct event_base *base, void *arg)
+{
+	struct metrics *m = arg;
+	struct bufferevent *sock;
+	struct mconn *c;
+
+	listener_accepted(m->lst);
+	if (m->nopen >= CONNS_MAX)
+		mconn_close_oldest(m);
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		goto err0;
+	if ((sock = bufferevent_socket_new(base, -1,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		goto err1;
+	c->out = bufferevent_get_output(sock);
+	if ((c->drain = evbuffer_add_cb(c->out, mconn_drained, c)) == NULL)
+		goto err2;
+	if ((c->bev = bufferevent_filter_new(sock, NULL, mconn_out,
+	    BEV_OPT_CLOSE_ON_FREE, mconn_gone, c)) == NULL)
+		goto err3;
+	/* From here on mconn_gone frees c, with the filter. */
+	c->m = m;
+	c->prev = m->tail;
+	*(m->tail != NULL ? &m->tail->next : &m->head) = c;
+	m->tail = c;
+	m->nopen++;
+	m->nconns++;
+	if ((c->move = evbuffer_add_cb(bufferevent_get_output(c->bev),
+	    mconn_moved, c)) == NULL) {
+		bufferevent_free(c->bev);
+		goto err0;
+	}
+	return (c->bev);
+
+err3:
+	evbuffer_remove_cb_entry(c->out, c->drain);
+err2:
+	bufferevent_free(sock);
+err1:
+	free(c);
+err0:
+	/* evhttp makes a plain bufferevent then: one uncounted client. */
+	log_error("metrics: out of memory");
+	return (NULL);
 }
 
 /* Serve metrics for ${d}. */
@@ -137,7 +330,9 @@ struct metrics *
 metrics_new(struct daemon *d)
 {
 	const struct config_addr *a = &d->cfg->metrics;
+	struct timeval tv = ms_timeval(CONN_TIMEOUT_MS);
 	struct metrics *m;
+	char err[128];
 
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		goto err0;
@@ -145,18 +340,31 @@ metrics_new(struct daemon *d)
 	if ((m->http = evhttp_new(d->base)) == NULL)
 		goto err1;
 	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_max_headers_size(m->http, HEADERS_MAX);
+	evhttp_set_max_body_size(m->http, BODY_MAX);
+	evhttp_set_timeout_tv(m->http, &tv);
+	evhttp_set_bevcb(m->http, mconn_new, m);
 	if (evhttp_set_cb(m->http, "/metrics", metrics_cb, m) ||
 	    evhttp_set_cb(m->http, "/healthz", healthz_cb, m))
 		goto err2;
-	if (evhttp_bind_socket(m->http, a->host, (uint16_t)atoi(a->port))) {
-		log_error("metrics: cannot listen on %s",
-		    log_addr(a->host, a->port).s);
+	if ((m->lst = listener_new(d->base, a->host, a->port, CONNS_MAX, NULL,
+	    NULL, "metrics", err, sizeof(err))) == NULL) {
+		log_error("metrics: cannot listen on %s: %s",
+		    log_addr(a->host, a->port).s, err);
 		goto err2;
 	}
+	if (evhttp_bind_listener(m->http, m->lst->evl) == NULL) {
+		log_error("metrics: cannot listen on %s: out of memory",
+		    log_addr(a->host, a->port).s);
+		goto err3;
+	}
+	listener_disown(m->lst);
 	log_info("metrics: serving on http://%s/metrics",
 	    log_addr(a->host, a->port).s);
 	return (m);
 
+err3:
+	listener_free(m->lst);
 err2:
 	evhttp_free(m->http);
 err1:
@@ -165,12 +373,18 @@ err0:
 	return (NULL);
 }
 
+/* Stop serving ${m}; it is freed once its last connection is. */
 void
 metrics_free(struct metrics *m)
 {
 
 	if (m == NULL)
 		return;
+	listener_free(m->lst);		/* its pause, before evhttp frees it */
 	evhttp_free(m->http);
-	free(m);
+	/* The connections' filters go once libevent finalizes them. */
+	if (m->nconns == 0)
+		free(m);
+	else
+		m->freed = 1;
 }

@@ -9,10 +9,10 @@
 #include <stdint.h>
 
 #include "config.h"	/* enum proxy_version */
+#include "log.h"	/* struct log_limit */
 
 struct daemon;
-struct event;
-struct evconnlistener;
+struct listener;
 struct mux_stream;
 
 struct service_stats {
@@ -23,21 +23,21 @@ struct service_stats {
 	uint64_t	bytes_in;	/* from the peer to local sockets */
 	uint64_t	bytes_out;	/* from local sockets to the peer */
 	uint64_t	stalls;		/* socket reads paused: no window */
+	uint64_t	refused_by_peer; /* ours, reset before a byte came */
 };
 
 struct service {
 	char		*name;
 	char		*accept_host, *accept_port;	/* NULL: none */
 	char		*connect_host, *connect_port;	/* NULL: none */
-	struct evconnlistener *listener;		/* for accept */
-	struct event	*accept_pause;	/* resumes accepts after EMFILE */
-	int		accept_paused;
+	struct listener	*listener;			/* for accept */
 	enum proxy_version proxy;	/* PROXY header sent to the target */
 	uint32_t	rate_limit;	/* new connections/s; 0: no limit */
 	uint64_t	rate_tat;	/* when the rate bucket is full again */
 	int		rate_hit;	/* rate_limit refusing, logged */
 	struct daemon	*d;
 	struct service_stats st;
+	struct log_limit refused_log;	/* refused by the peer */
 	unsigned	refs;		/* the table's, and one per channel */
 	struct service	*next;
 };

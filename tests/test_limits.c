@@ -12,12 +12,14 @@
  * The crafted service headers come from a test peer in this process: the
  * yamux engine (src/mux) on a plain socket to a listening mxd (peer.h).
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -26,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -595,6 +598,303 @@ START_TEST(limit_rate)
 }
 END_TEST
 
+/* ------------------------------------------------------------ metrics port */
+
+/* What src/metrics.c allows a client: connections at once, and how long
+ * one may be idle. */
+#define METRICS_CONNS	32
+#define METRICS_IDLE_MS	5000
+
+/* Microseconds one byte takes to come back on echo channel ${fd}. */
+static long
+rtt_us(int fd)
+{
+	int64_t t0;
+	struct timespec ts;
+	char c = 'r';
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	ck_assert(it_send_all(fd, &c, 1) == 0);
+	ck_assert_msg(it_recv_wait(fd, &c, 1, IT_WAIT_MS) == 1 && c == 'r',
+	    "no echo within %d ms", IT_WAIT_MS);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((long)((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 -
+	    t0));
+}
+
+/* The median of the ${n} values at ${v} (sorted in place). */
+static long
+median(long *v, int n)
+{
+	long t;
+	int i, j;
+
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return (v[n / 2]);
+}
+
+/* A pair whose A serves metrics on ${mp} and accepts echo channels on
+ * ${port}. */
+static void
+metrics_pair(struct it_mxd **a, struct it_mxd **b, int mp, int port)
+{
+	struct it_targets *t = it_targets_start();
+	int link = it_free_port();
+
+	pair(a, b, conf("a.conf", mp, "", "connect", link, "",
+	    it_svc_accept("echo", port)), conf("b.conf", 0, "", "listen",
+	    link, "", it_svc_connect("echo", t->port[IT_ECHO])));
+}
+
+/*
+ * A client of the metrics port that sends one endless header line, as fast
+ * as mxd takes it, reconnecting whenever mxd closes it, for FLOOD_MS.
+ * Meanwhile A's memory stays bounded and its channels answer about as fast
+ * as before.  (Before: no limit on the header, so A buffered all of it and
+ * scanned it all again for the line's end at every read: VmRSS grew by
+ * tens of MB and round trips went from a fraction of a millisecond to
+ * hundreds.)
+ */
+#define FLOOD_MS	4000
+#define FLOOD_RSS_KB	(8 * 1024)	/* VmRSS growth allowed */
+
+START_TEST(metrics_endless_header)
+{
+	int mp = it_free_port(), port = it_free_port(), e, fl = -1, i, n = 0;
+	int reconnects = 0, rounds = 0;
+	long before[50], during[4000], rss0, rss = 0, r, m0, m1, p90;
+	char *junk = it_calloc(1, 65536);
+	struct it_mxd *a, *b;
+	int64_t deadline;
+
+	metrics_pair(&a, &b, mp, port);
+	e = open_echo(port);
+	for (i = 0; i < 50; i++)
+		before[i] = rtt_us(e);
+	m0 = median(before, 50);
+	rss0 = it_rss_kb(a->pid);
+	memset(junk, 'a', 65536);
+	deadline = it_now_ms() + FLOOD_MS;
+	while (it_now_ms() < deadline) {
+		if (fl < 0) {
+			fl = it_connect(mp);
+			ck_assert_msg(fl >= 0, "connect: %s", strerror(errno));
+			ck_assert(fcntl(fl, F_SETFL, O_NONBLOCK) == 0);
+			ck_assert(send(fl, "GET /", 5, MSG_NOSIGNAL) == 5);
+		}
+		if (send(fl, junk, 65536, MSG_NOSIGNAL) < 0 &&
+		    errno != EAGAIN) {
+			it_close(fl);
+			fl = -1;
+			reconnects++;
+		}
+		if (rounds++ % 4 == 0 && n < 4000)
+			during[n++] = rtt_us(e);
+		if ((r = it_rss_kb(a->pid)) > rss)
+			rss = r;
+	}
+	if (fl >= 0)
+		it_close(fl);
+	m1 = median(during, n);		/* and sorted */
+	p90 = during[n * 9 / 10];
+	printf("metrics_endless_header: round trip %ld us before, %ld us "
+	    "during (medians; 90th percentile %ld us, %d samples); VmRSS "
+	    "%ld -> at most %ld KiB; mxd closed the client %d times\n", m0,
+	    m1, p90, n, rss0, rss, reconnects);
+	ck_assert_msg(rss - rss0 <= FLOOD_RSS_KB, "VmRSS grew from %ld to "
+	    "%ld KiB", rss0, rss);
+	ck_assert_msg(p90 <= 10 * m0 + 2000, "round trips took up to %ld us "
+	    "(90th percentile) during the flood, %ld us before", p90, m0);
+	ck_assert_msg(reconnects > 0, "mxd never closed the endless header");
+	it_finish_client(e, "echo client");
+	it_finish();
+}
+END_TEST
+
+/* Nonzero if ${fd} (nonblocking) has seen EOF or a reset. */
+static int
+closed_by_peer(int fd)
+{
+	char c;
+	ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+
+	return (n == 0 || (n < 0 && errno != EAGAIN));
+}
+
+/* Clients of ${fd} (${n} of them) closed by the other side. */
+static int
+count_closed(const int *fd, int n)
+{
+	int i, k = 0;
+
+	for (i = 0; i < n; i++)
+		k += closed_by_peer(fd[i]);
+	return (k);
+}
+
+/*
+ * 500 idle connections to the metrics port: mxd holds at most
+ * METRICS_CONNS of them (the oldest make room for the newest), a scrape
+ * still works meanwhile, and every one is closed once idle for
+ * METRICS_IDLE_MS.  (Before: all 500 held, with a descriptor each, for as
+ * long as the client liked.)
+ */
+#define IDLE_CLIENTS	500
+
+START_TEST(metrics_idle_connections)
+{
+	int mp = it_free_port(), port = it_free_port(), i, base, k = 0;
+	int *fd = it_calloc(IDLE_CLIENTS, sizeof(int));
+	struct it_mxd *a, *b;
+	int64_t deadline;
+	char *body;
+
+	metrics_pair(&a, &b, mp, port);
+	body = it_http_get(mp, "/healthz");
+	base = it_fd_count(a->pid);
+	for (i = 0; i < IDLE_CLIENTS; i++) {
+		fd[i] = it_connect(mp);
+		ck_assert_msg(fd[i] >= 0, "client %d: connect: %s", i,
+		    strerror(errno));
+	}
+	/* All accepted once all but METRICS_CONNS were closed. */
+	deadline = it_now_ms() + IT_WAIT_MS;
+	while ((k = count_closed(fd, IDLE_CLIENTS)) < IDLE_CLIENTS -
+	    METRICS_CONNS && it_now_ms() < deadline)
+		usleep(20000);
+	ck_assert_msg(k == IDLE_CLIENTS - METRICS_CONNS, "%d of %d idle "
+	    "clients closed, expected %d", k, IDLE_CLIENTS,
+	    IDLE_CLIENTS - METRICS_CONNS);
+	ck_assert_int_eq(it_fd_wait(a->pid, base + METRICS_CONNS, IT_WAIT_MS),
+	    base + METRICS_CONNS);
+	body = it_http_get(mp, "/healthz");
+	ck_assert_msg(strstr(body, " 200 ") != NULL && strstr(body,
+	    "Content-Type: text/plain") != NULL, "/healthz beside %d idle "
+	    "clients: %s", METRICS_CONNS, body);
+	/* The rest go once idle for METRICS_IDLE_MS. */
+	ck_assert_int_eq(it_fd_wait(a->pid, base, METRICS_IDLE_MS + 3000),
+	    base);
+	ck_assert_int_eq(count_closed(fd, IDLE_CLIENTS), IDLE_CLIENTS);
+	printf("metrics_idle_connections: %d clients: %d closed at once, "
+	    "%d held (%d descriptors), all closed within %d ms idle\n",
+	    IDLE_CLIENTS, k, METRICS_CONNS, base + METRICS_CONNS,
+	    METRICS_IDLE_MS + 3000);
+	for (i = 0; i < IDLE_CLIENTS; i++)
+		it_close(fd[i]);
+	it_finish();
+}
+END_TEST
+
+/* metrics = an address in use: mxd says why it cannot listen. */
+START_TEST(metrics_cannot_listen)
+{
+	int mp, lfd = it_listen(1, 0, &mp);
+	const char *path = conf("m.conf", mp, "", "listen", it_free_port(), "",
+	    "");
+	struct it_mxd *m = it_mxd_start(path);
+
+	it_mxd_wait_log(m, it_fmt("metrics: cannot listen on %s:%d: Address "
+	    "already in use", IT_HOST, mp), IT_WAIT_MS);
+	ck_assert_msg(it_mxd_wait_exit(m, IT_WAIT_MS) != -1, "mxd did not "
+	    "exit");
+	it_close(lfd);
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ descriptors */
+
+/* The lowest descriptor number ${pid} does not use. */
+static int
+lowest_free_fd(pid_t pid)
+{
+	char used[4096] = { 0 };
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	ck_assert((d = opendir(it_fmt("/proc/%d/fd", (int)pid))) != NULL);
+	while ((de = readdir(d)) != NULL)
+		if ((fd = atoi(de->d_name)) >= 0 && fd < (int)sizeof(used) &&
+		    de->d_name[0] != '.')
+			used[fd] = 1;
+	closedir(d);
+	for (fd = 0; fd < (int)sizeof(used) && used[fd]; fd++)
+		continue;
+	ck_assert_msg(fd < (int)sizeof(used), "pid %d: no free descriptor "
+	    "below %zu", (int)pid, sizeof(used));
+	return (fd);
+}
+
+/* Set the soft descriptor limit of ${pid} to ${n}. */
+static void
+set_nofile(pid_t pid, rlim_t n)
+{
+	struct rlimit rl;
+
+	ck_assert(prlimit(pid, RLIMIT_NOFILE, NULL, &rl) == 0);
+	rl.rlim_cur = n;
+	ck_assert_msg(prlimit(pid, RLIMIT_NOFILE, &rl, NULL) == 0,
+	    "prlimit: %s", strerror(errno));
+}
+
+/*
+ * A reload while a service's accepts are paused (out of descriptors) keeps
+ * the pause's timer with the listener: once descriptors are free the
+ * service accepts again.  (Before, the new service object got the paused
+ * listener and the old one took the timer that would resume it along when
+ * it went: the service never accepted again.)
+ */
+START_TEST(reload_during_accept_pause)
+{
+	struct it_targets *t = it_targets_start();
+	int link = it_free_port(), port = it_free_port(), e, q, low;
+	const char *aconf;
+	struct rlimit rl;
+	struct it_mxd *a, *b;
+	char c;
+
+	aconf = conf("a.conf", 0, "", "connect", link, "",
+	    it_svc_accept("echo", port));
+	pair(&a, &b, aconf, conf("b.conf", 0, "", "listen", link, "",
+	    it_svc_connect("echo", t->port[IT_ECHO])));
+	e = open_echo(port);
+	ck_assert(prlimit(a->pid, RLIMIT_NOFILE, NULL, &rl) == 0);
+
+	/* No descriptor left below the limit: the next client waits in the
+	 * listen queue while accepts pause. */
+	low = lowest_free_fd(a->pid);
+	set_nofile(a->pid, (rlim_t)low);
+	q = it_connect(port);
+	ck_assert_msg(q >= 0, "connect: %s", strerror(errno));
+	ck_assert(it_send_all(q, "x", 1) == 0);
+	it_mxd_wait_log(a, "service echo: accept: Too many open files: "
+	    "pausing accepts until descriptors free up", IT_WAIT_MS);
+
+	/* Room to read the file, and a reload within the pause of 100 ms
+	 * (the test acts as soon as the line is there; should the pause end
+	 * first, the reload merely comes too late to matter). */
+	set_nofile(a->pid, (rlim_t)low + 2);
+	it_mxd_signal(a, SIGHUP);
+	it_mxd_wait_log(a, "reloaded", IT_WAIT_MS);
+	ck_assert_msg(it_recv_wait(q, &c, 1, IT_WAIT_MS) == 1 && c == 'x',
+	    "the waiting client was not served after the reload: the "
+	    "service's accepts stayed paused");
+	it_finish_client(q, "waiting client");
+	set_nofile(a->pid, rl.rlim_cur);
+	it_finish_client(open_echo(port), "echo client");
+	it_echo(e, "untouched");
+	it_finish_client(e, "echo client");
+	it_finish();
+}
+END_TEST
+
 /* ------------------------------------------------------------ user */
 
 /* The value of line ${key} ("Uid:", ...) of /proc/${pid}/status. */
@@ -692,14 +992,18 @@ limits_suite(void)
 
 	tcase_set_timeout(t, 120);
 	tcase_add_checked_fixture(t, it_init, it_cleanup);
-	tcase_add_test(t, no_open_proxy);
-	tcase_add_loop_test(t, proxy_protocol, 0, 2);
-	tcase_add_loop_test(t, limit_max_channels, 0, 2);
-	tcase_add_test(t, limit_max_pending_connects);
-	tcase_add_test(t, limit_max_buffered);
-	tcase_add_test(t, limit_rate);
-	tcase_add_test(t, drop_privileges);
-	tcase_add_test(t, unknown_user);
+	IT_ADD(t, no_open_proxy);
+	IT_ADD_LOOP(t, proxy_protocol, 2);
+	IT_ADD_LOOP(t, limit_max_channels, 2);
+	IT_ADD(t, limit_max_pending_connects);
+	IT_ADD(t, limit_max_buffered);
+	IT_ADD(t, limit_rate);
+	IT_ADD(t, reload_during_accept_pause);
+	IT_ADD(t, metrics_endless_header);
+	IT_ADD(t, metrics_idle_connections);
+	IT_ADD(t, metrics_cannot_listen);
+	IT_ADD(t, drop_privileges);
+	IT_ADD(t, unknown_user);
 	suite_add_tcase(s, t);
 	return (s);
 }
