@@ -98,23 +98,6 @@ struct link {
 static void link_redial(struct link *);
 static void link_lost(struct link *, const struct lsess *);
 
-/* ${ms} as the configuration would write it ("30s", "1500ms", "2m"), in
- * ${buf} of ${len}; returns ${buf}. */
-static const char *
-fmt_ms(char *buf, size_t len, uint64_t ms)
-{
-
-	if (ms != 0 && ms % 3600000 == 0)
-		snprintf(buf, len, "%juh", (uintmax_t)(ms / 3600000));
-	else if (ms != 0 && ms % 60000 == 0)
-		snprintf(buf, len, "%jum", (uintmax_t)(ms / 60000));
-	else if (ms % 1000 == 0)
-		snprintf(buf, len, "%jus", (uintmax_t)(ms / 1000));
-	else
-		snprintf(buf, len, "%jums", (uintmax_t)ms);
-	return (buf);
-}
-
 /* Unless ${l} listens, count a failed attempt and dial again later. */
 static void
 link_retry(struct link *l)
@@ -402,7 +385,6 @@ on_lost(struct session *sess, const char *why, void *arg)
 {
 	struct lsess *ls = arg;
 	struct link *l = ls->l;
-	char t[32];
 
 	if (l->cur != ls || l->draining) {
 		on_down(sess, why, arg);
@@ -417,7 +399,7 @@ on_lost(struct session *sess, const char *why, void *arg)
 	ls->held = 1;
 	log_warn("link %s: lost: %s (%u channels held, resuming for up to "
 	    "%s)", ls->peer, why, mux_stream_count(session_mux(sess)),
-	    fmt_ms(t, sizeof(t), l->d->cfg->resume_timeout_ms));
+	    fmt_duration(l->d->cfg->resume_timeout_ms).s);
 	if (!l->listening) {
 		l->failing = 0;
 		l->backoff_ms = l->d->cfg->reconnect_min_ms;
