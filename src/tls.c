@@ -1,6 +1,7 @@
 /*
  * tls: see tls.h.
  */
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,6 +86,42 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errlen)
 	return (ctx);
 }
 
+/* Nonzero if ${s} is an IPv4 or IPv6 address literal. */
+static int
+is_ip_literal(const char *s)
+{
+	unsigned char a[16];
+
+	return (inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1);
+}
+
+/*
+ * Check ${cert}, named ${name}, against tls_peer_name ${want}: a DNS name,
+ * or an IP address, which X509_check_host never matches (it would look for
+ * a DNS name "10.0.0.2").  Returns 0, or -1 with the reason in ${why} (size
+ * ${len}).
+ */
+static int
+check_name(X509 *cert, const char *name, const char *want, char *why,
+    size_t len)
+{
+
+	if (is_ip_literal(want)) {
+		if (X509_check_ip_asc(cert, want, 0) == 1)
+			return (0);
+		snprintf(why, len, "certificate %s is not for IP address %s "
+		    "(tls_peer_name: not among its subjectAltName IP "
+		    "addresses)", name, want);
+		return (-1);
+	}
+	if (X509_check_host(cert, want, 0,
+	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1)
+		return (0);
+	snprintf(why, len, "certificate %s is not for %s (tls_peer_name)", name,
+	    want);
+	return (-1);
+}
+
 /* Check the peer of ${ssl} against ${cfg}. */
 int
 tls_check(SSL *ssl, const struct config *cfg, char *why, size_t len)
@@ -99,13 +136,9 @@ tls_check(SSL *ssl, const struct config *cfg, char *why, size_t len)
 		return (-1);
 	}
 	X509_NAME_oneline(X509_get_subject_name(cert), name, sizeof(name));
-	if (cfg->tls_peer_name != NULL && X509_check_host(cert,
-	    cfg->tls_peer_name, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
-	    NULL) != 1) {
-		snprintf(why, len, "certificate %s is not for %s "
-		    "(tls_peer_name)", name, cfg->tls_peer_name);
+	if (cfg->tls_peer_name != NULL &&
+	    check_name(cert, name, cfg->tls_peer_name, why, len))
 		return (-1);
-	}
 	if (!cfg->tls_pin.set)
 		return (0);
 	if ((n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der)) < 0) {

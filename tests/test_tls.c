@@ -215,6 +215,54 @@ static const struct bad_peer {
 	{ NULL, "TLS refused: not a TLS handshake (is the peer's tls off?)" },
 };
 
+/*
+ * Make certificate ${name}.pem and its key, for /CN=b.mxd.test and IP
+ * address ${ip} (its only subjectAltName), signed by ca (it_make_certs).
+ */
+static void
+make_ip_cert(const char *name, const char *ip)
+{
+	int st;
+
+	st = system(it_fmt("(cd '%s' && openssl ecparam -name prime256v1 "
+	    "-genkey -noout -out %s.key && openssl req -new -key %s.key "
+	    "-subj /CN=b.mxd.test -out %s.csr && printf "
+	    "'subjectAltName=IP:%s\\n' >%s.ext && openssl x509 -req -in %s.csr "
+	    "-CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -extfile %s.ext "
+	    "-out %s.pem) >>'%s' 2>&1", it_path(""), name, name, name, ip,
+	    name, name, name, name, it_path("certs.log")));
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "making %s.pem "
+	    "failed (status %#x): see %s", name, st, it_path("certs.log"));
+}
+
+/*
+ * tls_peer_name may be an IP address, checked against the certificate's IP
+ * addresses: B's certificate is for 127.0.0.1, which A asks for (_i 0: the
+ * link comes up), or A asks for 127.0.0.2 (_i 1: refused, saying so).
+ */
+START_TEST(tls_peer_name_ip)
+{
+	int link = it_free_port();
+	struct it_mxd *a;
+	const char *want = "TLS refused: certificate /CN=b.mxd.test is not "
+	    "for IP address 127.0.0.2 (tls_peer_name";
+
+	it_make_certs();
+	make_ip_cert("bip", "127.0.0.1");
+	start_listener(write_conf("b.conf", "listen", link, "bip", NULL, ""));
+	a = it_mxd_start(write_conf("a.conf", "connect", link, "a",
+	    _i == 0 ? "tls_peer_name = 127.0.0.1\n" :
+	    "tls_peer_name = 127.0.0.2\n", ""));
+	if (_i == 0) {
+		it_mxd_wait_log(a, "up (connected, TLSv1.3)", IT_WAIT_MS);
+	} else {
+		it_mxd_wait_log(a, want, IT_WAIT_MS);
+		ck_assert_msg(it_mxd_log_count(a, "up (") == 0, "A took it");
+	}
+	it_finish();
+}
+END_TEST
+
 /* A bad peer C dials B: refused before any frame, while B keeps A. */
 START_TEST(tls_listener_refuses)
 {
@@ -381,8 +429,6 @@ START_TEST(tls_check_files)
 }
 END_TEST
 
-/* A reload with TLS files that cannot be loaded changes nothing; a good
- * one is taken. */
 /*
  * A reload while a TLS handshake is under way: the handshake completes and
  * is checked with the configuration in force then (the one it started with
@@ -422,6 +468,8 @@ START_TEST(tls_reload_mid_handshake)
 }
 END_TEST
 
+/* A reload with TLS files that cannot be loaded changes nothing; a good
+ * one is taken. */
 START_TEST(tls_reload)
 {
 	struct pair p;
@@ -469,19 +517,20 @@ tls_suite(void)
 
 	tcase_set_timeout(t, 120);
 	tcase_add_checked_fixture(t, it_init, it_cleanup);
-	tcase_add_test(t, tls_good_pair);
-	tcase_add_test(t, tls_many_flows);
-	tcase_add_test(t, tls_peer_restart);
-	tcase_add_loop_test(t, tls_listener_refuses, 0,
+	IT_ADD(t, tls_good_pair);
+	IT_ADD(t, tls_many_flows);
+	IT_ADD(t, tls_peer_restart);
+	IT_ADD_LOOP(t, tls_listener_refuses,
 	    (int)(sizeof(bad_peers) / sizeof(bad_peers[0])));
-	tcase_add_loop_test(t, tls_dialer_refuses, 0,
+	IT_ADD_LOOP(t, tls_dialer_refuses,
 	    (int)(sizeof(bad_listeners) / sizeof(bad_listeners[0])));
-	tcase_add_loop_test(t, tls_version, 0, 2);
-	tcase_add_test(t, tls_handshake_deadline);
-	tcase_add_test(t, tls_check_files);
-	tcase_add_test(t, tls_reload);
-	tcase_add_test(t, tls_reload_mid_handshake);
-	tcase_add_test(t, plain_link_warning);
+	IT_ADD_LOOP(t, tls_version, 2);
+	IT_ADD(t, tls_handshake_deadline);
+	IT_ADD(t, tls_check_files);
+	IT_ADD_LOOP(t, tls_peer_name_ip, 2);
+	IT_ADD(t, tls_reload);
+	IT_ADD(t, tls_reload_mid_handshake);
+	IT_ADD(t, plain_link_warning);
 	suite_add_tcase(s, t);
 	return (s);
 }
