@@ -182,7 +182,7 @@ static const struct key {
 };
 
 /* The [link] keys that only mean something with tls = on; the first three
- * are required then. */
+ * are required then (tls_ca only without tls_pin: see check_tls). */
 static const enum key_id tls_keys[] = {
 	K_TLS_CERT, K_TLS_KEY, K_TLS_CA, K_TLS_PEER_NAME, K_TLS_PIN,
 	K_TLS_MIN_VERSION
@@ -596,9 +596,11 @@ check_order(struct parser *p, int ok, enum key_id lo, enum key_id hi,
 }
 
 /*
- * With tls = on in the [link] section of ${p}, the certificate, key and CA
- * are required; with it off, no other tls_ key may be set (a certificate
- * configured on a plain link is a mistake, not a choice).
+ * With tls = on in the [link] section of ${p}, the certificate and key are
+ * required, and a CA or a pin to trust the peer by (tls_ca, tls_pin or
+ * both: a pin alone is trust like an SSH host key's); with it off, no other
+ * tls_ key may be set (a certificate configured on a plain link is a
+ * mistake, not a choice).
  */
 static int
 check_tls(struct parser *p)
@@ -608,9 +610,11 @@ check_tls(struct parser *p)
 
 	for (i = 0; i < sizeof(tls_keys) / sizeof(tls_keys[0]); i++) {
 		k = tls_keys[i];
-		if (p->c->tls && i < TLS_REQUIRED && p->keyline[k] == 0)
+		if (p->c->tls && i < TLS_REQUIRED && p->keyline[k] == 0 &&
+		    (k != K_TLS_CA || p->keyline[K_TLS_PIN] == 0))
 			return (fail(p, p->keyline[K_TLS], "link", "tls",
-			    "needs %s", keys[k].name));
+			    "needs %s", k == K_TLS_CA ? "tls_ca or tls_pin" :
+			    keys[k].name));
 		if (!p->c->tls && p->keyline[k] != 0)
 			return (fail(p, p->keyline[k], "link", keys[k].name,
 			    "needs tls = on"));

@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "keygen.h"
 #include "link.h"
 #include "log.h"
 #include "metrics.h"
@@ -44,6 +45,7 @@ usage(FILE *f)
 
 	fprintf(f,
 	    "usage: mxd [-c FILE] [-t] [-v] [-V] [-h]\n"
+	    "       mxd keygen [-f] DIR\n"
 	    "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
 	    "  -t       check the configuration and exit (0 good, 1 bad)\n"
 	    "  -v       more logging (debug)\n"
@@ -338,6 +340,9 @@ main(int argc, char *argv[])
 	char err[512];
 	size_t i;
 
+	/* Subcommands come first, with options of their own. */
+	if (argc > 1 && strcmp(argv[1], "keygen") == 0)
+		return (keygen_main(argc - 1, argv + 1));
 	memset(&x, 0, sizeof(x));
 	x.path = DEFAULT_CONFIG;
 	while ((ch = getopt(argc, argv, "c:tvVh")) != -1) {

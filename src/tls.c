@@ -1,6 +1,7 @@
 /*
  * tls: see tls.h.
  */
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 #include "config.h"
 #include "log.h"
 #include "tls.h"
+
+_Static_assert(CONFIG_PIN_LEN == SHA256_DIGEST_LENGTH, "tls_pin is SHA-256");
 
 /*
  * Fail tls_ctx_new on key ${key} (file ${path}): free ${ctx} and write into
@@ -36,6 +39,20 @@ ctx_fail(SSL_CTX *ctx, const char *key, const char *path, char *err,
 	return (NULL);
 }
 
+/*
+ * OpenSSL's verification of the peer's chain without tls_ca: any will do,
+ * and tls_check's pin, mandatory then, decides (pin-only trust, like an SSH
+ * host key).  ${ok} and ${store} are OpenSSL's verdict and state.
+ */
+static int
+verify_any(int ok, X509_STORE_CTX *store)
+{
+
+	(void)ok;
+	(void)store;
+	return (1);
+}
+
 /* A context for the link of ${cfg}. */
 SSL_CTX *
 tls_ctx_new(const struct config *cfg, char *err, size_t errlen)
@@ -54,7 +71,8 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errlen)
 	/* Both sides must show a certificate; no session resumption, which
 	 * would skip the checks of tls_check. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
-	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, cfg->tls_ca == NULL ? verify_any :
+	    NULL);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	/* A peer that closes without close_notify has merely closed (the
 	 * link ends with it either way).  No TLS 1.2 renegotiation: the
@@ -71,12 +89,16 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errlen)
 	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key,
 	    SSL_FILETYPE_PEM) != 1)
 		return (ctx_fail(ctx, "tls_key", cfg->tls_key, err, errlen));
-	if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1)
-		return (ctx_fail(ctx, "tls_ca", cfg->tls_ca, err, errlen));
-	/* The listening side names the CAs it accepts. */
-	if ((cas = SSL_load_client_CA_file(cfg->tls_ca)) == NULL)
-		return (ctx_fail(ctx, "tls_ca", cfg->tls_ca, err, errlen));
-	SSL_CTX_set_client_CA_list(ctx, cas);
+	if (cfg->tls_ca != NULL) {
+		if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1)
+			return (ctx_fail(ctx, "tls_ca", cfg->tls_ca, err,
+			    errlen));
+		/* The listening side names the CAs it accepts. */
+		if ((cas = SSL_load_client_CA_file(cfg->tls_ca)) == NULL)
+			return (ctx_fail(ctx, "tls_ca", cfg->tls_ca, err,
+			    errlen));
+		SSL_CTX_set_client_CA_list(ctx, cas);
+	}
 
 	cert = SSL_CTX_get0_certificate(ctx);
 	if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
@@ -85,42 +107,107 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errlen)
 	return (ctx);
 }
 
+/* Nonzero if ${s} is an IPv4 or IPv6 address literal. */
+static int
+is_ip_literal(const char *s)
+{
+	unsigned char a[16];
+
+	return (inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1);
+}
+
+/*
+ * Check ${cert}, named ${name}, against tls_peer_name ${want}: a DNS name,
+ * or an IP address, which X509_check_host never matches (it would look for
+ * a DNS name "10.0.0.2").  Returns 0, or -1 with the reason in ${why} (size
+ * ${len}).
+ */
+static int
+check_name(X509 *cert, const char *name, const char *want, char *why,
+    size_t len)
+{
+
+	if (is_ip_literal(want)) {
+		if (X509_check_ip_asc(cert, want, 0) == 1)
+			return (0);
+		snprintf(why, len, "certificate %s is not for IP address %s "
+		    "(tls_peer_name: not among its subjectAltName IP "
+		    "addresses)", name, want);
+		return (-1);
+	}
+	if (X509_check_host(cert, want, 0,
+	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1)
+		return (0);
+	snprintf(why, len, "certificate %s is not for %s (tls_peer_name)", name,
+	    want);
+	return (-1);
+}
+
 /* Check the peer of ${ssl} against ${cfg}. */
 int
 tls_check(SSL *ssl, const struct config *cfg, char *why, size_t len)
 {
-	unsigned char md[SHA256_DIGEST_LENGTH], *der = NULL;
-	char name[256], b64[4 * ((SHA256_DIGEST_LENGTH + 2) / 3) + 1];
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char name[256], pin[TLS_PIN_TEXT];
 	X509 *cert;
-	int n;
 
 	if ((cert = SSL_get0_peer_certificate(ssl)) == NULL) {
 		snprintf(why, len, "no certificate");
 		return (-1);
 	}
 	X509_NAME_oneline(X509_get_subject_name(cert), name, sizeof(name));
-	if (cfg->tls_peer_name != NULL && X509_check_host(cert,
-	    cfg->tls_peer_name, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
-	    NULL) != 1) {
-		snprintf(why, len, "certificate %s is not for %s "
-		    "(tls_peer_name)", name, cfg->tls_peer_name);
+	if (cfg->tls_peer_name != NULL &&
+	    check_name(cert, name, cfg->tls_peer_name, why, len))
+		return (-1);
+	/* Without tls_ca in the context the handshake ran with, nothing has
+	 * checked the certificate yet: then the pin must (config.c asks for
+	 * one, and a reload may have changed ${cfg} since). */
+	if (!cfg->tls_pin.set) {
+		if (SSL_get_verify_callback(ssl) != verify_any)
+			return (0);
+		snprintf(why, len, "certificate %s: no tls_ca checked it, and "
+		    "no tls_pin is set", name);
 		return (-1);
 	}
-	if (!cfg->tls_pin.set)
-		return (0);
-	if ((n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der)) < 0) {
+	if (tls_pin(cert, md, pin)) {
 		snprintf(why, len, "cannot encode the public key");
 		return (-1);
 	}
-	SHA256(der, (size_t)n, md);
-	OPENSSL_free(der);
 	if (CRYPTO_memcmp(md, cfg->tls_pin.sha256, sizeof(md)) != 0) {
-		EVP_EncodeBlock((unsigned char *)b64, md, sizeof(md));
 		snprintf(why, len, "public key of certificate %s does not "
-		    "match tls_pin (it is sha256:%s)", name, b64);
+		    "match tls_pin (it is %s)", name, pin);
 		return (-1);
 	}
 	return (0);
+}
+
+/* The pin of ${cert}. */
+int
+tls_pin(X509 *cert, unsigned char *md, char *text)
+{
+	unsigned char d[SHA256_DIGEST_LENGTH], *der = NULL;
+	int n;
+
+	if ((n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der)) < 0)
+		return (-1);
+	SHA256(der, (size_t)n, d);
+	OPENSSL_free(der);
+	if (md != NULL)
+		memcpy(md, d, sizeof(d));
+	if (text != NULL) {
+		memcpy(text, "sha256:", 7);
+		EVP_EncodeBlock((unsigned char *)text + 7, d, sizeof(d));
+	}
+	return (0);
+}
+
+/* The pin of the peer of ${ssl}. */
+int
+tls_peer_pin(SSL *ssl, unsigned char *md, char *text)
+{
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+
+	return (cert != NULL ? tls_pin(cert, md, text) : -1);
 }
 
 /*

@@ -1,9 +1,11 @@
 /*
  * tls: the link's TLS, through OpenSSL.  The context comes from the [link]
  * tls_ keys: TLS 1.3 only unless tls_min_version says 1.2, and both sides
- * present a certificate that the other checks against its tls_ca (mutual
- * authentication).  Once a handshake has finished, tls_check makes the
- * checks OpenSSL's verification does not: tls_peer_name and tls_pin.
+ * present a certificate.  The peer's is checked against tls_ca, if set, by
+ * OpenSSL's verification; without tls_ca (pin-only trust, like an SSH host
+ * key) any certificate passes that step and tls_pin decides.  Once a
+ * handshake has finished, tls_check makes the checks OpenSSL's verification
+ * does not: tls_peer_name and tls_pin.
  */
 #ifndef MXD_TLS_H
 #define MXD_TLS_H
@@ -15,6 +17,10 @@
 struct bufferevent;
 struct config;
 
+/* A public key's pin as tls_pin takes it, "sha256:" and 44 base64
+ * characters, with its NUL. */
+#define TLS_PIN_TEXT	52
+
 /*
  * A context for the link of ${cfg} (tls = on), with its certificate and key
  * loaded.  NULL on failure, with a message naming the key and the file in
@@ -24,10 +30,22 @@ SSL_CTX *tls_ctx_new(const struct config *cfg, char *err, size_t errlen);
 
 /*
  * Check the peer of ${ssl}, whose handshake has finished, against the
- * tls_peer_name and tls_pin of ${cfg}.  Returns 0, or -1 with the reason in
- * ${why} (size ${len}).
+ * tls_peer_name and tls_pin of ${cfg} (without tls_ca the pin is all there
+ * is, and must match).  Returns 0, or -1 with the reason in ${why} (size
+ * ${len}).
  */
 int tls_check(SSL *ssl, const struct config *cfg, char *why, size_t len);
+
+/*
+ * The pin of ${cert}'s public key: the SHA-256 of its DER
+ * SubjectPublicKeyInfo into ${md} (32 bytes, unless NULL) and as tls_pin
+ * writes it into ${text} (TLS_PIN_TEXT bytes, unless NULL).  Returns 0, or
+ * -1 if the key cannot be encoded.
+ */
+int tls_pin(X509 *cert, unsigned char *md, char *text);
+
+/* The same for the certificate the peer of ${ssl} showed; -1 without one. */
+int tls_peer_pin(SSL *ssl, unsigned char *md, char *text);
 
 /*
  * The OpenSSL error that ended TLS bufferevent ${bev}, or 0 if none did

@@ -362,10 +362,10 @@ static const struct bad {
 	{ LINK "tls = on\ntls_cert = c.pem\n",
 	  ":3: [link] tls: needs tls_key" },
 	{ LINK "tls = on\ntls_cert = c.pem\ntls_key = k.pem\n",
-	  ":3: [link] tls: needs tls_ca" },
+	  ":3: [link] tls: needs tls_ca or tls_pin" },
 	{ LINK "tls_key = k.pem\ntls_cert = c.pem\n"
 	  "tls = on\n[svc]\naccept = 127.0.0.1:1\n",
-	  ":5: [link] tls: needs tls_ca" },
+	  ":5: [link] tls: needs tls_ca or tls_pin" },
 	{ LINK "tls_cert = c.pem\n", ":3: [link] tls_cert: needs tls = on" },
 	{ LINK "tls = off\ntls_key = k.pem\n",
 	  ":4: [link] tls_key: needs tls = on" },

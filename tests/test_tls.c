@@ -8,8 +8,11 @@
  *
  * The good pair works; every bad peer is refused, with a log line giving
  * its address and the reason, while the daemon keeps serving its good peer.
+ * "mxd keygen" makes a key and a self-signed certificate, and a pair of such
+ * keys trusts each other by pin alone (no CA).
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <check.h>
 #include <errno.h>
@@ -19,6 +22,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 
 #include "itest.h"
@@ -43,8 +49,22 @@ pin_line(const char *name)
 
 /*
  * Write configuration ${file}: [link] ${mode} ("listen" or "connect") on
- * ${port} with certificate ${cert} (NULL: tls = off) checked against ca.pem
- * and ${extra} [link] lines, then ${services}.  Returns its path.
+ * ${port} with the TLS lines ${tls}, then ${services}.  Returns its path.
+ */
+static const char *
+write_conf_tls(const char *file, const char *mode, int port, const char *tls,
+    const char *services)
+{
+
+	return (it_write_file(file, it_fmt("[daemon]\nlog_level = debug\n\n"
+	    "[link]\n%s = %s:%d\nreconnect_min = 100ms\nreconnect_max = 500ms\n"
+	    "connect_timeout = 2s\ndrain_timeout = 5s\n%s\n%s", mode, IT_HOST,
+	    port, tls, services)));
+}
+
+/*
+ * The same with certificate ${cert} (NULL: tls = off) checked against
+ * ca.pem and ${extra} [link] lines.
  */
 static const char *
 write_conf(const char *file, const char *mode, int port, const char *cert,
@@ -52,10 +72,76 @@ write_conf(const char *file, const char *mode, int port, const char *cert,
 {
 	const char *tls = cert != NULL ? it_tls_link(cert) : "tls = off\n";
 
-	return (it_write_file(file, it_fmt("[daemon]\nlog_level = debug\n\n"
-	    "[link]\n%s = %s:%d\nreconnect_min = 100ms\nreconnect_max = 500ms\n"
-	    "connect_timeout = 2s\ndrain_timeout = 5s\n%s%s\n%s", mode, IT_HOST,
-	    port, tls, extra != NULL ? extra : "", services)));
+	return (write_conf_tls(file, mode, port, it_fmt("%s%s", tls,
+	    extra != NULL ? extra : ""), services));
+}
+
+/*
+ * Run "mxd keygen" (with -f if ${force}) into ${dir} of the test's
+ * directory; its stdout and stderr in *${out} and *${err}.  Returns the wait
+ * status.
+ */
+static int
+keygen(const char *dir, int force, char **out, char **err)
+{
+	const char *args[4] = { "keygen", NULL, NULL, NULL };
+
+	args[1] = force ? "-f" : it_path(dir);
+	args[2] = force ? it_path(dir) : NULL;
+	return (it_run_mxd(args, out, err, IT_WAIT_MS));
+}
+
+/* The pin of the public key in certificate file ${path}, as tls_pin takes
+ * it. */
+static const char *
+cert_pin(const char *path)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH], *der = NULL;
+	char b64[4 * ((SHA256_DIGEST_LENGTH + 2) / 3) + 1];
+	X509 *x;
+	FILE *f;
+	int n;
+
+	ck_assert_msg((f = fopen(path, "r")) != NULL, "%s: %s", path,
+	    strerror(errno));
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	ck_assert_msg(x != NULL, "%s: not a PEM certificate", path);
+	n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+	ck_assert_int_gt(n, 0);
+	SHA256(der, (size_t)n, md);
+	OPENSSL_free(der);
+	X509_free(x);
+	EVP_EncodeBlock((unsigned char *)b64, md, sizeof(md));
+	return (it_fmt("sha256:%s", b64));
+}
+
+/* "mxd keygen" into ${dir}, which must work: the pin it printed (its only
+ * line, without the newline). */
+static const char *
+keygen_pin(const char *dir)
+{
+	char *out, *err;
+	int st;
+
+	st = keygen(dir, 0, &out, &err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "mxd keygen %s: "
+	    "status %#x, stderr %s", dir, st, err);
+	ck_assert_msg(strlen(out) == 52 && strncmp(out, "sha256:", 7) == 0 &&
+	    out[51] == '\n', "mxd keygen printed \"%s\"", out);
+	out[51] = '\0';
+	return (out);
+}
+
+/* [link] lines for pin-only TLS: the certificate and key mxd keygen wrote
+ * into ${dir}, and the peer's pin ${pin}. */
+static const char *
+pin_link(const char *dir, const char *pin)
+{
+
+	return (it_fmt("tls = on\ntls_cert = %s/mxd.crt\n"
+	    "tls_key = %s/mxd.key\ntls_pin = %s\n", it_path(dir),
+	    it_path(dir), pin));
 }
 
 /* Start mxd on ${conf}, listening for the link. */
@@ -214,6 +300,54 @@ static const struct bad_peer {
 	    "not match tls_pin" },
 	{ NULL, "TLS refused: not a TLS handshake (is the peer's tls off?)" },
 };
+
+/*
+ * Make certificate ${name}.pem and its key, for /CN=b.mxd.test and IP
+ * address ${ip} (its only subjectAltName), signed by ca (it_make_certs).
+ */
+static void
+make_ip_cert(const char *name, const char *ip)
+{
+	int st;
+
+	st = system(it_fmt("(cd '%s' && openssl ecparam -name prime256v1 "
+	    "-genkey -noout -out %s.key && openssl req -new -key %s.key "
+	    "-subj /CN=b.mxd.test -out %s.csr && printf "
+	    "'subjectAltName=IP:%s\\n' >%s.ext && openssl x509 -req -in %s.csr "
+	    "-CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -extfile %s.ext "
+	    "-out %s.pem) >>'%s' 2>&1", it_path(""), name, name, name, ip,
+	    name, name, name, name, it_path("certs.log")));
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "making %s.pem "
+	    "failed (status %#x): see %s", name, st, it_path("certs.log"));
+}
+
+/*
+ * tls_peer_name may be an IP address, checked against the certificate's IP
+ * addresses: B's certificate is for 127.0.0.1, which A asks for (_i 0: the
+ * link comes up), or A asks for 127.0.0.2 (_i 1: refused, saying so).
+ */
+START_TEST(tls_peer_name_ip)
+{
+	int link = it_free_port();
+	struct it_mxd *a;
+	const char *want = "TLS refused: certificate /CN=b.mxd.test is not "
+	    "for IP address 127.0.0.2 (tls_peer_name";
+
+	it_make_certs();
+	make_ip_cert("bip", "127.0.0.1");
+	start_listener(write_conf("b.conf", "listen", link, "bip", NULL, ""));
+	a = it_mxd_start(write_conf("a.conf", "connect", link, "a",
+	    _i == 0 ? "tls_peer_name = 127.0.0.1\n" :
+	    "tls_peer_name = 127.0.0.2\n", ""));
+	if (_i == 0) {
+		it_mxd_wait_log(a, "up (connected, TLSv1.3)", IT_WAIT_MS);
+	} else {
+		it_mxd_wait_log(a, want, IT_WAIT_MS);
+		ck_assert_msg(it_mxd_log_count(a, "up (") == 0, "A took it");
+	}
+	it_finish();
+}
+END_TEST
 
 /* A bad peer C dials B: refused before any frame, while B keeps A. */
 START_TEST(tls_listener_refuses)
@@ -383,8 +517,127 @@ START_TEST(tls_check_files)
 }
 END_TEST
 
-/* A reload with TLS files that cannot be loaded changes nothing; a good
- * one is taken. */
+/*
+ * mxd keygen makes its directory, a key only its owner may read and a
+ * certificate for it, and prints the key's pin as tls_pin takes it (its
+ * only line); it never overwrites a file without -f (the error names the
+ * file, and nothing is left behind), and -f makes a new key.
+ */
+START_TEST(tls_keygen)
+{
+	const char *key, *crt, *pin, *pin2;
+	char *out, *err;
+	struct stat sb;
+	SSL_CTX *ctx;
+	int st;
+
+	pin = keygen_pin("keys/a");
+	key = it_path("keys/a/mxd.key");
+	crt = it_path("keys/a/mxd.crt");
+	ck_assert_msg(stat(key, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    (sb.st_mode & 07777) == 0600, "%s: mode %o", key,
+	    (unsigned)sb.st_mode);
+	ck_assert_msg(stat(crt, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    (sb.st_mode & 07777) == 0644, "%s: mode %o", crt,
+	    (unsigned)sb.st_mode);
+	ck_assert_str_eq(pin, cert_pin(crt));
+	/* The key is the certificate's (loading it checks). */
+	ck_assert((ctx = SSL_CTX_new(TLS_method())) != NULL);
+	ck_assert_msg(SSL_CTX_use_certificate_chain_file(ctx, crt) == 1 &&
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1,
+	    "the key and the certificate do not go together");
+	SSL_CTX_free(ctx);
+
+	st = keygen("keys/a", 0, &out, &err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "again without "
+	    "-f: status %#x", st);
+	ck_assert_str_eq(err, it_fmt("mxd: keygen: %s exists: not overwritten "
+	    "(-f replaces it)\n", key));
+	ck_assert_str_eq(out, "");
+	ck_assert_str_eq(cert_pin(crt), pin);
+	/* A certificate alone is not overwritten either, and the new key
+	 * made beside it is gone again. */
+	ck_assert(unlink(key) == 0);
+	st = keygen("keys/a", 0, &out, &err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "with only the "
+	    "certificate: status %#x", st);
+	ck_assert_str_eq(err, it_fmt("mxd: keygen: %s exists: not overwritten "
+	    "(-f replaces it)\n", crt));
+	ck_assert_msg(stat(key, &sb) == -1 && errno == ENOENT, "%s left "
+	    "behind", key);
+
+	st = keygen("keys/a", 1, &out, &err);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "-f: status %#x, "
+	    "stderr %s", st, err);
+	pin2 = it_fmt("%.*s", (int)strcspn(out, "\n"), out);
+	ck_assert_str_ne(pin2, pin);
+	ck_assert_str_eq(pin2, cert_pin(crt));
+	ck_assert_msg(stat(key, &sb) == 0 && (sb.st_mode & 07777) == 0600,
+	    "%s: mode %o after -f", key, (unsigned)sb.st_mode);
+	it_finish();
+}
+END_TEST
+
+/*
+ * Pairing without a CA: on each side the key of mxd keygen and the peer's
+ * pin.  mxd -t passes, the link comes up over TLS 1.3 and carries channels.
+ */
+START_TEST(tls_pin_only_pair)
+{
+	const char *args[4] = { "-t", "-c", NULL, NULL }, *conf[2];
+	int link = it_free_port(), port = it_free_port(), i, st;
+	struct it_targets *t = it_targets_start();
+	const char *pa = keygen_pin("a"), *pb = keygen_pin("b");
+	struct it_mxd *a, *b;
+	char *out, *err;
+
+	conf[0] = write_conf_tls("b.conf", "listen", link, pin_link("b", pa),
+	    it_svc_connect("echo", t->port[IT_ECHO]));
+	conf[1] = write_conf_tls("a.conf", "connect", link, pin_link("a", pb),
+	    it_svc_accept("echo", port));
+	for (i = 0; i < 2; i++) {
+		args[2] = conf[i];
+		st = it_run_mxd(args, &out, &err, IT_WAIT_MS);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		    "mxd -t %s: status %#x, stderr %s", conf[i], st, err);
+	}
+	b = start_listener(conf[0]);
+	a = it_mxd_start(conf[1]);
+	it_mxd_wait_log(a, "up (connected, TLSv1.3)", IT_WAIT_MS);
+	it_mxd_wait_log(b, "up (accepted, TLSv1.3)", IT_WAIT_MS);
+	echo_new(port, "pinned, no CA");
+	it_finish();
+}
+END_TEST
+
+/*
+ * Without a CA the pin is all there is: a peer whose key is not the pinned
+ * one is refused, by the listener (_i 0) or the dialer (_i 1), with a line
+ * giving the key it has; the link never comes up.
+ */
+START_TEST(tls_pin_only_refuses)
+{
+	int link = it_free_port();
+	const char *pa = keygen_pin("a"), *pb = keygen_pin("b");
+	const char *pc = keygen_pin("c"), *want;
+	struct it_mxd *a, *b, *m;
+
+	b = start_listener(write_conf_tls("b.conf", "listen", link,
+	    pin_link("b", _i == 0 ? pc : pa), ""));
+	a = it_mxd_start(write_conf_tls("a.conf", "connect", link,
+	    pin_link("a", _i == 1 ? pc : pb), ""));
+	m = _i == 0 ? b : a;
+	want = it_fmt("does not match tls_pin (it is %s)", _i == 0 ? pa : pb);
+	it_mxd_wait_log(m, want, IT_WAIT_MS);
+	assert_line(m, "TLS refused: public key of certificate /CN=", want);
+	it_mxd_mark(m);
+	it_mxd_wait_log(m, want, IT_WAIT_MS);	/* again on the redial */
+	ck_assert_msg(it_mxd_log_count(a, "up (") == 0 &&
+	    it_mxd_log_count(b, "up (") == 0, "the link came up");
+	it_finish();
+}
+END_TEST
+
 /*
  * A reload while a TLS handshake is under way: the handshake completes and
  * is checked with the configuration in force then (the one it started with
@@ -424,6 +677,8 @@ START_TEST(tls_reload_mid_handshake)
 }
 END_TEST
 
+/* A reload with TLS files that cannot be loaded changes nothing; a good
+ * one is taken. */
 START_TEST(tls_reload)
 {
 	struct pair p;
@@ -471,19 +726,23 @@ tls_suite(void)
 
 	tcase_set_timeout(t, 120);
 	tcase_add_checked_fixture(t, it_init, it_cleanup);
-	tcase_add_test(t, tls_good_pair);
-	tcase_add_test(t, tls_many_flows);
-	tcase_add_test(t, tls_peer_restart);
-	tcase_add_loop_test(t, tls_listener_refuses, 0,
+	IT_ADD(t, tls_good_pair);
+	IT_ADD(t, tls_many_flows);
+	IT_ADD(t, tls_peer_restart);
+	IT_ADD_LOOP(t, tls_listener_refuses,
 	    (int)(sizeof(bad_peers) / sizeof(bad_peers[0])));
-	tcase_add_loop_test(t, tls_dialer_refuses, 0,
+	IT_ADD_LOOP(t, tls_dialer_refuses,
 	    (int)(sizeof(bad_listeners) / sizeof(bad_listeners[0])));
-	tcase_add_loop_test(t, tls_version, 0, 2);
-	tcase_add_test(t, tls_handshake_deadline);
-	tcase_add_test(t, tls_check_files);
-	tcase_add_test(t, tls_reload);
-	tcase_add_test(t, tls_reload_mid_handshake);
-	tcase_add_test(t, plain_link_warning);
+	IT_ADD_LOOP(t, tls_version, 2);
+	IT_ADD(t, tls_handshake_deadline);
+	IT_ADD(t, tls_check_files);
+	IT_ADD_LOOP(t, tls_peer_name_ip, 2);
+	IT_ADD(t, tls_keygen);
+	IT_ADD(t, tls_pin_only_pair);
+	IT_ADD_LOOP(t, tls_pin_only_refuses, 2);
+	IT_ADD(t, tls_reload);
+	IT_ADD(t, tls_reload_mid_handshake);
+	IT_ADD(t, plain_link_warning);
 	suite_add_tcase(s, t);
 	return (s);
 }
