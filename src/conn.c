@@ -14,7 +14,6 @@
 #include <event2/event.h>
 
 #include <openssl/err.h>
-#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -437,17 +436,8 @@ conn_set_lowat(struct conn *c, size_t lowat)
 int
 conn_peer_pin(const struct conn *c, unsigned char out[32])
 {
-	unsigned char *der = NULL;
-	X509 *cert;
-	int n;
 
-	if (c->ssl == NULL ||
-	    (cert = SSL_get0_peer_certificate(c->ssl)) == NULL ||
-	    (n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der)) < 0)
-		return (-1);
-	SHA256(der, (size_t)n, out);
-	OPENSSL_free(der);
-	return (0);
+	return (c->ssl != NULL ? tls_peer_pin(c->ssl, out, NULL) : -1);
 }
 
 int
