@@ -98,7 +98,7 @@ static const struct words tls_version = {
 
 /* The keys; an index into keys[]. */
 enum key_id {
-	K_LOG_LEVEL, K_METRICS, K_USER,
+	K_LOG_LEVEL, K_METRICS, K_USER, K_CONTROL,
 	K_LINK_CONNECT, K_LINK_LISTEN, K_KEEPALIVE, K_TIMEOUT, K_RECONNECT_MIN,
 	K_RECONNECT_MAX, K_WINDOW, K_MAX_CHANNELS, K_DRAIN_TIMEOUT,
 	K_CONNECT_TIMEOUT, K_MAX_PENDING_CONNECTS, K_MAX_BUFFERED,
@@ -136,6 +136,7 @@ static const struct key {
 	    WORD(level) },
 	[K_METRICS] = { SEC_DAEMON, "metrics", CFG(metrics), PLAIN(T_ADDR) },
 	[K_USER] = { SEC_DAEMON, "user", CFG(user), PLAIN(T_STRING) },
+	[K_CONTROL] = { SEC_DAEMON, "control", CFG(control), PLAIN(T_STRING) },
 	[K_LINK_CONNECT] = { SEC_LINK, "connect", CFG(link_addr),
 	    PLAIN(T_LINK_ADDR) },
 	[K_LINK_LISTEN] = { SEC_LINK, "listen", CFG(link_addr),
@@ -541,6 +542,7 @@ config_free(struct config *c)
 	config_addr_free(&c->metrics);
 	config_addr_free(&c->link_addr);
 	free(c->user);
+	free(c->control);
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->tls_ca);
@@ -842,7 +844,11 @@ set_string(struct parser *p, const struct key *k, const char *value,
     void *dst)
 {
 
-	(void)k;
+	if (k == &keys[K_CONTROL] && strcmp(value, "off") != 0 &&
+	    (value[0] != '/' || strlen(value) >= CONFIG_CONTROL_MAX))
+		return (fail(p, p->lineno, p->section, k->name, "must be off "
+		    "or an absolute path of at most %d bytes",
+		    CONFIG_CONTROL_MAX - 1));
 	if ((*(char **)dst = strdup(value)) == NULL)
 		return (fail(p, 0, NULL, NULL, "out of memory"));
 	return (0);
@@ -1257,6 +1263,33 @@ check_listeners(struct parser *p)
 	}
 	free(pl);
 	return (rc);
+}
+
+/*
+ * The control socket of ${c} into ${buf} (size ${len}): [daemon] control,
+ * or by default /run/mxd/STEM/control.sock for a file STEM.conf (the
+ * RuntimeDirectory= of the units: mxd.service has /run/mxd/mxd, and
+ * mxd@NAME.service, for /etc/mxd/NAME.conf, /run/mxd/NAME).
+ */
+int
+config_control_path(const struct config *c, char *buf, size_t len)
+{
+	const char *base = strrchr(c->path, '/');
+	size_t n;
+	int w;
+
+	if (c->control != NULL) {
+		if (strcmp(c->control, "off") == 0)
+			return (-1);
+		snprintf(buf, len, "%s", c->control);
+		return (0);
+	}
+	base = base != NULL ? base + 1 : c->path;
+	n = strlen(base);
+	if (n > 5 && strcmp(base + n - 5, ".conf") == 0)
+		n -= 5;
+	w = snprintf(buf, len, "/run/mxd/%.*s/control.sock", (int)n, base);
+	return (w < 0 || (size_t)w >= len || w >= CONFIG_CONTROL_MAX ? -1 : 0);
 }
 
 /* Resolve the names in ${c}'s addresses; warn through ${warn}(${arg}). */

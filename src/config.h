@@ -23,6 +23,9 @@ enum tls_version { TLS_V12, TLS_V13 };
 /* The SHA-256 length, for [link] tls_pin. */
 #define CONFIG_PIN_LEN	32
 
+/* The size of a Unix socket's path (sun_path), for [daemon] control. */
+#define CONFIG_CONTROL_MAX	108
+
 /* Room for the line of each key (config_key_line). */
 #define CONFIG_KEYS_MAX	32
 
@@ -60,6 +63,7 @@ struct config {
 	enum log_level log_level;
 	struct config_addr metrics;	/* host == NULL if off */
 	char	*user;			/* run as this user; NULL: as started */
+	char	*control;		/* socket path, "off"; NULL: default */
 	int	link_listen;		/* 1: [link] listen, 0: connect */
 	struct config_addr link_addr;
 	uint64_t keepalive_ms, timeout_ms, reconnect_min_ms, reconnect_max_ms,
@@ -113,6 +117,14 @@ int config_key_line(const struct config *c, const char *key);
  */
 unsigned config_check_names(const struct config *c,
     void (*warn)(void *, const char *), void *arg);
+
+/*
+ * The path of the control socket (mxd status) of ${c} in ${buf} of size
+ * ${len} (CONFIG_CONTROL_MAX will do): [daemon] control, or else
+ * /run/mxd/STEM/control.sock for a file STEM.conf.  Returns 0, or -1 if
+ * control = off (or the default would not fit a socket address).
+ */
+int config_control_path(const struct config *c, char *buf, size_t len);
 
 /* Free ${c}; NULL is ok. */
 void config_free(struct config *c);

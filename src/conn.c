@@ -434,10 +434,10 @@ conn_set_lowat(struct conn *c, size_t lowat)
 }
 
 int
-conn_peer_pin(const struct conn *c, unsigned char out[32])
+conn_peer_pin(const struct conn *c, unsigned char md[32], char *text)
 {
 
-	return (c->ssl != NULL ? tls_peer_pin(c->ssl, out, NULL) : -1);
+	return (c->ssl != NULL ? tls_peer_pin(c->ssl, md, text) : -1);
 }
 
 int

@@ -62,10 +62,10 @@ void conn_read(struct conn *c, int on);
 /* Call drained when the output falls to ${lowat} bytes. */
 void conn_set_lowat(struct conn *c, size_t lowat);
 
-/* The SHA-256 of the TLS peer's public key (its DER SubjectPublicKeyInfo,
- * as tls_pin takes it) into ${out}.  Returns 0, or -1 on a plain
- * connection. */
-int conn_peer_pin(const struct conn *c, unsigned char out[32]);
+/* The pin of the TLS peer's public key, as tls_peer_pin gives it: into
+ * ${md} (32 bytes) and, unless NULL, as text into ${text} (TLS_PIN_TEXT
+ * bytes).  Returns 0, or -1 on a plain connection. */
+int conn_peer_pin(const struct conn *c, unsigned char md[32], char *text);
 
 /* The socket of ${c}. */
 int conn_fd(const struct conn *c);

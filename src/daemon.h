@@ -5,6 +5,7 @@
 #define MXD_DAEMON_H
 
 #include <stdint.h>
+#include <time.h>
 
 struct config;
 struct event_base;
@@ -20,6 +21,7 @@ struct daemon {
 	struct link	*link;
 	uint64_t	relays;		/* channels alive, all services */
 	int		draining;	/* SIGTERM: finishing, then exit */
+	time_t		started;	/* when, for mxd status */
 };
 
 #endif

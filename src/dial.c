@@ -331,29 +331,39 @@ listener_new(struct event_base *base, const char *host, const char *port,
     int backlog, evconnlistener_cb cb, void *arg, const char *label,
     char *err, size_t errlen)
 {
+	struct evconnlistener *evl;
 	struct listener *ls;
 
-	snprintf(err, errlen, "out of memory");
-	if ((ls = calloc(1, sizeof(*ls))) == NULL)
-		goto err0;
-	if ((ls->pause = evtimer_new(base, listener_resume_cb, ls)) == NULL)
-		goto err1;
-	if ((ls->evl = listen_on(base, host, port, backlog, cb, arg, err,
+	if ((evl = listen_on(base, host, port, backlog, cb, arg, err,
 	    errlen)) == NULL)
-		goto err2;
+		return (NULL);
+	if ((ls = listener_adopt(base, evl, label)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		evconnlistener_free(evl);
+	}
+	return (ls);
+}
+
+/* Make ${evl} of ${base} a listener logged as ${label}. */
+struct listener *
+listener_adopt(struct event_base *base, struct evconnlistener *evl,
+    const char *label)
+{
+	struct listener *ls;
+
+	if ((ls = calloc(1, sizeof(*ls))) == NULL)
+		return (NULL);
+	if ((ls->pause = evtimer_new(base, listener_resume_cb, ls)) == NULL) {
+		free(ls);
+		return (NULL);
+	}
+	ls->evl = evl;
 	ls->owned = 1;
 	snprintf(ls->label, sizeof(ls->label), "%s", label);
 	evconnlistener_set_error_cb(ls->evl, listener_error_cb);
 	ls->next = listeners;
 	listeners = ls;
 	return (ls);
-
-err2:
-	event_free(ls->pause);
-err1:
-	free(ls);
-err0:
-	return (NULL);
 }
 
 /* Hand ${ls} to a new owner. */

@@ -81,6 +81,12 @@ struct listener *listener_new(struct event_base *base, const char *host,
     const char *port, int backlog, evconnlistener_cb cb, void *arg,
     const char *label, char *err, size_t errlen);
 
+/* The same for an evconnlistener ${evl} of ${base} made elsewhere (a Unix
+ * socket's): it is the listener's from now on, freed with it unless it
+ * fails (NULL: out of memory). */
+struct listener *listener_adopt(struct event_base *base,
+    struct evconnlistener *evl, const char *label);
+
 /* ${ls} has a new owner: accept to ${cb} with ${arg}, log as ${label}. */
 void listener_retarget(struct listener *ls, evconnlistener_cb cb,
     void *arg, const char *label);

@@ -62,6 +62,7 @@ struct lsess {
 	uint64_t	up_since;	/* session_now_us() when it came up */
 	char		peer[64];	/* address, for logs */
 	const char	*tls;		/* TLS version, NULL if plain */
+	char		pin[TLS_PIN_TEXT];	/* the peer's key; "": none */
 	int		dialed;		/* we connected, not accepted */
 	int		draining;	/* Go Away seen or sent */
 	int		probation;	/* not current until answered */
@@ -92,6 +93,8 @@ struct link {
 	uint32_t	pending;	/* peer's channels dialing targets */
 	int		hit[NLIMITS];	/* refusing since last logged */
 	struct link_stats st;
+	uint64_t	since;		/* session_now_us() of the last change
+					 * of link_get_info's state */
 	int		draining;	/* the daemon is shutting down */
 };
 
@@ -169,8 +172,10 @@ lsess_free(struct lsess *ls)
 	for (pp = &l->all; *pp != ls; pp = &(*pp)->next)
 		continue;
 	*pp = ls->next;
-	if (l->cur == ls)
+	if (l->cur == ls) {
 		l->cur = NULL;
+		l->since = session_now_us();
+	}
 	if (ls->probe_ev != NULL)
 		event_free(ls->probe_ev);
 	session_free(ls->sess);
@@ -195,8 +200,10 @@ lsess_retire(struct lsess *ls)
 
 	ls->draining = 1;
 	ls->probation = 0;
-	if (l->cur == ls)
+	if (l->cur == ls) {
 		l->cur = NULL;
+		l->since = session_now_us();
+	}
 	link_reap_soon(l);
 }
 
@@ -325,7 +332,7 @@ lsess_up(struct lsess *ls)
 
 	char id[2 * 16 + 1];
 
-	ls->up_since = session_now_us();
+	ls->up_since = l->since = session_now_us();
 	l->st.ups++;
 	l->dial_warned = 0;
 	session_id_hex(ls->sess, id, sizeof(id));
@@ -397,6 +404,7 @@ on_lost(struct session *sess, const char *why, void *arg)
 		return;
 	}
 	ls->held = 1;
+	l->since = session_now_us();
 	log_warn("link %s: lost: %s (%u channels held, resuming for up to "
 	    "%s)", ls->peer, why, mux_stream_count(session_mux(sess)),
 	    fmt_duration(l->d->cfg->resume_timeout_ms).s);
@@ -416,6 +424,7 @@ on_resumed(struct session *sess, uint64_t held_us, uint64_t setup_us,
 	struct link *l = ls->l;
 
 	ls->held = 0;
+	l->since = session_now_us();
 	l->st.resumptions++;
 	l->st.resent += resent;
 	l->st.resume_us += held_us;
@@ -574,6 +583,18 @@ static const struct session_handlers handlers = {
 	.on_handover = on_handover,
 };
 
+/* Name the peer of ${ls}: address ${peer}, TLS version ${tls} (NULL:
+ * plain) and key pin ${pin} ("": none). */
+static void
+lsess_name(struct lsess *ls, const char *peer, const char *tls,
+    const char *pin)
+{
+
+	snprintf(ls->peer, sizeof(ls->peer), "%s", peer);
+	snprintf(ls->pin, sizeof(ls->pin), "%s", pin);
+	ls->tls = tls;
+}
+
 /*
  * Start a session of ${l} on ${conn} (taken over), connected to the peer
  * at ${peer}; ${tls} names its TLS version, NULL if plain.  It becomes the
@@ -588,15 +609,15 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 	struct session_params sp;
 	struct lsess *ls;
 	unsigned char pin[32];
-	int has_pin = conn_peer_pin(conn, pin) == 0;
+	char pin_text[TLS_PIN_TEXT];
+	int has_pin = conn_peer_pin(conn, pin, pin_text) == 0;
 
 	/* A dialer holding the session resumes it on the new connection. */
 	if (!l->listening && !l->moving && l->cur != NULL &&
 	    session_held(l->cur->sess)) {
 		ls = l->cur;
 		if (session_attach(ls->sess, conn, has_pin ? pin : NULL) == 0) {
-			snprintf(ls->peer, sizeof(ls->peer), "%s", peer);
-			ls->tls = tls;
+			lsess_name(ls, peer, tls, has_pin ? pin_text : "");
 			log_debug("link %s: connected; resuming", peer);
 			return;
 		}
@@ -615,9 +636,8 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 	if ((ls = calloc(1, sizeof(*ls))) == NULL)
 		goto err0;
 	ls->l = l;
-	ls->tls = tls;
 	ls->dialed = !l->listening;
-	snprintf(ls->peer, sizeof(ls->peer), "%s", peer);
+	lsess_name(ls, peer, tls, has_pin ? pin_text : "");
 	mux_config_default(&sp.mux, !l->listening);
 	sp.mux.window = cfg->window;
 	/* link_admit enforces max_channels, which a reload may raise; the
@@ -1023,6 +1043,7 @@ link_new(struct daemon *d)
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		goto err0;
 	l->d = d;
+	l->since = session_now_us();
 	l->listening = cfg->link_listen;
 	l->backoff_ms = cfg->reconnect_min_ms;
 	if (cfg->tls && (l->tls = tls_ctx_new(cfg, err, sizeof(err))) == NULL) {
@@ -1125,22 +1146,6 @@ link_channels(const struct link *l)
 	return (n);
 }
 
-/* Write "<value><unit>" for ${us} microseconds into ${buf} of ${len}. */
-static void
-fmt_age(char *buf, size_t len, uint64_t us)
-{
-	uint64_t s = us / 1000000;
-
-	if (s < 120)
-		snprintf(buf, len, "%jus", (uintmax_t)s);
-	else if (s < 7200)
-		snprintf(buf, len, "%jum", (uintmax_t)(s / 60));
-	else if (s < 172800)
-		snprintf(buf, len, "%juh", (uintmax_t)(s / 3600));
-	else
-		snprintf(buf, len, "%jud", (uintmax_t)(s / 86400));
-}
-
 int
 link_flushed(const struct link *l)
 {
@@ -1156,21 +1161,49 @@ link_flushed(const struct link *l)
 void
 link_status(const struct link *l, char *buf, size_t len)
 {
-	char age[32];
+	struct link_info in;
+	struct log_duration age;
 
-	if (l->cur != NULL && (session_held(l->cur->sess) ||
-	    session_resuming(l->cur->sess))) {
-		snprintf(buf, len, "link resuming (%u channels held)",
-		    session_held_channels(l->cur->sess));
-		return;
-	}
-	if (l->cur == NULL || !session_answered(l->cur->sess)) {
+	link_get_info(l, &in);
+	age = fmt_age(in.since_s);
+	switch (in.state) {
+	case LINK_RESUMING:
+		snprintf(buf, len, "link resuming (%u channels held) for %s",
+		    in.held, age.s);
+		break;
+	case LINK_DOWN:
 		snprintf(buf, len, "link down, %u channels", link_channels(l));
-		return;
+		break;
+	default:
+		snprintf(buf, len, "link up %s to %s (%s), %u channels", age.s,
+		    in.peer, in.tls != NULL ? in.tls : "plain",
+		    link_channels(l));
 	}
-	fmt_age(age, sizeof(age), session_now_us() - l->cur->up_since);
-	snprintf(buf, len, "link up %s to %s, %u channels", age, l->cur->peer,
-	    link_channels(l));
+}
+
+_Static_assert(sizeof(((struct link_info *)0)->pin) >= TLS_PIN_TEXT,
+    "link.h: struct link_info's pin is too short");
+
+/* The state of ${l} into ${info}. */
+void
+link_get_info(const struct link *l, struct link_info *info)
+{
+	const struct lsess *ls = l->cur;
+
+	memset(info, 0, sizeof(*info));
+	info->listening = l->listening;
+	info->since_s = (double)(session_now_us() - l->since) / 1e6;
+	if (ls == NULL)
+		return;
+	if (session_held(ls->sess) || session_resuming(ls->sess)) {
+		info->state = LINK_RESUMING;
+		info->held = session_held_channels(ls->sess);
+	} else if (session_answered(ls->sess)) {
+		info->state = LINK_UP;
+	}
+	snprintf(info->peer, sizeof(info->peer), "%s", ls->peer);
+	snprintf(info->pin, sizeof(info->pin), "%s", ls->pin);
+	info->tls = ls->tls;
 }
 
 /* Seconds ${l}'s current session has been up, or -1 if it is down. */

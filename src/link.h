@@ -78,6 +78,26 @@ void link_status(const struct link *l, char *buf, size_t len);
 /* Seconds the current session of ${l} has been up, -1 while down. */
 double link_uptime(const struct link *l);
 
+/* What link_get_info says of a link. */
+enum link_state {
+	LINK_DOWN,		/* no session, or one not yet answered */
+	LINK_UP,		/* a session whose peer has answered */
+	LINK_RESUMING		/* its connection lost, the session held */
+};
+
+struct link_info {
+	enum link_state	state;
+	double		since_s;	/* seconds in this state */
+	int		listening;	/* [link] listen, not connect */
+	char		peer[64];	/* the current session's; "": none */
+	const char	*tls;		/* its TLS version; NULL: plain */
+	char		pin[52];	/* the peer's key pin; "": none */
+	uint32_t	held;		/* channels held while resuming */
+};
+
+/* Fill ${info} with the state of ${l} and its current session's peer. */
+void link_get_info(const struct link *l, struct link_info *info);
+
 /* Fill ${st} with the counters of ${l}. */
 void link_get_stats(const struct link *l, struct link_stats *st);
 

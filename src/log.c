@@ -215,6 +215,23 @@ fmt_duration(uint64_t ms)
 	return (d);
 }
 
+struct log_duration
+fmt_age(double s)
+{
+	struct log_duration d;
+	uint64_t n = s > 0 ? (uint64_t)s : 0;
+
+	if (n < 120)
+		snprintf(d.s, sizeof(d.s), "%jus", (uintmax_t)n);
+	else if (n < 7200)
+		snprintf(d.s, sizeof(d.s), "%jum", (uintmax_t)(n / 60));
+	else if (n < 172800)
+		snprintf(d.s, sizeof(d.s), "%juh", (uintmax_t)(n / 3600));
+	else
+		snprintf(d.s, sizeof(d.s), "%jud", (uintmax_t)(n / 86400));
+	return (d);
+}
+
 struct log_addr
 log_addr(const char *host, const char *port)
 {

@@ -47,6 +47,10 @@ struct log_duration {
 };
 struct log_duration fmt_duration(uint64_t ms);
 
+/* ${s} seconds of age for a person, in a whole unit: "42s", "17m" (from 2
+ * minutes), "5h" (from 2 hours), "3d" (from 2 days). */
+struct log_duration fmt_age(double s);
+
 /*
  * A rate limit for log lines of one kind that a remote party can trigger
  * as often as it likes (a refused handshake, a malformed stream, a target

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <errno.h>
+#include <getopt.h>
 #include <grp.h>
 #include <malloc.h>
 #include <pwd.h>
@@ -21,6 +22,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "control.h"
 #include "daemon.h"
 #include "keygen.h"
 #include "link.h"
@@ -29,6 +31,7 @@
 #include "ms.h"
 #include "notify.h"
 #include "service.h"
+#include "status.h"
 #include "tls.h"
 
 #define DEFAULT_CONFIG	"/etc/mxd/mxd.conf"
@@ -45,12 +48,19 @@ usage(FILE *f)
 
 	fprintf(f,
 	    "usage: mxd [-c FILE] [-t] [-v] [-V] [-h]\n"
+	    "       mxd status [-c FILE] [--json]\n"
 	    "       mxd keygen [-f] DIR\n"
-	    "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
-	    "  -t       check the configuration and exit (0 good, 1 bad)\n"
-	    "  -v       more logging (debug)\n"
-	    "  -V       print the version and exit\n"
-	    "  -h       this help\n");
+	    "  -c, --config FILE  configuration file (default "
+	    DEFAULT_CONFIG ")\n"
+	    "  -t, --test         check the configuration and exit (0 good, "
+	    "1 bad)\n"
+	    "  -v, --verbose      more logging (debug)\n"
+	    "  -V, --version      print the version and exit\n"
+	    "  -h, --help         this help\n"
+	    "  status             the link and the services of the mxd "
+	    "running with FILE\n"
+	    "  keygen             a TLS key and certificate in DIR; prints "
+	    "the key's pin\n");
 }
 
 /* Raise the soft descriptor limit to the hard one: each channel needs one. */
@@ -150,7 +160,7 @@ check_outside(const struct config *cfg, char *err, size_t errlen)
  * (logged).
  */
 static int
-drop_privileges(const struct config *cfg)
+drop_privileges(const struct config *cfg, struct control *control)
 {
 	struct passwd *pw;
 	char err[512];
@@ -165,6 +175,8 @@ drop_privileges(const struct config *cfg)
 	}
 	uid = pw->pw_uid;
 	gid = pw->pw_gid;
+	if (geteuid() == 0 && control_chown(control, uid, gid))
+		return (-1);
 	if (geteuid() != 0) {
 		if (geteuid() != uid)
 			log_warn("[daemon] user %s: not started as root, so "
@@ -197,6 +209,7 @@ struct mxd {
 	struct event	*drain_ev;
 	struct event	*status_ev;
 	struct metrics	*metrics;
+	struct control	*control;
 	uint64_t	drain_deadline_ms;
 };
 
@@ -261,6 +274,11 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 		notify_state("READY=1");
 		return;
 	}
+	if ((cfg->control == NULL) != (x->d.cfg->control == NULL) ||
+	    (cfg->control != NULL && strcmp(cfg->control,
+	    x->d.cfg->control) != 0))
+		log_warn("reload: [daemon] control changes at the next "
+		    "start");
 	if (link_reload(x->d.link, cfg, err, sizeof(err))) {
 		log_error("reload failed, keeping the running configuration: "
 		    "%s: [link] %s", x->path, err);
@@ -333,6 +351,14 @@ int
 main(int argc, char *argv[])
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR2 };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
 	struct event *sigev[4] = { NULL, NULL, NULL, NULL };
 	struct timeval status_tv = { STATUS_MS / 1000, 0 };
 	struct mxd x;
@@ -343,9 +369,11 @@ main(int argc, char *argv[])
 	/* Subcommands come first, with options of their own. */
 	if (argc > 1 && strcmp(argv[1], "keygen") == 0)
 		return (keygen_main(argc - 1, argv + 1));
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return (status_main(argc - 1, argv + 1, DEFAULT_CONFIG));
 	memset(&x, 0, sizeof(x));
 	x.path = DEFAULT_CONFIG;
-	while ((ch = getopt(argc, argv, "c:tvVh")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:tvVh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			x.path = optarg;
@@ -388,6 +416,7 @@ main(int argc, char *argv[])
 	log_set_level(x.verbose ? LOG_DEBUG : x.d.cfg->log_level);
 	log_libevent();
 	log_info("mxd %s starting with %s", MXD_VERSION, x.path);
+	x.d.started = time(NULL);
 	raise_nofile();
 	tune_malloc();
 	signal(SIGPIPE, SIG_IGN);
@@ -423,7 +452,12 @@ main(int argc, char *argv[])
 	if (x.d.cfg->metrics.host != NULL &&
 	    (x.metrics = metrics_new(&x.d)) == NULL)
 		goto err4;
-	if (drop_privileges(x.d.cfg))
+	if ((x.control = control_new(&x.d, err, sizeof(err))) == NULL &&
+	    err[0] != '\0') {
+		log_error("%s", err);
+		goto err5;
+	}
+	if (drop_privileges(x.d.cfg, x.control))
 		goto err5;
 	notify_state("READY=1");
 	status_cb(-1, 0, &x);
@@ -432,6 +466,7 @@ main(int argc, char *argv[])
 	rc = 0;
 
 err5:
+	control_free(x.control);
 	metrics_free(x.metrics);
 err4:
 	link_free(x.d.link);

@@ -107,11 +107,13 @@ static void
 metrics_render(struct daemon *d, struct evbuffer *out)
 {
 	struct link_stats ls;
+	struct link_info in;
 	struct service *svc;
 	double up = link_uptime(d->link);
 	size_t i;
 
 	link_get_stats(d->link, &ls);
+	link_get_info(d->link, &in);
 	evbuffer_add_printf(out,
 	    "# HELP mxd_link_up 1 while the link to the peer is up.\n"
 	    "# TYPE mxd_link_up gauge\nmxd_link_up %d\n"
@@ -147,6 +149,41 @@ metrics_render(struct daemon *d, struct evbuffer *out)
 		evbuffer_add_printf(out,
 		    "mxd_limit_refused_total{limit=\"%s\"} %ju\n",
 		    link_limit_keys[i], (uintmax_t)ls.refused[i]);
+	evbuffer_add_printf(out,
+	    "# HELP mxd_link_resuming 1 while the link's connection is lost "
+	    "and its session held.\n"
+	    "# TYPE mxd_link_resuming gauge\nmxd_link_resuming %d\n"
+	    "# HELP mxd_link_channels_held Channels held while resuming.\n"
+	    "# TYPE mxd_link_channels_held gauge\n"
+	    "mxd_link_channels_held %u\n"
+	    "# HELP mxd_link_resumptions_total Sessions resumed on a new "
+	    "connection.\n"
+	    "# TYPE mxd_link_resumptions_total counter\n"
+	    "mxd_link_resumptions_total %ju\n"
+	    "# HELP mxd_link_resume_failures_total Held sessions that ended "
+	    "(timeout, refused by the peer, another peer).\n"
+	    "# TYPE mxd_link_resume_failures_total counter\n"
+	    "mxd_link_resume_failures_total %ju\n"
+	    "# HELP mxd_link_resent_bytes_total Bytes sent again on "
+	    "resuming.\n"
+	    "# TYPE mxd_link_resent_bytes_total counter\n"
+	    "mxd_link_resent_bytes_total %ju\n"
+	    "# HELP mxd_link_resume_seconds_total Time sessions were held "
+	    "before they resumed.\n"
+	    "# TYPE mxd_link_resume_seconds_total counter\n"
+	    "mxd_link_resume_seconds_total %.3f\n",
+	    in.state == LINK_RESUMING, in.held, (uintmax_t)ls.resumptions,
+	    (uintmax_t)ls.resume_failures, (uintmax_t)ls.resent,
+	    ls.resume_us / 1e6);
+	/* The peer as labels of a constant series, Prometheus style. */
+	evbuffer_add_printf(out,
+	    "# HELP mxd_link_info The current session's peer: address, TLS "
+	    "version (plain: none) and key pin.\n"
+	    "# TYPE mxd_link_info gauge\n");
+	if (in.peer[0] != '\0')
+		evbuffer_add_printf(out, "mxd_link_info{peer=\"%s\",tls=\"%s\","
+		    "peer_pin=\"%s\"} 1\n", in.peer, in.tls != NULL ? in.tls :
+		    "none", in.pin);
 	for (i = 0; i < sizeof(svc_series) / sizeof(svc_series[0]); i++) {
 		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n",
 		    svc_series[i].name, svc_series[i].help,
@@ -179,11 +216,19 @@ metrics_cb(struct evhttp_request *req, void *arg)
 static void
 healthz_cb(struct evhttp_request *req, void *arg)
 {
+	static const char *const says[] = {
+		[LINK_DOWN] = "link down", [LINK_UP] = "link up",
+		[LINK_RESUMING] = "link resuming"
+	};
 	struct metrics *m = arg;
-	int up = link_uptime(m->d->link) >= 0;
+	struct link_info in;
+	int up;
 
+	/* Resuming is not down: the channels are open, only stalled. */
+	link_get_info(m->d->link, &in);
+	up = in.state != LINK_DOWN;
 	evbuffer_add_printf(evhttp_request_get_output_buffer(req), "%s\n",
-	    up ? "link up" : "link down");
+	    says[in.state]);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; charset=utf-8");
 	evhttp_send_reply(req, up ? HTTP_OK : 503,

@@ -1,6 +1,7 @@
 /*
  * metrics: an HTTP endpoint (libevent's evhttp) for Prometheus at /metrics,
- * in the text exposition format, and /healthz: 200 while the link is up,
+ * in the text exposition format, and /healthz: 200 while the link is up
+ * or resuming (its channels are open, only stalled),
  * 503 otherwise.
  */
 #ifndef MXD_METRICS_H
