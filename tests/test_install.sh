@@ -56,7 +56,7 @@ check_tree() {
 
 # --- the units say the same but for the config path and Description ---
 sed -e '1,/^$/d' systemd/mxd@.service |
-    sed -e 's|/etc/mxd/%i\.conf|/etc/mxd/mxd.conf|g' \
+    sed -e 's|/etc/mxd/%i\.conf|/etc/mxd/mxd.conf|g' -e 's|mxd/%i|mxd/mxd|g' \
 	-e 's|^\(Description=.*\) (%i)$|\1|' >"$TMP/from-template"
 sed -e '1,/^$/d' systemd/mxd.service >"$TMP/plain"
 diff -u "$TMP/from-template" "$TMP/plain" >"$TMP/diff" || {

@@ -218,6 +218,15 @@ status_up() {
 wait_for 5 'systemctl status mxd@client showing Status: "link up ..."' status_up
 say "ok: $(sb systemctl status --no-pager mxd@client | grep -m1 'Status:' | sed 's/^ *//')"
 
+# --- mxd status, as root, over the unit's control socket ---
+sb mxd status -c /etc/mxd/client.conf >"$TMP/status" 2>&1 ||
+	{ cat "$TMP/status"; fail "mxd status -c /etc/mxd/client.conf failed"; }
+grep -q '^link: *up for ' "$TMP/status" ||
+	{ cat "$TMP/status"; fail "mxd status does not show the link up"; }
+[ "$(sb stat -c %a /run/mxd/client/control.sock)" = 600 ] ||
+	fail "/run/mxd/client/control.sock is not mode 0600"
+say "ok: mxd status answers over /run/mxd/client/control.sock (0600)"
+
 # --- reload keeps an open connection working ---
 coproc LL { exec "$SANDBOX" run socat - TCP:127.0.0.1:17001; }
 ll_pid=$LL_PID
