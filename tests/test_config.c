@@ -148,6 +148,14 @@ static const struct bad {
 } bad[] = {
 	/* Unknown, misplaced, duplicate keys and sections. */
 	{ LINK "foo = 1\n", ":3: [link] foo: unknown key" },
+	/* The control socket: off or an absolute path that fits. */
+	{ "[daemon]\ncontrol = run/x.sock\n" LINK,
+	  ":2: [daemon] control: must be off or an absolute path of at most "
+	  "107 bytes" },
+	{ "[daemon]\ncontrol = /" "0123456789012345678901234567890123456789"
+	  "01234567890123456789012345678901234567890123456789012345678901234"
+	  "567\n" LINK, ":2: [daemon] control: must be off or an absolute "
+	  "path of at most 107 bytes" },
 	{ "[daemon]\nloglevel = info\n" LINK,
 	  ":2: [daemon] loglevel: unknown key; did you mean log_level?" },
 	/* The nearest key of the section, within two edits. */
@@ -575,8 +583,24 @@ START_TEST(test_full)
 }
 END_TEST
 
+/* The default control socket of a file named ${base}. */
+static const char *
+default_control(const char *base)
+{
+	static char buf[CONFIG_CONTROL_MAX];
+	size_t n = strlen(base);
+
+	if (n > 5 && strcmp(base + n - 5, ".conf") == 0)
+		n -= 5;
+	snprintf(buf, sizeof(buf), "/run/mxd/%.*s/control.sock", (int)n,
+	    base);
+	return (buf);
+}
+
 START_TEST(test_defaults)
 {
+	char path[CONFIG_CONTROL_MAX];
+	const char *stem;
 	struct config *c;
 
 	c = load("[link]\nlisten = [::1]:7000\n");
@@ -604,6 +628,13 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c->tls_min_version, TLS_V13);
 	ck_assert_ptr_null(c->services);
 	ck_assert_uint_eq(c->nservices, 0);
+	ck_assert_ptr_null(c->control);
+	ck_assert_int_eq(config_control_path(c, path, sizeof(path)), 0);
+	stem = strrchr(c->path, '/') + 1;
+	ck_assert_str_eq(path, default_control(stem));
+	config_free(c);
+	c = load("[daemon]\ncontrol = off\n" LINK);
+	ck_assert_int_eq(config_control_path(c, path, sizeof(path)), -1);
 	config_free(c);
 }
 END_TEST
