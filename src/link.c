@@ -22,8 +22,6 @@
 #include "link.h"
 #include "log.h"
 #include "ms.h"
-#include "relay.h"
-#include "service.h"
 #include "session.h"
 #include "tls.h"
 
@@ -74,6 +72,8 @@ struct lsess {
 
 struct link {
 	struct daemon	*d;
+	const struct link_upcalls *up;	/* the channels' side */
+	struct session_handlers handlers;	/* link_handlers + up's */
 	int		listening;	/* [link] listen, not connect */
 	struct lsess	*cur;		/* where new channels go */
 	struct lsess	*all;		/* cur and the draining ones */
@@ -241,7 +241,7 @@ on_stream_open(struct session *sess, struct mux_stream *s, void *arg)
 	if (link_admit(ls->l, 1))
 		return (-1);
 	ls->l->hit[LIMIT_BACKLOG] = 0;
-	return (service_stream_open(ls->l->d, s));
+	return (ls->l->up->stream_open(ls->l->d, s));
 }
 
 /* session: the engine refused a peer's open (its backlog of unanswered
@@ -566,12 +566,10 @@ on_answered(struct session *sess, void *arg)
 		lsess_up(ls);
 }
 
-static const struct session_handlers handlers = {
+/* A session's handlers, but for the per-stream ones (link_new adds the
+ * channel's, which the link passes along untouched). */
+static const struct session_handlers link_handlers = {
 	.on_stream_open = on_stream_open,
-	.on_stream_readable = relay_on_readable,
-	.on_stream_writable = relay_on_writable,
-	.on_stream_pull = relay_on_pull,
-	.on_stream_close = relay_on_close,
 	.on_goaway = on_goaway,
 	.on_down = on_down,
 	.on_stream_refused = on_stream_refused,
@@ -648,7 +646,7 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 	sp.answer_ms = cfg->connect_timeout_ms;
 	sp.resume_ms = cfg->resume_timeout_ms;
 	sp.peer_pin = has_pin ? pin : NULL;
-	if ((ls->sess = session_new(l->d->base, conn, &sp, &handlers,
+	if ((ls->sess = session_new(l->d->base, conn, &sp, &l->handlers,
 	    ls)) == NULL)
 		goto err1;
 	ls->next = l->all;
@@ -1033,7 +1031,7 @@ link_reload(struct link *l, const struct config *cfg, char *err,
 
 /* Start ${d}'s link. */
 struct link *
-link_new(struct daemon *d)
+link_new(struct daemon *d, const struct link_upcalls *up)
 {
 	const struct config *cfg = d->cfg;
 	struct evconnlistener *lst;
@@ -1043,6 +1041,12 @@ link_new(struct daemon *d)
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		goto err0;
 	l->d = d;
+	l->up = up;
+	l->handlers = link_handlers;
+	l->handlers.on_stream_readable = up->on_stream_readable;
+	l->handlers.on_stream_writable = up->on_stream_writable;
+	l->handlers.on_stream_pull = up->on_stream_pull;
+	l->handlers.on_stream_close = up->on_stream_close;
 	l->since = session_now_us();
 	l->listening = cfg->link_listen;
 	l->backoff_ms = cfg->reconnect_min_ms;
@@ -1221,7 +1225,7 @@ static uint64_t
 link_buffered(const struct link *l)
 {
 	const struct lsess *ls;
-	uint64_t n = relay_buffered();
+	uint64_t n = l->up->buffered();
 
 	for (ls = l->all; ls != NULL; ls = ls->next)
 		n += mux_queued(session_mux(ls->sess));

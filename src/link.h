@@ -52,8 +52,27 @@ struct link_stats {
 	uint64_t	resume_us;	/* time held, all resumptions */
 };
 
-/* Start ${d}'s link as its configuration says.  NULL on failure (logged). */
-struct link *link_new(struct daemon *d);
+/*
+ * The channels' side of the link, which the link calls without knowing it
+ * (main.c joins them): the peer opened stream ${s} on ${d} (0: taken, -1:
+ * refuse it); each stream's events (see session.h); and how many bytes
+ * the channels hold outside the engine.
+ */
+enum mux_close_reason;
+struct mux_stream;
+struct link_upcalls {
+	int (*stream_open)(struct daemon *d, struct mux_stream *s);
+	void (*on_stream_readable)(struct mux_stream *, void *sarg);
+	void (*on_stream_writable)(struct mux_stream *, void *sarg);
+	void (*on_stream_pull)(struct mux_stream *, void *sarg);
+	void (*on_stream_close)(struct mux_stream *, void *sarg,
+	    enum mux_close_reason);
+	size_t (*buffered)(void);
+};
+
+/* Start ${d}'s link as its configuration says, its channels' events going
+ * to ${up} (kept).  NULL on failure (logged). */
+struct link *link_new(struct daemon *d, const struct link_upcalls *up);
 
 /* Close the link and every session on it at once.  NULL is ok. */
 void link_free(struct link *l);

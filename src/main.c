@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "ms.h"
 #include "notify.h"
+#include "relay.h"
 #include "service.h"
 #include "status.h"
 #include "tls.h"
@@ -347,6 +348,17 @@ terminate_cb(evutil_socket_t sig, short what, void *arg)
 	drain_check_cb(-1, 0, x);
 }
 
+/* The link's channels: services route the peer's streams, relays carry
+ * them (the link knows neither). */
+static const struct link_upcalls channels = {
+	.stream_open = service_stream_open,
+	.on_stream_readable = relay_on_readable,
+	.on_stream_writable = relay_on_writable,
+	.on_stream_pull = relay_on_pull,
+	.on_stream_close = relay_on_close,
+	.buffered = relay_buffered,
+};
+
 int
 main(int argc, char *argv[])
 {
@@ -447,7 +459,7 @@ main(int argc, char *argv[])
 		goto err3;
 	if (service_table_apply(&x.d, x.d.cfg))
 		goto err3;
-	if ((x.d.link = link_new(&x.d)) == NULL)
+	if ((x.d.link = link_new(&x.d, &channels)) == NULL)
 		goto err3;
 	if (x.d.cfg->metrics.host != NULL &&
 	    (x.metrics = metrics_new(&x.d)) == NULL)
