@@ -105,7 +105,8 @@ valgrind: deps $(B)/mxd $(B)/tests/test_daemon $(B)/tests/test_hostile \
 	MXD_BIN=$(CURDIR)/$(B)/mxd tests/valgrind.sh $(B)
 
 # The README's first command: a pair on loopback carrying 1,000 connections.
-demo: deps
+demo:
+	@scripts/deps.sh demo
 	$(MAKE) $(B)/mxd $(B)/mxload
 	scripts/demo.sh $(B)
 

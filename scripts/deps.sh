@@ -1,8 +1,13 @@
 #!/bin/sh
-# Install the Debian packages mxd needs to build and test, if any is missing.
-# As root it runs apt-get; otherwise it prints the command and fails.
+# Install the Debian packages mxd needs, if any is missing: "scripts/deps.sh
+# demo" only what building mxd and running the demo take (about 200 MB on a
+# fresh Debian 12), plain "scripts/deps.sh" also what make check takes
+# (clang for the fuzzers, Go for the interop peer, valgrind, systemd's
+# container tools...).  As root it runs apt-get; otherwise it prints the
+# command and fails.
 set -eu
-PKGS="build-essential pkg-config libevent-dev libinih-dev check libssl-dev libsystemd-dev
+PKGS="build-essential pkg-config libevent-dev libinih-dev libssl-dev libsystemd-dev"
+[ "${1:-}" = demo ] || PKGS="$PKGS check
       clang libclang-rt-14-dev golang-go golang-github-hashicorp-yamux-dev
       socat iproute2 nftables openssl mandoc procps curl systemd-container valgrind"
 missing=""

@@ -248,6 +248,14 @@ fail:
 	return (1);
 }
 
+/* The usage line of mxd status, on ${f}. */
+static void
+usage(FILE *f)
+{
+
+	fprintf(f, "usage: mxd status [-c FILE] [--json]\n");
+}
+
 int
 status_main(int argc, char *argv[], const char *default_config)
 {
@@ -260,7 +268,7 @@ status_main(int argc, char *argv[], const char *default_config)
 	const char *conf = default_config;
 	char path[CONFIG_CONTROL_MAX], err[512];
 	struct config *cfg;
-	int ch, json = 0, rc;
+	int ch, json = 0;
 
 	while ((ch = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
 		switch (ch) {
@@ -271,16 +279,15 @@ status_main(int argc, char *argv[], const char *default_config)
 			json = 1;
 			break;
 		case 'h':
-			printf("usage: mxd status [-c FILE] [--json]\n");
+			usage(stdout);
 			return (0);
 		default:
-			fprintf(stderr, "usage: mxd status [-c FILE] "
-			    "[--json]\n");
+			usage(stderr);
 			return (2);
 		}
 	}
 	if (optind != argc) {
-		fprintf(stderr, "usage: mxd status [-c FILE] [--json]\n");
+		usage(stderr);
 		return (2);
 	}
 	if (config_load(conf, &cfg, err, sizeof(err))) {
@@ -294,6 +301,5 @@ status_main(int argc, char *argv[], const char *default_config)
 		return (1);
 	}
 	config_free(cfg);
-	rc = status_ask(conf, path, json);
-	return (rc);
+	return (status_ask(conf, path, json));
 }

@@ -82,6 +82,17 @@ service_row(const char *out, const char *name, unsigned long v[4])
 	    &v[0], &v[1], &v[2], &v[3]), 4);
 }
 
+/* Write ${name}: a listening mxd with [daemon] control = ${control} and
+ * a service that nobody uses; returns its path. */
+static const char *
+lone_conf(const char *name, const char *control)
+{
+
+	return (it_write_file(name, it_fmt("[daemon]\ncontrol = %s\n[link]\n"
+	    "listen = %s:%d\n[s]\nconnect = %s:1\n", control, IT_HOST,
+	    it_free_port(), IT_HOST)));
+}
+
 /* Assert that ${hay} has ${needle}. */
 #define HAS(hay, needle)						\
 	ck_assert_msg(strstr((hay), (needle)) != NULL,			\
@@ -174,12 +185,8 @@ END_TEST
  * says that instead; a daemon's socket goes away when it exits. */
 START_TEST(status_without_daemon)
 {
-	const char *conf = it_write_file("x.conf", it_fmt("[daemon]\n"
-	    "control = %s\n[link]\nlisten = %s:%d\n[s]\nconnect = %s:1\n",
-	    it_path("x.sock"), IT_HOST, it_free_port(), IT_HOST));
-	const char *off = it_write_file("off.conf", it_fmt("[daemon]\n"
-	    "control = off\n[link]\nlisten = %s:%d\n[s]\nconnect = %s:1\n",
-	    IT_HOST, it_free_port(), IT_HOST));
+	const char *conf = lone_conf("x.conf", it_path("x.sock"));
+	const char *off = lone_conf("off.conf", "off");
 	struct it_mxd *m;
 	struct stat sb;
 	char *err;
@@ -203,12 +210,8 @@ END_TEST
  * left by a killed one is taken over. */
 START_TEST(status_socket_in_use)
 {
-	const char *conf = it_write_file("y.conf", it_fmt("[daemon]\n"
-	    "control = %s\n[link]\nlisten = %s:%d\n[s]\nconnect = %s:1\n",
-	    it_path("y.sock"), IT_HOST, it_free_port(), IT_HOST));
-	const char *conf2 = it_write_file("z.conf", it_fmt("[daemon]\n"
-	    "control = %s\n[link]\nlisten = %s:%d\n[s]\nconnect = %s:1\n",
-	    it_path("y.sock"), IT_HOST, it_free_port(), IT_HOST));
+	const char *conf = lone_conf("y.conf", it_path("y.sock"));
+	const char *conf2 = lone_conf("z.conf", it_path("y.sock"));
 	struct it_mxd *m, *m2;
 
 	m = it_mxd_start(conf);
