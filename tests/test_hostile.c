@@ -106,11 +106,7 @@ hb_start(struct hb *h, int dial)
 	if (!dial)
 		it_mxd_wait_log(h->b, "link: waiting for the peer", IT_WAIT_MS);
 	it_mxd_wait_log(h->b, "metrics: serving on", IT_WAIT_MS);
-	/* Settled: the same count twice, 50 ms apart. */
-	do {
-		h->fds_idle = it_fd_count(h->b->pid);
-		usleep(50000);
-	} while (it_fd_count(h->b->pid) != h->fds_idle);
+	h->fds_idle = it_fd_settled(h->b);
 	h->rss0 = it_rss_kb(h->b->pid);
 }
 

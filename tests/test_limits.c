@@ -757,7 +757,7 @@ START_TEST(metrics_idle_connections)
 
 	metrics_pair(&a, &b, mp, port);
 	body = it_http_get(mp, "/healthz");
-	base = it_fd_count(a->pid);
+	base = it_fd_settled(a);
 	for (i = 0; i < IDLE_CLIENTS; i++) {
 		fd[i] = it_connect(mp);
 		ck_assert_msg(fd[i] >= 0, "client %d: connect: %s", i,

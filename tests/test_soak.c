@@ -324,8 +324,8 @@ START_TEST(soak)
 
 	it_pair_start(&p, it_svc_accept("echo", port),
 	    it_svc_connect("echo", t->port[IT_ECHO]));
-	fda = it_fd_count(p.a->pid);
-	fdb = it_fd_count(p.b->pid);
+	fda = it_fd_settled(p.a);
+	fdb = it_fd_settled(p.b);
 	memset(&S, 0, sizeof(S));
 	S.n = n;
 	S.c = it_calloc(n, sizeof(*S.c));
