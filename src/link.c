@@ -268,9 +268,20 @@ on_goaway(struct session *sess, uint32_t code, void *arg)
 	struct link *l = ls->l;
 	int was_cur = l->cur == ls;
 
+	static const char *const says[] = {
+		[MUX_GOAWAY_NORMAL] = "the peer is shutting down",
+		[MUX_GOAWAY_PROTOCOL] = "the peer reports a protocol error",
+		[MUX_GOAWAY_INTERNAL] = "the peer reports an internal error",
+	};
+
 	(void)sess;
-	log_info("link %s: peer sent Go Away (%u); open channels finish, new "
-	    "ones take a fresh link", ls->peer, code);
+	if (code < sizeof(says) / sizeof(says[0]))
+		log_info("link %s: %s (Go Away); open channels finish, new "
+		    "ones take a fresh link", ls->peer, says[code]);
+	else
+		log_info("link %s: the peer sent Go Away (code %u); open "
+		    "channels finish, new ones take a fresh link", ls->peer,
+		    code);
 	lsess_retire(ls);
 	if (was_cur)
 		link_lost(l, ls);

@@ -819,7 +819,7 @@ START_TEST(sighup_moves_link)
 	it_mxd_wait_log(p.a, it_fmt("link %s:%d: replaced by a new link to "
 	    "%s:%d; its 1 open channels finish on it", IT_HOST, link1, IT_HOST,
 	    link2), IT_WAIT_MS);
-	it_mxd_wait_log(b1, "peer sent Go Away", IT_WAIT_MS);
+	it_mxd_wait_log(b1, "(Go Away)", IT_WAIT_MS);
 	roundtrip(fd, 4, 10000, "the old link's channel, after the move");
 	it_mxd_mark(b2);
 	new_channel_echoes(port, 5, "a new channel, after the move");
@@ -886,14 +886,14 @@ START_TEST(sigterm_says_go_away)
 	    it_svc_connect("echo", t->port[IT_ECHO]));
 	it_mxd_mark(p.a);
 	it_mxd_stop(p.b, IT_WAIT_MS);
-	it_mxd_wait_log(p.a, "peer sent Go Away (0)", IT_WAIT_MS);
+	it_mxd_wait_log(p.a, "the peer is shutting down (Go Away)", IT_WAIT_MS);
 	ck_assert_msg(!it_mxd_log_has(p.a, ": down: "), "A took B's exit for "
 	    "a lost link");
 	p.b = it_mxd_start(p.b_conf);
 	it_mxd_wait_log(p.b, "up (accepted)", IT_WAIT_MS);
 	it_mxd_mark(p.b);
 	it_mxd_stop(p.a, IT_WAIT_MS);
-	it_mxd_wait_log(p.b, "peer sent Go Away (0)", IT_WAIT_MS);
+	it_mxd_wait_log(p.b, "the peer is shutting down (Go Away)", IT_WAIT_MS);
 	ck_assert_msg(!it_mxd_log_has(p.b, ": down: "), "B took A's exit for "
 	    "a lost link");
 	it_finish();
