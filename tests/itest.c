@@ -2,6 +2,7 @@
  * itest: see itest.h.
  */
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -1837,6 +1838,31 @@ it_http_get(int port, const char *path)
 
 /* ------------------------------------------------------------ additions */
 
+/*
+ * Give the calling process (a child about to exec mxd) its own empty
+ * /run/mxd.  The default control socket is /run/mxd/STEM/control.sock, and
+ * suites run side by side with configurations of the same names (a.conf):
+ * without this one test's mxd would find another's socket, connect to it
+ * to see whether it answers, and so take a descriptor of a daemon under
+ * test.  Without the privilege for it (not root) nothing changes, and
+ * /run/mxd is then not writable for the daemon either.
+ */
+static void
+private_run_mxd(void)
+{
+
+	if (mkdir("/run/mxd", 0755) == -1 && errno != EEXIST)
+		return;
+	if (unshare(CLONE_NEWNS) == -1)
+		return;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1 ||
+	    mount("tmpfs", "/run/mxd", "tmpfs", MS_NOSUID | MS_NODEV,
+	    "size=1m,mode=0755") == -1) {
+		dprintf(2, "itest: a private /run/mxd: %s\n", strerror(errno));
+		_exit(127);
+	}
+}
+
 /* Fork and exec ${m} as its fields say; truncate its log if ${trunc}. */
 static void
 spawn(struct it_mxd *m, int trunc)
@@ -1871,6 +1897,7 @@ spawn(struct it_mxd *m, int trunc)
 		}
 		close(fd);
 	}
+	private_run_mxd();
 	if (m->nofile > 0) {
 		rl.rlim_cur = rl.rlim_max = (rlim_t)m->nofile;
 		if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
