@@ -58,6 +58,9 @@ static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
+	/* Clients can have one as often as they connect. */
+	static struct log_limit lim = LOG_LIMIT("service: cannot open a "
+	    "channel");
 	struct service *svc = arg;
 	struct daemon *d = svc->d;
 	struct session *sess;
@@ -78,8 +81,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	if (link_admit(d->link, 0))
 		goto refused;
 	if ((s = mux_stream_open(session_mux(sess), NULL)) == NULL) {
-		log_warn("service %s: cannot open a channel: %s", svc->name,
-		    strerror(errno));
+		log_limited(&lim, strerror(errno), LOG_WARN, "service %s: "
+		    "cannot open a channel: %s", svc->name, strerror(errno));
 		goto refused;
 	}
 	if ((hdr = evbuffer_new()) == NULL)

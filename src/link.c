@@ -38,6 +38,9 @@
 /* A link up this long was a working one: after it, redial at once. */
 #define STABLE_MS	10000
 
+/* Refused handshakes: a stranger has one logged as often as it connects. */
+static struct log_limit lim_tls = LOG_LIMIT("link: TLS refused");
+
 const char *const link_limit_keys[NLIMITS] = {
 	[LIMIT_CHANNELS] = "max_channels",
 	[LIMIT_PENDING] = "max_pending_connects",
@@ -295,6 +298,9 @@ on_goaway(struct session *sess, uint32_t code, void *arg)
 static void
 on_down(struct session *sess, const char *why, void *arg)
 {
+	/* A stranger can have these as often as it connects. */
+	static struct log_limit lim_early = LOG_LIMIT("link: closed before "
+	    "the peer answered a ping"), lim_closed = LOG_LIMIT("link: closed");
 	struct lsess *ls = arg;
 	struct link *l = ls->l;
 	int was_cur = l->cur == ls;
@@ -303,13 +309,15 @@ on_down(struct session *sess, const char *why, void *arg)
 	uint32_t n = mux_stream_count(session_mux(sess));
 
 	if ((was_cur || ls_dialed_probation) && !answered)
-		log_warn("link %s: closed before the peer answered a ping: %s "
-		    "(%u channels reset)", ls->peer, why, n);
+		log_limited(&lim_early, why, LOG_WARN, "link %s: closed before "
+		    "the peer answered a ping: %s (%u channels reset)",
+		    ls->peer, why, n);
 	else if (was_cur || n > 0)
 		log_warn("link %s: down: %s (%u channels reset)", ls->peer,
 		    why, n);
 	else
-		log_info("link %s: closed: %s", ls->peer, why);
+		log_limited(&lim_closed, why, LOG_INFO, "link %s: closed: %s",
+		    ls->peer, why);
 	if (was_cur) {
 		l->moving = 0;
 		link_lost(l, ls);
@@ -614,6 +622,10 @@ static void
 link_adopt(struct link *l, struct conn *conn, const char *peer,
     const char *tls)
 {
+	/* A stranger can have these as often as it connects. */
+	static struct log_limit lim_full = LOG_LIMIT("link: closed: "
+	    "connections already wait to replace the link"), lim_new =
+	    LOG_LIMIT("link: a new link replaces it once it answers a ping");
 	const struct config *cfg = l->d->cfg;
 	struct session_params sp;
 	struct lsess *ls;
@@ -637,8 +649,9 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 		lsess_free(ls);
 	}
 	if (l->cur != NULL && link_probations(l) >= HANDSHAKES_MAX) {
-		log_warn("link %s: closed: %d connections already wait to "
-		    "replace the link", peer, HANDSHAKES_MAX);
+		log_limited(&lim_full, NULL, LOG_WARN, "link %s: closed: %d "
+		    "connections already wait to replace the link", peer,
+		    HANDSHAKES_MAX);
 		conn_free(conn);
 		return;
 	}
@@ -667,8 +680,9 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 		return;
 	}
 	ls->probation = 1;
-	log_info("link %s: a new link %s %s replaces it once it answers a "
-	    "ping", l->cur->peer, ls->dialed ? "to" : "from", ls->peer);
+	log_limited(&lim_new, NULL, LOG_INFO, "link %s: a new link %s %s "
+	    "replaces it once it answers a ping", l->cur->peer, ls->dialed ?
+	    "to" : "from", ls->peer);
 	return;
 
 err1:
@@ -691,7 +705,8 @@ hs_done(struct handshake *h, const struct handshake_result *r, void *arg)
 	l->hs[i] = l->hs[--l->nhs];
 	if (r->conn == NULL) {
 		l->st.tls_refused++;
-		log_warn("link %s: TLS refused: %s", r->peer, r->why);
+		log_limited(&lim_tls, r->why, LOG_WARN, "link %s: TLS "
+		    "refused: %s", r->peer, r->why);
 		link_retry(l);
 		return;
 	}
@@ -707,8 +722,8 @@ hs_start(struct link *l, int fd, const char *peer)
 	if (l->nhs >= HANDSHAKES_MAX) {
 		close(fd);
 		l->st.tls_refused++;
-		log_warn("link %s: TLS refused: %u handshakes already under "
-		    "way", peer, l->nhs);
+		log_limited(&lim_tls, "busy", LOG_WARN, "link %s: TLS "
+		    "refused: %u handshakes already under way", peer, l->nhs);
 		return;
 	}
 	if ((h = handshake_start(l->d, l->tls, fd, l->listening, peer,

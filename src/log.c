@@ -123,6 +123,31 @@ limit_close(struct log_limit *lim)
 	}
 	lim->passed = 0;
 	lim->dropped = 0;
+	lim->nreasons = 0;
+}
+
+/*
+ * The lines ${lim} wrote in this window for reason ${why} (NULL: the one
+ * reason), or NULL if LOG_LIMIT_REASONS others have it full.  A reason is
+ * known by a hash: two that collide share their lines.
+ */
+static unsigned *
+limit_lines(struct log_limit *lim, const char *why)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a */
+	unsigned i;
+
+	for (; why != NULL && *why != '\0'; why++)
+		h = (h ^ (unsigned char)*why) * 16777619u;
+	for (i = 0; i < lim->nreasons; i++)
+		if (lim->reason[i] == h)
+			return (&lim->lines[i]);
+	if (lim->nreasons == LOG_LIMIT_REASONS)
+		return (NULL);
+	lim->reason[i] = h;
+	lim->lines[i] = 0;
+	lim->nreasons++;
+	return (&lim->lines[i]);
 }
 
 void
@@ -136,12 +161,13 @@ log_limit_init(struct log_limit *lim, const char *label, const char *tally,
 	lim->burst = burst > 0 ? burst : 1;
 }
 
-/* Log ${fmt} at ${level} within ${lim}. */
+/* Log ${fmt} at ${level} within ${lim}, for reason ${why}. */
 void
-log_limited(struct log_limit *lim, enum log_level level, const char *fmt,
-    ...)
+log_limited(struct log_limit *lim, const char *why, enum log_level level,
+    const char *fmt, ...)
 {
 	uint64_t now = mono_ms();
+	unsigned *lines;
 	va_list ap;
 
 	if (level < threshold)
@@ -156,10 +182,11 @@ log_limited(struct log_limit *lim, enum log_level level, const char *fmt,
 	if (lim->passed == 0)
 		lim->since_ms = now;
 	lim->level = level;
-	if (lim->passed >= lim->burst) {
+	if ((lines = limit_lines(lim, why)) == NULL || *lines >= lim->burst) {
 		lim->dropped++;
 		return;
 	}
+	(*lines)++;
 	lim->passed++;
 	va_start(ap, fmt);
 	log_vmsg(level, fmt, ap);

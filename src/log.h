@@ -56,9 +56,10 @@ struct log_duration fmt_age(double s);
  * as often as it likes (a refused handshake, a malformed stream, a target
  * that is down), so that the journal stays readable and the disk is not an
  * attack surface.  The first line of a kind opens a window of
- * LOG_LIMIT_MS: the first ${burst} lines in it are written, the others
- * only counted, and once the window is over one summary says how many
- * there were,
+ * LOG_LIMIT_MS: in it, the first ${burst} lines of each reason are
+ * written (of up to LOG_LIMIT_REASONS reasons: a flood of one reason does
+ * not hide another), the others only counted, and once the window is over
+ * one summary says how many there were,
  *
  *	link: TLS refused ... and 4,335 more like it in the last 10 s
  *
@@ -72,33 +73,38 @@ struct log_duration fmt_age(double s);
  * static per call site (LOG_LIMIT), or part of an object that ends it with
  * log_limit_end.
  */
-#define LOG_LIMIT_MS	10000
-#define LOG_LIMIT_BURST	5
+#define LOG_LIMIT_MS		10000
+#define LOG_LIMIT_BURST		5
+#define LOG_LIMIT_REASONS	4
 
 struct log_limit {
 	char		label[80];	/* names the kind in the summary */
 	const char	*tally;		/* NULL, or what one line counts */
-	unsigned	burst;		/* lines written per window, >= 1 */
+	unsigned	burst;		/* lines per reason and window, >= 1 */
 	unsigned	passed;		/* written in this window; 0: none */
 	uint64_t	dropped;	/* only counted in this window */
 	uint64_t	since_ms;	/* when this window opened */
+	uint32_t	reason[LOG_LIMIT_REASONS];	/* hashes of reasons */
+	unsigned	lines[LOG_LIMIT_REASONS];	/* ... written each */
+	unsigned	nreasons;	/* ... seen in this window */
 	enum log_level	level;		/* of the lines, for the summary */
 	int		listed;		/* on log_flush_limits' list */
 	struct log_limit *next;
 };
 
-/* A static limit for lines of kind ${label} ("link: TLS refused"). */
-#define LOG_LIMIT(label)	{ label, NULL, LOG_LIMIT_BURST, 0, 0, 0,	\
-	LOG_DEBUG, 0, NULL }
+/* A static limit for lines of kind ${kind} ("link: TLS refused"). */
+#define LOG_LIMIT(kind)	{ .label = kind, .burst = LOG_LIMIT_BURST }
 
 /* Set ${lim} up for lines of kind ${label} that each count one ${tally},
  * ${burst} of them written per window. */
 void log_limit_init(struct log_limit *lim, const char *label,
     const char *tally, unsigned burst);
 
-/* Log printf-style ${fmt} at ${level}, within limit ${lim}. */
-void log_limited(struct log_limit *lim, enum log_level level,
-    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Log printf-style ${fmt} at ${level}, within limit ${lim}; ${why} is the
+ * reason the line gives, or NULL if its kind has only one. */
+void log_limited(struct log_limit *lim, const char *why,
+    enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Write the summary of every limit whose window is over. */
 void log_flush_limits(void);

@@ -223,8 +223,9 @@ now_ms(void)
 	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
 }
 
-/* status_ev: refresh the one-line status systemctl status shows, and
- * give free memory back to the kernel. */
+/* status_ev: refresh the one-line status systemctl status shows, write
+ * the summaries of rate-limited log lines, and give free memory back to
+ * the kernel. */
 static void
 status_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -235,6 +236,7 @@ status_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	link_status(x->d.link, buf, sizeof(buf));
 	notify_status("%s%s", x->d.draining ? "draining: " : "", buf);
+	log_flush_limits();
 	/* Free memory goes back to the kernel now and then, not at every
 	 * free (tune_malloc): a burst's buffers do not stay resident. */
 	(void)malloc_trim(0);

@@ -261,8 +261,8 @@ mconn_close_oldest(struct metrics *m)
 	mconn_unlink(c);
 	if (fd >= 0)
 		(void)shutdown(fd, SHUT_RDWR);
-	log_limited(&lim, LOG_WARN, "metrics: %u clients connected: closing "
-	    "the oldest", CONNS_MAX);
+	log_limited(&lim, NULL, LOG_WARN, "metrics: %u clients connected: "
+	    "closing the oldest", CONNS_MAX);
 }
 
 /* bufferevent_filter output: mconn_moved does it (see struct mconn). */

@@ -469,13 +469,17 @@ relay_attach(struct relay *r, int fd, struct service *svc)
 static void
 relay_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
+	/* The peer can have one as often as it opens a stream. */
+	static struct log_limit lim = LOG_LIMIT("channel: no service header "
+	    "within connect_timeout");
 	struct relay *r = arg;
 
 	(void)fd;
 	(void)what;
 	r->flags &= ~R_DEADLINE;
-	log_warn("channel %u: no service header within %ju ms: reset",
-	    mux_stream_id(r->s), (uintmax_t)r->d->cfg->connect_timeout_ms);
+	log_limited(&lim, NULL, LOG_WARN, "channel %u: no service header "
+	    "within %ju ms: reset", mux_stream_id(r->s),
+	    (uintmax_t)r->d->cfg->connect_timeout_ms);
 	relay_reset(r);
 }
 

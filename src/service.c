@@ -221,6 +221,9 @@ pending_cancel(void *arg)
 static void
 target_dialed(int fd, int err, const char *why, void *arg)
 {
+	/* Every channel of the peer's to a target that is down has one. */
+	static struct log_limit lim = LOG_LIMIT("service: cannot connect to "
+	    "the target");
 	struct pending *p = arg;
 	struct relay *r = p->r;
 	struct service *svc = p->svc;
@@ -234,9 +237,9 @@ target_dialed(int fd, int err, const char *why, void *arg)
 		fd = -1;
 	}
 	if (fd < 0) {
-		log_warn("service %s: channel %u: target %s: %s", svc->name,
-		    p->id, log_addr(svc->connect_host, svc->connect_port).s,
-		    why);
+		log_limited(&lim, why, LOG_WARN, "service %s: channel %u: "
+		    "target %s: %s", svc->name, p->id,
+		    log_addr(svc->connect_host, svc->connect_port).s, why);
 		svc->st.refused++;
 		relay_reset(r);
 	} else {
@@ -256,6 +259,11 @@ static void
 route_stream(struct relay *r, struct mux_stream *s, struct daemon *d,
     struct evbuffer *data)
 {
+	/* The peer can have these as often as it opens a stream. */
+	static struct log_limit lim_cut = LOG_LIMIT("channel: stream ended "
+	    "inside its service header"), lim_bad = LOG_LIMIT("channel: "
+	    "malformed service header"), lim_none = LOG_LIMIT("channel: the "
+	    "peer asked for a service which has no connect here");
 	struct svchdr h;
 	struct service *svc;
 	struct pending *p;
@@ -264,22 +272,23 @@ route_stream(struct relay *r, struct mux_stream *s, struct daemon *d,
 	if ((n = svchdr_parse(data, &h)) == 0 && !mux_stream_eof(s))
 		return;			/* more to come */
 	if (n == 0) {
-		log_warn("channel %u: stream ended inside its service header: "
-		    "reset", mux_stream_id(s));
+		log_limited(&lim_cut, NULL, LOG_WARN, "channel %u: stream "
+		    "ended inside its service header: reset", mux_stream_id(s));
 		relay_reset(r);
 		return;
 	}
 	if (n < 0) {
-		log_warn("channel %u: malformed service header: reset",
-		    mux_stream_id(s));
+		log_limited(&lim_bad, NULL, LOG_WARN, "channel %u: malformed "
+		    "service header: reset", mux_stream_id(s));
 		relay_reset(r);
 		return;
 	}
 	evbuffer_drain(data, (size_t)n);
 	svc = service_find(d->services, h.name);
 	if (svc == NULL || svc->connect_host == NULL) {
-		log_warn("channel %u: peer asked for service \"%s\", which "
-		    "has no connect here: reset", mux_stream_id(s), h.name);
+		log_limited(&lim_none, h.name, LOG_WARN, "channel %u: peer "
+		    "asked for service \"%s\", which has no connect here: "
+		    "reset", mux_stream_id(s), h.name);
 		relay_reset(r);
 		return;
 	}

@@ -66,8 +66,8 @@ pair(struct it_mxd **a, struct it_mxd **b, const char *aconf,
 	*b = it_mxd_start(bconf);
 	it_mxd_wait_log(*b, "link: waiting for the peer", IT_WAIT_MS);
 	*a = it_mxd_start(aconf);
-	it_mxd_wait_log(*a, "up (connected)", IT_WAIT_MS);
-	it_mxd_wait_log(*b, "up (accepted)", IT_WAIT_MS);
+	it_mxd_wait_log(*a, "up (connected", IT_WAIT_MS);
+	it_mxd_wait_log(*b, "up (accepted", IT_WAIT_MS);
 }
 
 /* Lines of ${m}'s whole log that hold ${needle}. */
@@ -811,6 +811,359 @@ START_TEST(metrics_cannot_listen)
 }
 END_TEST
 
+/* ------------------------------------------------------------ log floods */
+
+/*
+ * What a remote party can have logged as often as it likes is rate limited
+ * (src/log.h): per kind and reason a few lines per 10 s window, then one
+ * summary for the rest, "KIND ... and N more like it in the last 10 s".
+ */
+#define LIMIT_WINDOW_MS	10000
+#define LINK_FLOOD_MS	3000
+
+/* The number at ${s}, thousands separators and all; *${end} after it. */
+static uint64_t
+parse_count(const char *s, const char **end)
+{
+	uint64_t n = 0;
+
+	for (; (*s >= '0' && *s <= '9') || *s == ','; s++)
+		if (*s != ',')
+			n = n * 10 + (uint64_t)(*s - '0');
+	*end = s;
+	return (n);
+}
+
+/*
+ * Lines of a rate-limited kind in ${m}'s log: each line holding ${line}
+ * (and not ${unless}, unless NULL) counts one, each summary starting with
+ * ${label} the number it gives.  The summaries' count goes to
+ * *${summaries}.
+ */
+static uint64_t
+limited_count(struct it_mxd *m, const char *line, const char *unless,
+    const char *label, int *summaries)
+{
+	const char *want = it_fmt("%s ... and ", label), *end;
+	char buf[2048], *p;
+	uint64_t n = 0;
+	FILE *f;
+
+	*summaries = 0;
+	ck_assert_msg((f = fopen(m->log, "r")) != NULL, "%s: %s", m->log,
+	    strerror(errno));
+	while (fgets(buf, sizeof(buf), f) != NULL) {
+		if ((p = strstr(buf, want)) != NULL) {
+			n += parse_count(p + strlen(want), &end);
+			ck_assert_msg(strncmp(end, " more like it in the last "
+			    "10 s\n", 31) == 0, "%s: a summary reads: %s",
+			    m->log, buf);
+			(*summaries)++;
+		} else if (strstr(buf, line) != NULL && (unless == NULL ||
+		    strstr(buf, unless) == NULL)) {
+			n++;
+		}
+	}
+	fclose(f);
+	return (n);
+}
+
+/* Lines an operator sees in ${m}'s whole log: info and above. */
+static int
+shown_lines(struct it_mxd *m)
+{
+
+	return (log_count(m, " mxd info: ") + log_count(m, " mxd warn: ") +
+	    log_count(m, " mxd error: "));
+}
+
+/*
+ * Connect to ${port} and close, again and again for ${ms}, with every
+ * other connection sending an HTTP request first.  FLOOD_FDS connections
+ * are under way at a time, each until mxd has closed its end: a client
+ * that did not wait would soon have the listen queue (16) full and its
+ * connects dropped.  Returns how many were made; once the time is up,
+ * those under way are finished.
+ */
+#define FLOOD_FDS	8
+
+static int
+connect_flood(int port, int ms)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	int64_t stop = it_now_ms() + ms, deadline = stop + IT_WAIT_MS;
+	struct pollfd pfd[FLOOD_FDS];
+	int n = 0, busy = 0, i, err;
+	socklen_t len = sizeof(err);
+	char buf[512];
+
+	sin.sin_port = htons((uint16_t)port);
+	ck_assert(inet_pton(AF_INET, IT_HOST, &sin.sin_addr) == 1);
+	for (i = 0; i < FLOOD_FDS; i++)
+		pfd[i].fd = -1;
+	while ((it_now_ms() < stop || busy > 0) && it_now_ms() < deadline) {
+		for (i = 0; i < FLOOD_FDS && it_now_ms() < stop; i++) {
+			if (pfd[i].fd >= 0)
+				continue;
+			pfd[i].fd = socket(AF_INET, SOCK_STREAM |
+			    SOCK_NONBLOCK, 0);
+			ck_assert_msg(pfd[i].fd >= 0, "socket: %s",
+			    strerror(errno));
+			ck_assert_msg(connect(pfd[i].fd, (struct sockaddr *)&sin,
+			    sizeof(sin)) == 0 || errno == EINPROGRESS,
+			    "connect: %s", strerror(errno));
+			pfd[i].events = POLLOUT;
+			busy++;
+		}
+		ck_assert(poll(pfd, FLOOD_FDS, 100) >= 0);
+		for (i = 0; i < FLOOD_FDS; i++) {
+			if (pfd[i].fd < 0 || pfd[i].revents == 0)
+				continue;
+			if (pfd[i].events == POLLOUT) {
+				/* Connected: the request, then our end. */
+				ck_assert(getsockopt(pfd[i].fd, SOL_SOCKET,
+				    SO_ERROR, &err, &len) == 0);
+				ck_assert_msg(err == 0, "connect: %s",
+				    strerror(err));
+				if (n++ % 2 == 1)
+					(void)send(pfd[i].fd, BYTES("GET / "
+					    "HTTP/1.1\r\n\r\n"), MSG_NOSIGNAL);
+				(void)shutdown(pfd[i].fd, SHUT_WR);
+				pfd[i].events = POLLIN;
+			} else if (recv(pfd[i].fd, buf, sizeof(buf), 0) <= 0) {
+				close(pfd[i].fd);	/* mxd closed its end */
+				pfd[i].fd = -1;
+				busy--;
+			}
+		}
+	}
+	ck_assert_msg(busy == 0, "%d connections still open", busy);
+	return (n);
+}
+
+/*
+ * A client loops connect/close (and an HTTP request every other time) on
+ * B's link port beside a working link, plain (_i 0) and TLS (_i 1): B
+ * writes a bounded number of lines, and summaries account for every
+ * connection: over TLS each one is refused once (as counted in
+ * mxd_link_tls_refused_total); plain, each waits to replace the link (or
+ * is closed at once: 16 wait already) and is closed.  The link works
+ * throughout.  (Before: a line or two per connection.)
+ */
+START_TEST(link_port_flood)
+{
+	struct it_targets *t = it_targets_start();
+	int link = it_free_port(), port = it_free_port(), mp = it_free_port();
+	int n, e, s1, s2, s3, lines0, lines, done = 0;
+	const char *tls_a = "", *tls_b = "";
+	uint64_t waited = 0, full = 0, closed = 0;
+	struct it_mxd *a, *b;
+	int64_t deadline;
+
+	if (_i) {
+		it_make_certs();
+		tls_a = it_tls_link("a");
+		tls_b = it_tls_link("b");
+	}
+	pair(&a, &b, conf("a.conf", 0, "", "connect", link, tls_a,
+	    it_svc_accept("echo", port)), conf("b.conf", mp, "", "listen",
+	    link, tls_b, it_svc_connect("echo", t->port[IT_ECHO])));
+	e = open_echo(port);
+	lines0 = shown_lines(b);
+	n = connect_flood(link, LINK_FLOOD_MS);
+	it_echo(e, "after the flood");
+	/* Complete once the window's summaries are out. */
+	deadline = it_now_ms() + LIMIT_WINDOW_MS + 5000;
+	while (!done && it_now_ms() < deadline) {
+		if (_i) {
+			waited = limited_count(b, "TLS refused: ", NULL,
+			    "link: TLS refused", &s1);
+			done = waited == (uint64_t)n;
+		} else {
+			waited = limited_count(b, "replaces it once it answers "
+			    "a ping", NULL, "link: a new link replaces it once "
+			    "it answers a ping", &s1);
+			full = limited_count(b, "connections already wait to "
+			    "replace the link", NULL, "link: closed: connections "
+			    "already wait to replace the link", &s2);
+			closed = limited_count(b, ": closed: ",
+			    "connections already wait", "link: closed", &s3);
+			done = waited + full == (uint64_t)n && closed == waited;
+		}
+		if (!done)
+			usleep(100000);
+	}
+	lines = shown_lines(b) - lines0;
+	printf("link_port_flood%s: %d connections in %d ms: B wrote %d lines "
+	    "(%ju %s, %ju closed at once, %ju closed)\n", _i ? " (TLS)" : "",
+	    n, LINK_FLOOD_MS, lines, (uintmax_t)waited, _i ? "refused" :
+	    "waited to replace the link", (uintmax_t)full, (uintmax_t)closed);
+	ck_assert_msg(n >= 100, "only %d connections in %d ms", n,
+	    LINK_FLOOD_MS);
+	ck_assert_msg(lines <= 40, "B wrote %d lines for %d connections",
+	    lines, n);
+	ck_assert_msg(done, "B's lines and summaries account for %ju + %ju "
+	    "connections of %d, %ju closed", (uintmax_t)waited,
+	    (uintmax_t)full, n, (uintmax_t)closed);
+	if (_i)
+		ck_assert_int_eq(metric(mp, "mxd_link_tls_refused_total"), n);
+	it_echo(e, "at the end");
+	it_finish_client(e, "echo client");
+	it_finish();
+}
+END_TEST
+
+/* tp_pump: done once mxd has reset ${arg} (a uint64_t) streams of ${tp}. */
+static int
+resets_reached(struct tp *tp, void *arg)
+{
+
+	return (tp->resets >= *(uint64_t *)arg);
+}
+
+/* Malformed streams, each reset by B, of the kinds of flood_kinds[]. */
+static const struct flood_kind {
+	const char	*bytes;
+	size_t		len;
+	int		fin;
+	const char	*line, *label;	/* in B's log */
+} flood_kinds[] = {
+	{ BYTES("\x00\x00\x00ping"), 0, "malformed service header: reset",
+	    "channel: malformed service header" },
+	{ BYTES("\x04" "nope" "\x00\x00ping"), 0, "which has no connect "
+	    "here: reset", "channel: the peer asked for a service which has "
+	    "no connect here" },
+	{ BYTES("\xff" "echo"), 1, "stream ended inside its service header: "
+	    "reset", "channel: stream ended inside its service header" },
+};
+#define NFLOOD_KINDS	(sizeof(flood_kinds) / sizeof(flood_kinds[0]))
+#define FLOOD_STREAMS	1500	/* of each kind */
+
+/*
+ * A hostile peer opens malformed streams, FLOOD_STREAMS of each kind in
+ * flood_kinds[]: B resets each, writes a bounded number of lines, and the
+ * summaries account for every stream.  (Before: a line per stream.)
+ */
+START_TEST(malformed_streams_flood)
+{
+	struct it_targets *t = it_targets_start();
+	int link = it_free_port(), lines0, lines, s, done = 0;
+	uint64_t opened = 0, n[NFLOOD_KINDS];
+	struct it_mxd *b;
+	struct tp *tp;
+	int64_t deadline;
+	size_t i, k;
+
+	b = it_mxd_start(conf("b.conf", 0, "", "listen", link, "",
+	    it_svc_connect("echo", t->port[IT_ECHO])));
+	it_mxd_wait_log(b, "link: waiting for the peer", IT_WAIT_MS);
+	tp = tp_connect(link);
+	tp_wait_up(tp, b);
+	lines0 = shown_lines(b);
+	/* A hundred at a time: within the engine's backlog of opens. */
+	for (i = 0; i < FLOOD_STREAMS * NFLOOD_KINDS; i += 100) {
+		for (k = 0; k < 100; k++) {
+			const struct flood_kind *fk = &flood_kinds[(i + k) %
+			    NFLOOD_KINDS];
+
+			(void)tp_open(tp, fk->bytes, fk->len, fk->fin);
+		}
+		opened += 100;
+		ck_assert_msg(tp_pump(tp, IT_WAIT_MS, resets_reached,
+		    &opened) == 1, "%ju of %ju streams reset",
+		    (uintmax_t)tp->resets, (uintmax_t)opened);
+	}
+	deadline = it_now_ms() + LIMIT_WINDOW_MS + 5000;
+	while (!done && it_now_ms() < deadline) {
+		for (k = 0, done = 1; k < NFLOOD_KINDS; k++) {
+			n[k] = limited_count(b, flood_kinds[k].line, NULL,
+			    flood_kinds[k].label, &s);
+			done &= n[k] == FLOOD_STREAMS;
+		}
+		if (!done)
+			usleep(100000);
+	}
+	lines = shown_lines(b) - lines0;
+	printf("malformed_streams_flood: %ju streams reset; B wrote %d lines "
+	    "(%ju, %ju, %ju of each kind accounted for)\n", (uintmax_t)opened,
+	    lines, (uintmax_t)n[0], (uintmax_t)n[1], (uintmax_t)n[2]);
+	ck_assert_msg(lines <= 30, "B wrote %d lines for %ju streams", lines,
+	    (uintmax_t)opened);
+	ck_assert_msg(done, "B's lines and summaries account for %ju, %ju, "
+	    "%ju streams of %d of each kind", (uintmax_t)n[0],
+	    (uintmax_t)n[1], (uintmax_t)n[2], FLOOD_STREAMS);
+	tp_free(tp);
+	it_finish();
+}
+END_TEST
+
+/* Clients of ${port}, ${n} of them, 200 at a time: each must be reset (or
+ * see EOF) without a byte. */
+static void
+refused_clients(int port, int n)
+{
+	int fd[200], i, k, done;
+	char c;
+	long r;
+
+	for (done = 0; done < n; done += k) {
+		k = n - done < 200 ? n - done : 200;
+		for (i = 0; i < k; i++) {
+			fd[i] = it_connect(port);
+			/* The reset can beat connect() back. */
+			ck_assert_msg(fd[i] >= 0 || errno == ECONNRESET,
+			    "connect: %s", strerror(errno));
+		}
+		for (i = 0; i < k; i++) {
+			if (fd[i] < 0)
+				continue;
+			r = it_recv_wait(fd[i], &c, 1, RESET_MS);
+			ck_assert_msg(r == 0 || r == -ECONNRESET, "client %d: "
+			    "expected a reset, got %ld", done + i, r);
+			it_close(fd[i]);
+		}
+	}
+}
+
+#define DOWN_CHANNELS	10000
+
+/*
+ * DOWN_CHANNELS channels to a target that is down: B, which cannot connect
+ * them, writes a bounded number of lines, and the summaries account for
+ * every channel.  (Before: a line per channel.)
+ */
+START_TEST(target_down_flood)
+{
+	struct it_targets *t = it_targets_start();
+	int link = it_free_port(), port = it_free_port(), lines0, lines, s;
+	struct it_mxd *a, *b;
+	int64_t deadline, t0, ms;
+	uint64_t n = 0;
+
+	pair(&a, &b, conf("a.conf", 0, "", "connect", link, "",
+	    it_svc_accept("echo", port)), conf("b.conf", 0, "", "listen",
+	    link, "", it_svc_connect("echo", t->refused)));
+	lines0 = shown_lines(b);
+	t0 = it_now_ms();
+	refused_clients(port, DOWN_CHANNELS);
+	ms = it_now_ms() - t0;
+	deadline = it_now_ms() + LIMIT_WINDOW_MS + 5000;
+	while ((n = limited_count(b, it_fmt("target %s:%d: Connection refused",
+	    IT_HOST, t->refused), NULL, "service: cannot connect to the target",
+	    &s)) != DOWN_CHANNELS && it_now_ms() < deadline)
+		usleep(100000);
+	lines = shown_lines(b) - lines0;
+	printf("target_down_flood: %d channels refused in %jd ms: B wrote %d "
+	    "lines (%ju channels accounted for in %d summaries)\n",
+	    DOWN_CHANNELS, (intmax_t)ms, lines, (uintmax_t)n, s);
+	ck_assert_msg(lines <= 20, "B wrote %d lines for %d channels", lines,
+	    DOWN_CHANNELS);
+	ck_assert_msg(n == DOWN_CHANNELS, "B's lines and summaries account "
+	    "for %ju channels of %d", (uintmax_t)n, DOWN_CHANNELS);
+	it_finish();
+}
+END_TEST
+
 /* ------------------------------------------------------------ descriptors */
 
 /* The lowest descriptor number ${pid} does not use. */
@@ -1005,6 +1358,9 @@ limits_suite(void)
 	IT_ADD(t, metrics_endless_header);
 	IT_ADD(t, metrics_idle_connections);
 	IT_ADD(t, metrics_cannot_listen);
+	IT_ADD_LOOP(t, link_port_flood, 2);
+	IT_ADD(t, malformed_streams_flood);
+	IT_ADD(t, target_down_flood);
 	IT_ADD(t, drop_privileges);
 	IT_ADD(t, unknown_user);
 	suite_add_tcase(s, t);
