@@ -94,7 +94,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	evbuffer_free(hdr);
 	listener_accepted(svc->listener);
 	/* The listener made fd non-blocking. */
-	if (relay_new(d, s, fd, svc, NULL) == NULL) {
+	if (relay_new(d, s, fd, svc->st, NULL) == NULL) {
 		mux_stream_reset(s);
 		return;
 	}
@@ -105,7 +105,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 fail:
 	mux_stream_reset(s);
 refused:
-	svc->st.refused++;
+	svc->st->refused++;
 	refuse(fd);
 }
 

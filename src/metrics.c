@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ms.h"
+#include "relay.h"
 #include "service.h"
 
 /*
@@ -79,27 +80,27 @@ static const struct {
 	size_t		off;
 } svc_series[] = {
 	{ "mxd_channels_open", "gauge", "Channels open now.",
-	    offsetof(struct service_stats, open) },
+	    offsetof(struct channel_stats, open) },
 	{ "mxd_channels_opened_total", "counter", "Channels opened.",
-	    offsetof(struct service_stats, opened) },
+	    offsetof(struct channel_stats, opened) },
 	{ "mxd_channels_refused_total", "counter",
 	    "Connections refused: link down, limit, target refused.",
-	    offsetof(struct service_stats, refused) },
+	    offsetof(struct channel_stats, refused) },
 	{ "mxd_channels_reset_total", "counter", "Channels ended by a reset.",
-	    offsetof(struct service_stats, reset) },
+	    offsetof(struct channel_stats, reset) },
 	{ "mxd_received_bytes_total", "counter",
 	    "Bytes from the peer written to local sockets.",
-	    offsetof(struct service_stats, bytes_in) },
+	    offsetof(struct channel_stats, bytes_in) },
 	{ "mxd_sent_bytes_total", "counter",
 	    "Bytes read from local sockets sent to the peer.",
-	    offsetof(struct service_stats, bytes_out) },
+	    offsetof(struct channel_stats, bytes_out) },
 	{ "mxd_flow_control_stalls_total", "counter",
 	    "Times a socket was left unread because its channel had no room.",
-	    offsetof(struct service_stats, stalls) },
+	    offsetof(struct channel_stats, stalls) },
 	{ "mxd_channels_refused_by_peer_total", "counter",
 	    "Channels the peer reset before sending a byte (no such service, "
 	    "target down, a limit there: the peer's log says which).",
-	    offsetof(struct service_stats, refused_by_peer) },
+	    offsetof(struct channel_stats, refused_by_peer) },
 };
 
 /* Append the Prometheus text of ${d} to ${out}. */
@@ -191,7 +192,7 @@ metrics_render(struct daemon *d, struct evbuffer *out)
 		for (svc = d->services; svc != NULL; svc = svc->next) {
 			uint64_t v;
 
-			memcpy(&v, (const char *)&svc->st + svc_series[i].off,
+			memcpy(&v, (const char *)svc->st + svc_series[i].off,
 			    sizeof(v));
 			evbuffer_add_printf(out, "%s{service=\"%s\"} %ju\n",
 			    svc_series[i].name, svc->name, (uintmax_t)v);

@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,7 +45,6 @@
 #include "log.h"
 #include "ms.h"
 #include "relay.h"
-#include "service.h"
 
 /*
  * A socket is read into a chain of 1 << rdshift bytes, which moves as it is
@@ -70,6 +70,7 @@
 #define R_FLUSH_SOON	0x08	/* ev activated: stream data to write */
 #define R_PULL		0x10	/* pull mode: the stream's turn reads */
 #define R_DEADLINE	0x20	/* ev is the prelude's deadline */
+#define R_OURS		0x40	/* this side opened the stream */
 
 struct relay {
 	struct event	ev;		/* the socket; interest in 'events' */
@@ -77,10 +78,13 @@ struct relay {
 	short		events;
 	uint8_t		flags;
 	uint8_t		rdshift;	/* reads take 1 << rdshift bytes */
+	uint32_t	id;		/* the stream's, for log lines */
 	struct mux_stream *s;
 	struct evbuffer	*out;		/* to the socket; NULL when empty */
 	struct daemon	*d;
-	struct service	*svc;		/* referenced; NULL in the prelude */
+	struct channel_stats *st;	/* referenced; NULL in the prelude */
+	uint64_t	in, out_total;	/* bytes from and to the peer */
+	uint64_t	since_ms;	/* opened, on the loop's clock */
 	relay_prelude_cb *prelude;
 	void		*pending;	/* the prelude's dial */
 	void		(*pending_cancel)(void *);
@@ -91,6 +95,9 @@ static struct evbuffer *readbuf;
 
 /* Bytes in every relay's output buffer (one link per process). */
 static size_t out_bytes;
+
+/* Why a relay ended when the peer reset its stream (compared by address). */
+static const char relay_why_reset[] = "reset by the peer";
 
 static void relay_io_cb(evutil_socket_t, short, void *);
 static void relay_pull(struct relay *, int);
@@ -106,11 +113,89 @@ relay_deadline_stop(struct relay *r)
 	}
 }
 
-/* Free ${r}; the stream and socket must already be dealt with. */
-static void
-relay_free(struct relay *r)
+struct channel_stats *
+channel_stats_new(const char *name)
+{
+	struct channel_stats *st;
+	char label[sizeof(st->refused_log.label)];
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return (NULL);
+	if ((st->name = strdup(name)) == NULL) {
+		free(st);
+		return (NULL);
+	}
+	snprintf(label, sizeof(label), "service %s", name);
+	log_limit_init(&st->refused_log, label, "channels refused by the peer",
+	    1);
+	st->refs = 1;
+	return (st);
+}
+
+void
+channel_stats_hold(struct channel_stats *st)
 {
 
+	st->refs++;
+}
+
+void
+channel_stats_drop(struct channel_stats *st)
+{
+
+	if (--st->refs > 0)
+		return;
+	log_limit_end(&st->refused_log);
+	free(st->name);
+	free(st);
+}
+
+/* Milliseconds on ${r}'s loop's clock (cached: no system call). */
+static uint64_t
+relay_clock_ms(const struct relay *r)
+{
+	struct timeval tv;
+
+	(void)event_base_gettimeofday_cached(r->d->base, &tv);
+	return ((uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000);
+}
+
+/*
+ * The close line of ${r}, which ends because of ${why}: bytes each way,
+ * how long it was open.  A stream of ours the peer reset before a byte
+ * came back was refused by the peer (an unknown service, a target down, a
+ * limit: see the peer's log): the service counts it and says so, a line
+ * at a time within its limit.
+ */
+static void
+relay_log_end(struct relay *r, const char *why)
+{
+	uint64_t now;
+
+	if (r->st != NULL && (r->flags & R_OURS) && r->in == 0 &&
+	    why == relay_why_reset) {
+		r->st->refused_by_peer++;
+		log_limited(&r->st->refused_log, NULL, LOG_WARN, "service %s: "
+		    "channel %u refused by the peer (reset before a byte came "
+		    "back: its log says why)", r->st->name, r->id);
+	}
+	if (!log_enabled(LOG_DEBUG))
+		return;
+	now = relay_clock_ms(r);
+	log_debug("%s%s%schannel %u: closed after %s, %ju bytes in, %ju out: "
+	    "%s", r->st != NULL ? "service " : "", r->st != NULL ?
+	    r->st->name : "", r->st != NULL ? ": " : "", r->id,
+	    fmt_duration(now > r->since_ms ? now - r->since_ms : 0).s,
+	    (uintmax_t)r->in, (uintmax_t)r->out_total, why);
+}
+
+/* Free ${r}, which ends because of ${why}; the stream and socket must
+ * already be dealt with. */
+static void
+relay_free(struct relay *r, const char *why)
+{
+
+	relay_log_end(r, why);
 	if (r->pending != NULL)
 		r->pending_cancel(r->pending);
 	relay_deadline_stop(r);
@@ -122,9 +207,9 @@ relay_free(struct relay *r)
 		out_bytes -= evbuffer_get_length(r->out);
 		evbuffer_free(r->out);
 	}
-	if (r->svc != NULL) {
-		r->svc->st.open--;
-		service_unref(r->svc);
+	if (r->st != NULL) {
+		r->st->open--;
+		channel_stats_drop(r->st);
 	}
 	r->d->relays--;
 	free(r);
@@ -140,17 +225,17 @@ relay_socket_rst(struct relay *r)
 		(void)setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
 
-/* Abort ${r}: reset the stream and the socket. */
+/* Abort ${r} because of ${why}: reset the stream and the socket. */
 void
-relay_reset(struct relay *r)
+relay_reset(struct relay *r, const char *why)
 {
 
-	if (r->svc != NULL)
-		r->svc->st.reset++;
+	if (r->st != NULL)
+		r->st->reset++;
 	if (r->s != NULL)
 		mux_stream_reset(r->s);
 	relay_socket_rst(r);
-	relay_free(r);
+	relay_free(r, why);
 }
 
 /* Register interest in the socket events ${r} needs now. */
@@ -189,7 +274,7 @@ relay_maybe_done(struct relay *r)
 		return (0);
 	mux_stream_release(r->s);
 	r->s = NULL;
-	relay_free(r);
+	relay_free(r, "closed both ways");
 	return (1);
 }
 
@@ -235,6 +320,8 @@ relay_buffered(void)
 static int
 relay_pump_in(struct relay *r)
 {
+	const char *why = "out of memory";
+	char err[96];
 	size_t have;
 	int n;
 
@@ -246,8 +333,9 @@ relay_pump_in(struct relay *r)
 			n = mux_stream_read(r->s, r->out, OUT_HIWAT - have);
 			if (n < 0)
 				goto fail;
-			if (r->svc != NULL)
-				r->svc->st.bytes_in += (uint64_t)n;
+			r->in += (uint64_t)n;
+			if (r->st != NULL)
+				r->st->bytes_in += (uint64_t)n;
 		}
 		if (r->fd < 0) {
 			if (r->pending != NULL)
@@ -263,8 +351,9 @@ relay_pump_in(struct relay *r)
 		if (evbuffer_get_length(r->out) > 0 &&
 		    evbuffer_write(r->out, r->fd) < 0 && errno != EAGAIN &&
 		    errno != EINTR) {
-			log_debug("channel %u: write: %s", mux_stream_id(r->s),
+			snprintf(err, sizeof(err), "write: %s",
 			    strerror(errno));
+			why = err;
 			goto fail;
 		}
 		if (evbuffer_get_length(r->out) > 0)
@@ -288,7 +377,7 @@ relay_pump_in(struct relay *r)
 	return (0);
 
 fail:
-	relay_reset(r);
+	relay_reset(r, why);
 	return (-1);
 }
 
@@ -300,6 +389,8 @@ static int
 relay_pump_out(struct relay *r)
 {
 	size_t want = ((size_t)1 << r->rdshift) - CHAIN_SLACK;
+	const char *why = "out of memory";
+	char err[96];
 	struct evbuffer_iovec v;
 	ssize_t n;
 	int rc, full;
@@ -313,8 +404,8 @@ relay_pump_out(struct relay *r)
 	if ((n = read(r->fd, v.iov_base, v.iov_len)) < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return (0);
-		log_debug("channel %u: read: %s", mux_stream_id(r->s),
-		    strerror(errno));
+		snprintf(err, sizeof(err), "read: %s", strerror(errno));
+		why = err;
 		goto fail;
 	}
 	if (n == 0) {
@@ -330,21 +421,22 @@ relay_pump_out(struct relay *r)
 	v.iov_len = (size_t)n;
 	if (evbuffer_commit_space(readbuf, &v, 1))
 		goto fail;
-	if (r->svc != NULL)
-		r->svc->st.bytes_out += (uint64_t)n;
+	r->out_total += (uint64_t)n;
+	if (r->st != NULL)
+		r->st->bytes_out += (uint64_t)n;
 	if ((rc = mux_stream_write(r->s, readbuf)) < 0)
 		goto fail;
 	if (rc == 1) {
 		r->flags |= R_RD_FULL;
-		if (r->svc != NULL)
-			r->svc->st.stalls++;
+		if (r->st != NULL)
+			r->st->stalls++;
 		relay_arm(r);
 	}
 	return (full);
 
 fail:
 	evbuffer_drain(readbuf, evbuffer_get_length(readbuf));
-	relay_reset(r);
+	relay_reset(r, why);
 	return (-1);
 }
 
@@ -437,28 +529,27 @@ relay_on_close(struct mux_stream *s, void *arg, enum mux_close_reason reason)
 	struct relay *r = arg;
 
 	(void)s;
-	log_debug("channel %u: %s", mux_stream_id(s),
-	    reason == MUX_CLOSE_RESET ? "reset by peer" : "link closed");
 	r->s = NULL;
-	if (r->svc != NULL)
-		r->svc->st.reset++;
+	if (r->st != NULL)
+		r->st->reset++;
 	relay_socket_rst(r);
-	relay_free(r);
+	relay_free(r, reason == MUX_CLOSE_RESET ? relay_why_reset :
+	    "the session ended");
 }
 
 /* Give ${r} socket ${fd} (from dial or listen_on: TCP_NODELAY set) and
- * service ${svc}, and start relaying. */
+ * its service's counters ${st}, and start relaying. */
 void
-relay_attach(struct relay *r, int fd, struct service *svc)
+relay_attach(struct relay *r, int fd, struct channel_stats *st)
 {
 
 	relay_deadline_stop(r);
 	r->fd = fd;
-	if (svc != NULL && r->svc == NULL) {
-		service_ref(svc);
-		r->svc = svc;
-		svc->st.opened++;
-		svc->st.open++;
+	if (st != NULL && r->st == NULL) {
+		channel_stats_hold(st);
+		r->st = st;
+		st->opened++;
+		st->open++;
 	}
 	event_assign(&r->ev, r->d->base, fd, 0, relay_io_cb, r);
 	r->events = 0;
@@ -478,9 +569,9 @@ relay_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	r->flags &= ~R_DEADLINE;
 	log_limited(&lim, NULL, LOG_WARN, "channel %u: no service header "
-	    "within %ju ms: reset", mux_stream_id(r->s),
-	    (uintmax_t)r->d->cfg->connect_timeout_ms);
-	relay_reset(r);
+	    "within %s: reset", r->id,
+	    fmt_duration(r->d->cfg->connect_timeout_ms).s);
+	relay_reset(r, "no service header");
 }
 
 /* Give ${r}'s prelude connect_timeout to end. */
@@ -497,7 +588,7 @@ relay_deadline_start(struct relay *r)
 /* Create a relay for ${s}. */
 struct relay *
 relay_new(struct daemon *d, struct mux_stream *s, int fd,
-    struct service *svc, relay_prelude_cb *prelude)
+    struct channel_stats *st, relay_prelude_cb *prelude)
 {
 	struct relay *r;
 
@@ -507,15 +598,19 @@ relay_new(struct daemon *d, struct mux_stream *s, int fd,
 		goto err0;
 	r->fd = -1;
 	r->rdshift = READ_MIN_SHIFT;
+	r->id = mux_stream_id(s);
 	r->s = s;
 	r->d = d;
 	r->prelude = prelude;
+	r->since_ms = relay_clock_ms(r);
 	d->relays++;
 	mux_stream_set_arg(s, r);
-	if (fd >= 0)
-		relay_attach(r, fd, svc);
-	else
+	if (fd >= 0) {
+		r->flags |= R_OURS;
+		relay_attach(r, fd, st);
+	} else {
 		relay_deadline_start(r);
+	}
 	return (r);
 
 err0:

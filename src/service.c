@@ -37,21 +37,16 @@ streq_opt(const char *a, const char *b)
 	return (a == b || (a != NULL && b != NULL && strcmp(a, b) == 0));
 }
 
-void
-service_ref(struct service *svc)
-{
-
-	svc->refs++;
-}
-
 /* Drop a reference to ${svc}; the last one frees it. */
-void
+static void
 service_unref(struct service *svc)
 {
 
 	if (--svc->refs > 0)
 		return;
 	forward_close(svc);
+	if (svc->st != NULL)
+		channel_stats_drop(svc->st);
 	free(svc->name);
 	free(svc->accept_host);
 	free(svc->accept_port);
@@ -60,14 +55,23 @@ service_unref(struct service *svc)
 	free(svc);
 }
 
-/* A new service for ${cs} in ${d}, without its listener.  NULL on ENOMEM. */
+/* A new service for ${cs} in ${d}, without its listener, counting in ${st}
+ * (its predecessor's) or in new counters if NULL.  NULL on ENOMEM. */
 static struct service *
-service_new(struct daemon *d, const struct config_service *cs)
+service_new(struct daemon *d, const struct config_service *cs,
+    struct channel_stats *st)
 {
 	struct service *svc;
 
 	if ((svc = calloc(1, sizeof(*svc))) == NULL)
 		return (NULL);
+	if (st != NULL)
+		channel_stats_hold(st);
+	else if ((st = channel_stats_new(cs->name)) == NULL) {
+		free(svc);
+		return (NULL);
+	}
+	svc->st = st;
 	svc->d = d;
 	svc->refs = 1;
 	svc->proxy = cs->proxy_protocol;
@@ -116,12 +120,14 @@ service_table_apply(struct daemon *d, const struct config *cfg)
 	int rc = 0;
 
 	for (cs = cfg->services; cs != NULL; cs = cs->next) {
-		if ((svc = service_new(d, cs)) == NULL) {
+		old = service_find(d->services, cs->name);
+		/* Counters carry over; channels keep counting in them. */
+		if ((svc = service_new(d, cs, old != NULL ? old->st : NULL)) ==
+		    NULL) {
 			log_error("service %s: out of memory", cs->name);
 			rc = -1;
 			continue;
 		}
-		old = service_find(d->services, cs->name);
 		/* Keep a listener whose address stays, whichever service had
 		 * it (a service renamed, two addresses swapped): binding anew
 		 * would fail while the old one holds it. */
@@ -133,8 +139,6 @@ service_table_apply(struct daemon *d, const struct config *cfg)
 			rc = -1;
 		}
 		if (old != NULL) {
-			/* Counters carry over; channels keep the old object. */
-			svc->st = old->st;
 			svc->rate_tat = old->rate_tat;
 			if (!streq_opt(old->connect_host, svc->connect_host) ||
 			    !streq_opt(old->connect_port, svc->connect_port) ||
@@ -153,7 +157,7 @@ service_table_apply(struct daemon *d, const struct config *cfg)
 		next = old->next;
 		if (service_find(head, old->name) == NULL)
 			log_info("service %s: removed (%ju open channels "
-			    "finish)", old->name, (uintmax_t)old->st.open);
+			    "finish)", old->name, (uintmax_t)old->st->open);
 		forward_close(old);
 		service_unref(old);
 	}
@@ -240,12 +244,12 @@ target_dialed(int fd, int err, const char *why, void *arg)
 		log_limited(&lim, why, LOG_WARN, "service %s: channel %u: "
 		    "target %s: %s", svc->name, p->id,
 		    log_addr(svc->connect_host, svc->connect_port).s, why);
-		svc->st.refused++;
-		relay_reset(r);
+		svc->st->refused++;
+		relay_reset(r, "the target refused it");
 	} else {
 		log_debug("service %s: channel %u: connected to target",
 		    svc->name, p->id);
-		relay_attach(r, fd, svc);
+		relay_attach(r, fd, svc->st);
 	}
 	pending_free(p);
 }
@@ -274,13 +278,13 @@ route_stream(struct relay *r, struct mux_stream *s, struct daemon *d,
 	if (n == 0) {
 		log_limited(&lim_cut, NULL, LOG_WARN, "channel %u: stream "
 		    "ended inside its service header: reset", mux_stream_id(s));
-		relay_reset(r);
+		relay_reset(r, "no service header");
 		return;
 	}
 	if (n < 0) {
 		log_limited(&lim_bad, NULL, LOG_WARN, "channel %u: malformed "
 		    "service header: reset", mux_stream_id(s));
-		relay_reset(r);
+		relay_reset(r, "a malformed service header");
 		return;
 	}
 	evbuffer_drain(data, (size_t)n);
@@ -289,12 +293,12 @@ route_stream(struct relay *r, struct mux_stream *s, struct daemon *d,
 		log_limited(&lim_none, h.name, LOG_WARN, "channel %u: peer "
 		    "asked for service \"%s\", which has no connect here: "
 		    "reset", mux_stream_id(s), h.name);
-		relay_reset(r);
+		relay_reset(r, "an unknown service");
 		return;
 	}
 	if (link_pending_begin(d->link)) {
-		svc->st.refused++;
-		relay_reset(r);
+		svc->st->refused++;
+		relay_reset(r, "max_pending_connects");
 		return;
 	}
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
@@ -305,7 +309,7 @@ route_stream(struct relay *r, struct mux_stream *s, struct daemon *d,
 	p->svc = svc;
 	p->id = mux_stream_id(s);
 	p->client = h.client;
-	service_ref(svc);
+	svc->refs++;
 	p->dial = dial_start(d->base, d->dns, svc->connect_host,
 	    svc->connect_port, d->cfg->connect_timeout_ms, target_dialed, p);
 	if (p->dial == NULL) {
@@ -318,7 +322,7 @@ route_stream(struct relay *r, struct mux_stream *s, struct daemon *d,
 fail:
 	log_error("service %s: channel %u: out of memory", h.name,
 	    mux_stream_id(s));
-	relay_reset(r);
+	relay_reset(r, "out of memory");
 }
 
 /* The peer opened ${s}: its data goes to route_stream until routed. */

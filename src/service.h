@@ -9,22 +9,10 @@
 #include <stdint.h>
 
 #include "config.h"	/* enum proxy_version */
-#include "log.h"	/* struct log_limit */
 
 struct daemon;
 struct listener;
 struct mux_stream;
-
-struct service_stats {
-	uint64_t	opened;		/* channels opened, both directions */
-	uint64_t	open;		/* channels open now */
-	uint64_t	refused;	/* refused: link down, limit, target */
-	uint64_t	reset;		/* ended by a reset */
-	uint64_t	bytes_in;	/* from the peer to local sockets */
-	uint64_t	bytes_out;	/* from local sockets to the peer */
-	uint64_t	stalls;		/* socket reads paused: no window */
-	uint64_t	refused_by_peer; /* ours, reset before a byte came */
-};
 
 struct service {
 	char		*name;
@@ -36,9 +24,8 @@ struct service {
 	uint64_t	rate_tat;	/* when the rate bucket is full again */
 	int		rate_hit;	/* rate_limit refusing, logged */
 	struct daemon	*d;
-	struct service_stats st;
-	struct log_limit refused_log;	/* refused by the peer */
-	unsigned	refs;		/* the table's, and one per channel */
+	struct channel_stats *st;	/* shared with its channels */
+	unsigned	refs;		/* the table's, one per target dial */
 	struct service	*next;
 };
 
@@ -55,10 +42,6 @@ void service_table_free(struct daemon *d);
 
 /* Stop accepting new connections on every service of ${d}. */
 void service_stop_listening(struct daemon *d);
-
-/* Take and drop a reference to ${svc}. */
-void service_ref(struct service *svc);
-void service_unref(struct service *svc);
 
 /*
  * The peer opened stream ${s} on ${d}: route it by its service header.

@@ -18,6 +18,7 @@
 #include "daemon.h"
 #include "link.h"
 #include "log.h"
+#include "relay.h"
 #include "service.h"
 #include "status.h"
 
@@ -115,11 +116,11 @@ report_services_text(const struct daemon *d, struct evbuffer *out)
 	    "sent");
 	for (svc = d->services; svc != NULL; svc = svc->next)
 		evbuffer_add_printf(out, "%-*s %6ju %9ju %8ju %8ju %10s %10s\n",
-		    w, svc->name, (uintmax_t)svc->st.open,
-		    (uintmax_t)svc->st.opened, (uintmax_t)svc->st.refused,
-		    (uintmax_t)svc->st.refused_by_peer,
-		    fmt_bytes(svc->st.bytes_in).s,
-		    fmt_bytes(svc->st.bytes_out).s);
+		    w, svc->name, (uintmax_t)svc->st->open,
+		    (uintmax_t)svc->st->opened, (uintmax_t)svc->st->refused,
+		    (uintmax_t)svc->st->refused_by_peer,
+		    fmt_bytes(svc->st->bytes_in).s,
+		    fmt_bytes(svc->st->bytes_out).s);
 }
 
 /* The report of ${d} as JSON into ${out}. */
@@ -161,10 +162,10 @@ report_json(const struct daemon *d, const struct link_info *in,
 		evbuffer_add_printf(out, ",\"open\":%ju,\"opened\":%ju,"
 		    "\"refused\":%ju,\"refused_by_peer\":%ju,"
 		    "\"received_bytes\":%ju,\"sent_bytes\":%ju}",
-		    (uintmax_t)svc->st.open, (uintmax_t)svc->st.opened,
-		    (uintmax_t)svc->st.refused,
-		    (uintmax_t)svc->st.refused_by_peer,
-		    (uintmax_t)svc->st.bytes_in, (uintmax_t)svc->st.bytes_out);
+		    (uintmax_t)svc->st->open, (uintmax_t)svc->st->opened,
+		    (uintmax_t)svc->st->refused,
+		    (uintmax_t)svc->st->refused_by_peer,
+		    (uintmax_t)svc->st->bytes_in, (uintmax_t)svc->st->bytes_out);
 	}
 	evbuffer_add_printf(out, "]}\n");
 }

@@ -1836,6 +1836,28 @@ it_http_get(int port, const char *path)
 	return (buf);
 }
 
+long long
+it_metric(int port, const char *series)
+{
+	char *buf = it_http_get(port, "/metrics"), *p, *want;
+
+	want = it_fmt("\n%s ", series);
+	if ((p = strstr(buf, want)) == NULL)
+		return (-1);
+	return (strtoll(p + strlen(want), NULL, 10));
+}
+
+long long
+it_metric_wait(int port, const char *series, long long want, int ms)
+{
+	int64_t deadline = it_now_ms() + ms;
+	long long v;
+
+	while ((v = it_metric(port, series)) != want && it_now_ms() < deadline)
+		sleep_ms(20);		/* each look is an HTTP request */
+	return (v);
+}
+
 /* ------------------------------------------------------------ additions */
 
 /*

@@ -177,6 +177,15 @@ void	it_echo(int fd, const char *msg);
  * (freed by it_cleanup). */
 char	*it_http_get(int port, const char *path);
 
+/* The value of ${series} (a name with its labels) served at metrics port
+ * ${port}; -1 if it is missing. */
+long long it_metric(int port, const char *series);
+
+/* Wait at most ${ms} for ${series} at ${port} to be ${want}; returns the
+ * last value. */
+long long it_metric_wait(int port, const char *series, long long want,
+    int ms);
+
 /* ------------------------------------------------------------ a pair */
 
 /*

@@ -396,20 +396,41 @@ reset_rounds(int port, int echo, const char *what)
 	}
 }
 
+/*
+ * A target that refuses: each client is reset, B says why, and A, whose
+ * clients they are, says that the peer refused them: the first channel in
+ * a line, the rest in a summary at the end of the 10 s window (issue
+ * 16.4), and in metrics.  A channel that worked has a close line with its
+ * bytes each way (issue 16.6).
+ */
 START_TEST(target_refused_resets_client)
 {
 	struct it_targets *t = it_targets_start();
-	int port = it_free_port(), pe = it_free_port();
+	int port = it_free_port(), pe = it_free_port(), pm = it_free_port();
 	struct it_pair p;
 
 	it_pair_start(&p,
-	    svcs(it_svc_accept("nobody", port), it_svc_accept("echo", pe), 0,
-	    0),
+	    svcs(it_svc_accept("nobody", port), it_svc_accept("echo", pe),
+	    it_fmt("[daemon]\nmetrics = %s:%d\n", IT_HOST, pm), 0),
 	    svcs(it_svc_connect("nobody", t->refused),
 	    it_svc_connect("echo", t->port[IT_ECHO]), 0, 0));
 	reset_rounds(port, pe, "refused target");
 	it_mxd_wait_log(p.b, it_fmt("target %s:%d:", IT_HOST, t->refused),
 	    IT_WAIT_MS);
+	ck_assert_int_eq(it_metric_wait(pm, "mxd_channels_refused_by_peer_total"
+	    "{service=\"nobody\"}", RESET_ROUNDS, IT_WAIT_MS), RESET_ROUNDS);
+	ck_assert_int_eq(it_metric(pm, "mxd_channels_refused_by_peer_total"
+	    "{service=\"echo\"}"), 0);
+	ck_assert_int_eq(it_mxd_log_count(p.a, "refused by the peer (reset "
+	    "before a byte came back: its log says why)"), 1);
+	it_mxd_wait_log(p.a, it_fmt("service nobody: %d channels refused by "
+	    "the peer in the last 10 s", RESET_ROUNDS), 15000);
+	it_mxd_wait_log(p.a, "service echo: channel ", IT_WAIT_MS);
+	it_mxd_wait_log(p.a, ": closed after ", IT_WAIT_MS);
+	ck_assert_msg(it_mxd_log_count(p.a, " 100 bytes in, 100 out: closed "
+	    "both ways") == RESET_ROUNDS, "A's close lines of the echo "
+	    "channels: %d", it_mxd_log_count(p.a, " 100 bytes in, 100 out: "
+	    "closed both ways"));
 	it_finish();
 }
 END_TEST

@@ -88,32 +88,6 @@ log_count(struct it_mxd *m, const char *needle)
 
 /* ------------------------------------------------------------ metrics */
 
-/* The value of ${series} (a name with its labels) served at metrics port
- * ${port}; -1 if it is missing. */
-static long long
-metric(int port, const char *series)
-{
-	char *buf = it_http_get(port, "/metrics"), *p, *want;
-
-	want = it_fmt("\n%s ", series);
-	if ((p = strstr(buf, want)) == NULL)
-		return (-1);
-	return (strtoll(p + strlen(want), NULL, 10));
-}
-
-/* Wait at most ${ms} for ${series} at ${port} to be ${want}; return the
- * last value. */
-static long long
-wait_metric(int port, const char *series, long long want, int ms)
-{
-	int64_t deadline = it_now_ms() + ms;
-	long long v;
-
-	while ((v = metric(port, series)) != want && it_now_ms() < deadline)
-		usleep(20000);
-	return (v);
-}
-
 #define REFUSED(key)	"mxd_limit_refused_total{limit=\"" key "\"}"
 
 /* ------------------------------------------------------------ clients */
@@ -429,13 +403,13 @@ START_TEST(limit_max_channels)
 		fd[i] = open_echo(port);
 	for (i = 0; i < 3; i++)
 		expect_refused(port, it_fmt("channel %d", 4 + i));
-	ck_assert_int_eq(metric(mp, REFUSED("max_channels")), 3);
+	ck_assert_int_eq(it_metric(mp, REFUSED("max_channels")), 3);
 	ck_assert_int_eq(log_count(lim, "link: max_channels (3) reached: "
 	    "refusing new channels"), 1);
 	for (i = 0; i < 3; i++)
 		it_echo(fd[i], "still open");
 	it_finish_client(fd[0], "echo client");
-	ck_assert_int_eq(wait_metric(mp, "mxd_link_channels", 2, IT_WAIT_MS),
+	ck_assert_int_eq(it_metric_wait(mp, "mxd_link_channels", 2, IT_WAIT_MS),
 	    2);
 	fd[0] = open_echo(port);
 	for (i = 0; i < 3; i++)
@@ -467,17 +441,17 @@ START_TEST(limit_max_pending_connects)
 		slow[i] = it_connect(ps);
 		ck_assert(slow[i] >= 0 && it_send_all(slow[i], "x", 1) == 0);
 	}
-	ck_assert_int_eq(wait_metric(mp, "mxd_link_pending_connects", 2,
+	ck_assert_int_eq(it_metric_wait(mp, "mxd_link_pending_connects", 2,
 	    IT_WAIT_MS), 2);
 	expect_refused(ps, "third slow channel");
 	expect_refused(pe, "an echo channel, while two connects hang");
-	ck_assert_int_eq(metric(mp, REFUSED("max_pending_connects")), 2);
+	ck_assert_int_eq(it_metric(mp, REFUSED("max_pending_connects")), 2);
 	ck_assert_int_eq(log_count(b, "link: max_pending_connects (2) "
 	    "reached: refusing new channels"), 1);
 	it_echo(e, "untouched");
 	for (i = 0; i < 2; i++)
 		reset_close(slow[i]);
-	ck_assert_int_eq(wait_metric(mp, "mxd_link_pending_connects", 0,
+	ck_assert_int_eq(it_metric_wait(mp, "mxd_link_pending_connects", 0,
 	    IT_WAIT_MS), 0);
 	it_finish_client(open_echo(pe), "echo client");
 	it_finish_client(e, "echo client");
@@ -519,9 +493,9 @@ START_TEST(limit_max_buffered)
 	k = it_connect(pst);
 	ck_assert(k >= 0 && fcntl(k, F_SETFL, O_NONBLOCK) == 0);
 	deadline = it_now_ms() + 30000;
-	while (metric(mp, "mxd_link_buffered_bytes") < 192 * 1024) {
+	while (it_metric(mp, "mxd_link_buffered_bytes") < 192 * 1024) {
 		ck_assert_msg(it_now_ms() < deadline, "B holds %lld bytes",
-		    metric(mp, "mxd_link_buffered_bytes"));
+		    it_metric(mp, "mxd_link_buffered_bytes"));
 		it_gen(77, sent, buf, chunk);
 		if ((n = send(k, buf, chunk, MSG_NOSIGNAL)) > 0)
 			sent += (size_t)n;
@@ -530,7 +504,7 @@ START_TEST(limit_max_buffered)
 	}
 	expect_refused(pe, "a channel while B is full");
 	expect_refused(pst, "another");
-	ck_assert_int_eq(metric(mp, REFUSED("max_buffered")), 2);
+	ck_assert_int_eq(it_metric(mp, REFUSED("max_buffered")), 2);
 	ck_assert_int_eq(log_count(b, "link: max_buffered (131072) reached: "
 	    "refusing new channels"), 1);
 	it_echo(e, "untouched");
@@ -551,7 +525,7 @@ START_TEST(limit_max_buffered)
 	pfd.events = POLLIN;
 	ck_assert(poll(&pfd, 1, IT_WAIT_MS) == 1 && recv(k, buf, 1, 0) == 0);
 	it_close(k);
-	ck_assert_int_eq(wait_metric(mp, "mxd_link_buffered_bytes", 0,
+	ck_assert_int_eq(it_metric_wait(mp, "mxd_link_buffered_bytes", 0,
 	    IT_WAIT_MS), 0);
 	it_finish_client(open_echo(pe), "echo client");
 	it_finish_client(e, "echo client");
@@ -586,7 +560,7 @@ START_TEST(limit_rate)
 	/* One token left, and one more each 500 ms. */
 	ck_assert_msg(ok >= 1 && ok <= 1 + ms / 500 + 1, "%d of 12 worked "
 	    "in %jd ms", ok, (intmax_t)ms);
-	ck_assert_int_eq(metric(mp, REFUSED("rate_limit")), refused);
+	ck_assert_int_eq(it_metric(mp, REFUSED("rate_limit")), refused);
 	lines = log_count(a, "service echo: rate_limit (2) reached: refusing "
 	    "new channels");
 	ck_assert_msg(lines >= 1 && lines <= ok, "%d log lines", lines);
@@ -1006,7 +980,7 @@ START_TEST(link_port_flood)
 	    "connections of %d, %ju closed", (uintmax_t)waited,
 	    (uintmax_t)full, n, (uintmax_t)closed);
 	if (_i)
-		ck_assert_int_eq(metric(mp, "mxd_link_tls_refused_total"), n);
+		ck_assert_int_eq(it_metric(mp, "mxd_link_tls_refused_total"), n);
 	it_echo(e, "at the end");
 	it_finish_client(e, "echo client");
 	it_finish();
