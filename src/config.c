@@ -566,8 +566,8 @@ config_new(const char *path)
 	c->log_level = LOG_INFO;
 	c->keepalive_ms = 30000;
 	c->timeout_ms = 90000;
-	c->reconnect_min_ms = 1000;
-	c->reconnect_max_ms = 60000;
+	c->reconnect_min_ms = 250;
+	c->reconnect_max_ms = 2000;
 	c->window = 262144;
 	c->max_channels = 65536;
 	c->max_pending_connects = 4096;

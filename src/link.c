@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +90,10 @@ struct link {
 	struct event	*reap_ev;
 	uint64_t	backoff_ms;
 	int		failing;	/* failed attempts: back off */
-	int		dial_warned;	/* a failed dial logged since up */
+	uint64_t	dial_logged_us;	/* a failed dial last logged; 0: none
+					 * since the link was up */
+	uint64_t	dial_logged_backoff;	/* ... with this backoff */
+	unsigned	dial_unlogged;	/* failed dials since, not logged */
 	SSL_CTX		*tls;		/* NULL: a plain link */
 	struct handshake *hs[HANDSHAKES_MAX];	/* TLS handshakes under way */
 	unsigned	nhs;
@@ -101,22 +105,68 @@ struct link {
 	int		draining;	/* the daemon is shutting down */
 };
 
-static void link_redial(struct link *);
-static void link_lost(struct link *, const struct lsess *);
+static uint64_t link_redial(struct link *);
+static void link_lost(struct link *, const struct lsess *, const char *);
 
-/* Unless ${l} listens, count a failed attempt and dial again later. */
-static void
-link_retry(struct link *l)
+/* ${ms} until the next attempt, for a person: "1.4s", "42s", "17m". */
+static struct log_duration
+fmt_next(uint64_t ms)
 {
+	struct log_duration d;
+
+	if (ms >= 10000)
+		return (fmt_age((double)ms / 1000));
+	snprintf(d.s, sizeof(d.s), "%.1fs", (double)ms / 1000);
+	return (d);
+}
+
+/*
+ * Unless ${l} listens, count a failed attempt (printf-style ${fmt} says
+ * what failed) and dial again after the backoff.  The operator learns when
+ * the next attempt goes at each step of the backoff, then once a
+ * RETRY_LOG_MS while it stays where it is (at reconnect_max, or at
+ * reconnect_min for a host that refuses), with how many attempts failed
+ * meanwhile; the others are debug lines.
+ */
+#define RETRY_LOG_MS	60000
+
+static void
+link_retry(struct link *l, const char *fmt, ...)
+{
+	uint64_t backoff = l->backoff_ms, now = session_now_us(), ms;
+	char what[512];
+	va_list ap;
 
 	if (l->listening || l->draining)
 		return;
 	l->failing++;
-	link_redial(l);
+	ms = link_redial(l);
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (l->dial_logged_us == 0)		/* the first since up */
+		l->dial_unlogged = 0;
+	if (l->dial_logged_us != 0 && backoff == l->dial_logged_backoff &&
+	    now - l->dial_logged_us < (uint64_t)RETRY_LOG_MS * 1000) {
+		l->dial_unlogged++;
+		log_debug("link: %s; next attempt in %s", what,
+		    fmt_next(ms).s);
+		return;
+	}
+	if (l->dial_unlogged > 0)
+		log_warn("link: %s (%u more attempts failed in %s); next "
+		    "attempt in %s", what, l->dial_unlogged, fmt_age((double)(now -
+		    l->dial_logged_us) / 1e6).s, fmt_next(ms).s);
+	else
+		log_warn("link: %s; next attempt in %s", what, fmt_next(ms).s);
+	l->dial_logged_us = now;
+	l->dial_logged_backoff = backoff;
+	l->dial_unlogged = 0;
 }
 
 /*
- * ${ls}, the current session of ${l}, has ended (Go Away, or down).  Unless
+ * ${ls}, the current session of ${l}, has ended (Go Away, or down:
+ * ${why}).  Unless
  * ${l} listens, dial again: at once after a link that worked for STABLE_MS
  * (a peer restarting, a path lost), otherwise after a backoff, as after a
  * failed dial.  A peer that never answers, or drops the link as soon as it
@@ -124,12 +174,12 @@ link_retry(struct link *l)
  * with us must not have us redialing as fast as the loop runs.
  */
 static void
-link_lost(struct link *l, const struct lsess *ls)
+link_lost(struct link *l, const struct lsess *ls, const char *why)
 {
 
 	if (!session_answered(ls->sess) || session_now_us() - ls->up_since <
 	    (uint64_t)STABLE_MS * 1000) {
-		link_retry(l);
+		link_retry(l, "%s: %s", ls->peer, why);
 		return;
 	}
 	l->failing = 0;
@@ -287,7 +337,7 @@ on_goaway(struct session *sess, uint32_t code, void *arg)
 		    code);
 	lsess_retire(ls);
 	if (was_cur)
-		link_lost(l, ls);
+		link_lost(l, ls, "the peer sent Go Away");
 }
 
 /*
@@ -320,9 +370,9 @@ on_down(struct session *sess, const char *why, void *arg)
 		    ls->peer, why);
 	if (was_cur) {
 		l->moving = 0;
-		link_lost(l, ls);
+		link_lost(l, ls, why);
 	} else if (ls_dialed_probation) {	/* a move's new address failed */
-		link_retry(l);
+		link_retry(l, "%s: %s", ls->peer, why);
 	}
 	lsess_free(ls);
 }
@@ -353,7 +403,7 @@ lsess_up(struct lsess *ls)
 
 	ls->up_since = l->since = session_now_us();
 	l->st.ups++;
-	l->dial_warned = 0;
+	l->dial_logged_us = 0;
 	session_id_hex(ls->sess, id, sizeof(id));
 	log_debug("link %s: session %s", ls->peer, id);
 	log_info("link %s: up (%s%s%s)", ls->peer,
@@ -418,8 +468,7 @@ on_lost(struct session *sess, const char *why, void *arg)
 	}
 	/* An attempt to resume that failed: try again, backing off. */
 	if (ls->held) {
-		log_debug("link %s: resuming failed: %s", ls->peer, why);
-		link_retry(l);
+		link_retry(l, "%s: resuming failed: %s", ls->peer, why);
 		return;
 	}
 	ls->held = 1;
@@ -448,7 +497,7 @@ on_resumed(struct session *sess, uint64_t held_us, uint64_t setup_us,
 	l->st.resent += resent;
 	l->st.resume_us += held_us;
 	l->failing = 0;
-	l->dial_warned = 0;
+	l->dial_logged_us = 0;
 	log_info("link %s: resumed after %.1f s (%u channels, %ju bytes "
 	    "re-sent, %.2f ms after the new connection)", ls->peer,
 	    (double)held_us / 1e6, mux_stream_count(session_mux(sess)),
@@ -690,7 +739,7 @@ err1:
 err0:
 	conn_free(conn);
 	log_error("link %s: cannot start a session: out of memory", peer);
-	link_retry(l);
+	link_retry(l, "%s: out of memory", peer);
 }
 
 /* handshake: ${h} of ${arg} ended with ${r}. */
@@ -707,7 +756,7 @@ hs_done(struct handshake *h, const struct handshake_result *r, void *arg)
 		l->st.tls_refused++;
 		log_limited(&lim_tls, r->why, LOG_WARN, "link %s: TLS "
 		    "refused: %s", r->peer, r->why);
-		link_retry(l);
+		link_retry(l, "%s: TLS refused", r->peer);
 		return;
 	}
 	link_adopt(l, r->conn, r->peer, r->version);
@@ -729,7 +778,7 @@ hs_start(struct link *l, int fd, const char *peer)
 	if ((h = handshake_start(l->d, l->tls, fd, l->listening, peer,
 	    hs_done, l)) == NULL) {
 		log_error("link %s: cannot start TLS: out of memory", peer);
-		link_retry(l);
+		link_retry(l, "%s: out of memory", peer);
 		return;
 	}
 	l->hs[l->nhs++] = h;
@@ -756,42 +805,41 @@ link_connected(struct link *l, int fd)
 	if (sock_nonblock(fd)) {
 		log_error("link %s: %s", peer, strerror(errno));
 		close(fd);
-		link_retry(l);
+		link_retry(l, "%s: %s", peer, strerror(errno));
 	} else if (l->tls != NULL) {
 		hs_start(l, fd, peer);
 	} else if ((conn = conn_new_plain(l->d->base, fd)) == NULL) {
 		close(fd);
 		log_error("link %s: cannot start a session: out of memory",
 		    peer);
-		link_retry(l);
+		link_retry(l, "%s: out of memory", peer);
 	} else {
 		link_adopt(l, conn, peer, NULL);
 	}
 }
 
-/* dial: the connection to the peer is up (${fd}) or failed. */
+/*
+ * dial: the connection to the peer is up (${fd}) or failed (${err},
+ * ${why}).  A refusal means the peer's host is up and its mxd not (yet)
+ * listening, as while it restarts: the next attempt goes after
+ * reconnect_min, not a grown backoff, so that the link is back as soon as
+ * it listens.
+ */
 static void
 dialed_cb(int fd, int err, const char *why, void *arg)
 {
 	struct link *l = arg;
 	const struct config *cfg = l->d->cfg;
 
-	(void)err;
 	l->dial = NULL;
 	if (fd >= 0) {
 		link_connected(l, fd);
 		return;
 	}
-	l->failing++;
-	if (!l->dial_warned++)
-		log_warn("link: cannot connect to %s: %s; retrying every "
-		    "%ju to %ju ms", log_addr(cfg->link_addr.host,
-		    cfg->link_addr.port).s, why, (uintmax_t)cfg->reconnect_min_ms,
-		    (uintmax_t)cfg->reconnect_max_ms);
-	else
-		log_debug("link: cannot connect to %s: %s",
-		    log_addr(cfg->link_addr.host, cfg->link_addr.port).s, why);
-	link_redial(l);
+	if (err == ECONNREFUSED)
+		l->backoff_ms = cfg->reconnect_min_ms;
+	link_retry(l, "cannot connect to %s: %s", log_addr(cfg->link_addr.host,
+	    cfg->link_addr.port).s, why);
 }
 
 /* redial_ev: time to dial the peer. */
@@ -818,9 +866,9 @@ dial_now_cb(evutil_socket_t fd, short what, void *arg)
  * Schedule the next dial of ${l}: after a random delay in [backoff/2,
  * backoff] (so a fleet of restarted peers does not redial in step), with
  * the backoff doubling up to reconnect_max.  The first dial after a link
- * was up goes at once.
+ * was up goes at once.  Returns the delay in ms.
  */
-static void
+static uint64_t
 link_redial(struct link *l)
 {
 	const struct config *cfg = l->d->cfg;
@@ -836,6 +884,7 @@ link_redial(struct link *l)
 	}
 	tv = ms_timeval(ms);
 	event_add(l->redial_ev, &tv);
+	return (ms);
 }
 
 /* evconnlistener: the peer connected (${fd}). */
@@ -1008,7 +1057,8 @@ link_move(struct link *l, const struct config *cfg,
 			lsess_retire(ls);
 		}
 	l->listening = cfg->link_listen;
-	l->failing = l->dial_warned = 0;
+	l->failing = 0;
+	l->dial_logged_us = 0;
 	l->backoff_ms = cfg->reconnect_min_ms;
 	if (lst != NULL) {
 		link_listening(l, lst, cfg);
@@ -1051,6 +1101,16 @@ link_reload(struct link *l, const struct config *cfg, char *err,
 			    "%s", ls->peer, strerror(errno));
 	if (moved)
 		link_move(l, cfg, lst);
+	else if (!l->listening && l->dial == NULL &&
+	    event_pending(l->redial_ev, EV_TIMEOUT, NULL)) {
+		/* Down and backing off: whoever reloads wants it tried now. */
+		log_info("link: reloaded while down: connecting to %s now",
+		    log_addr(cfg->link_addr.host, cfg->link_addr.port).s);
+		event_del(l->redial_ev);
+		l->failing = 0;
+		l->backoff_ms = cfg->reconnect_min_ms;
+		link_redial(l);
+	}
 	warn_plain(l, cfg);
 	return (0);
 }

@@ -342,8 +342,9 @@ terminate_cb(evutil_socket_t sig, short what, void *arg)
 	/* Listeners close before the line says so: whoever reads it can
 	 * count on new connections being refused. */
 	service_stop_listening(&x->d);
-	log_info("signal %d: draining %u channels (at most %ju ms)", (int)sig,
-	    link_channels(x->d.link), (uintmax_t)x->d.cfg->drain_timeout_ms);
+	log_info("SIG%s: draining %u channels (drain_timeout %s)",
+	    sigabbrev_np(sig), link_channels(x->d.link),
+	    fmt_duration(x->d.cfg->drain_timeout_ms).s);
 	x->drain_deadline_ms = now_ms() + x->d.cfg->drain_timeout_ms;
 	link_drain(x->d.link);
 	event_add(x->drain_ev, &tv);

@@ -610,8 +610,8 @@ START_TEST(test_defaults)
 	assert_addr(&c->link_addr, "::1", "7000");
 	ck_assert_uint_eq(c->keepalive_ms, 30000);
 	ck_assert_uint_eq(c->timeout_ms, 90000);
-	ck_assert_uint_eq(c->reconnect_min_ms, 1000);
-	ck_assert_uint_eq(c->reconnect_max_ms, 60000);
+	ck_assert_uint_eq(c->reconnect_min_ms, 250);
+	ck_assert_uint_eq(c->reconnect_max_ms, 2000);
 	ck_assert_uint_eq(c->window, 262144);
 	ck_assert_uint_eq(c->max_channels, 65536);
 	ck_assert_uint_eq(c->max_pending_connects, 4096);

@@ -613,6 +613,104 @@ new_channel_echoes(int port, uint64_t seed, const char *what)
 	it_finish_client(fd, what);
 }
 
+/* Lines of ${m}'s whole log that hold both ${a} and ${b}. */
+static int
+log_lines_with(struct it_mxd *m, const char *a, const char *b)
+{
+	char buf[4096];
+	FILE *f;
+	int n = 0;
+
+	ck_assert_msg((f = fopen(m->log, "r")) != NULL, "%s: %s", m->log,
+	    strerror(errno));
+	while (fgets(buf, sizeof(buf), f) != NULL)
+		n += strstr(buf, a) != NULL && strstr(buf, b) != NULL;
+	fclose(f);
+	return (n);
+}
+
+/* Write ${name}: side A of a pair dialing ${link} with the link's defaults
+ * and ${extra}, its service echo accepting on ${port}. */
+static const char *
+default_a_conf(const char *name, int link, int port, const char *extra)
+{
+
+	return (it_write_file(name, it_fmt("[link]\nconnect = %s:%d\n%s%s",
+	    IT_HOST, link, extra, it_svc_accept("echo", port))));
+}
+
+/*
+ * Recovery in seconds with the defaults (issue 16.3).  B is down: A's dials
+ * are refused (B's host answers), so A keeps them reconnect_min apart, says
+ * once when the next one goes and counts the rest at debug, and is up again
+ * soon after B listens: within 2 s (the time is what is tested here).
+ * Then A waits an hour between attempts (reconnect_min = reconnect_max =
+ * 1h) and B comes back: a reload of A dials at once.
+ */
+START_TEST(recovery_after_peer_restart)
+{
+	struct it_targets *t = it_targets_start();
+	int link = it_free_port(), port = it_free_port(), fd, n;
+	const char *b_conf;
+	struct it_mxd *a, *b;
+	int64_t t0, ms, deadline;
+
+	b_conf = it_write_file("b.conf", it_fmt("[link]\nlisten = %s:%d\n%s",
+	    IT_HOST, link, it_svc_connect("echo", t->port[IT_ECHO])));
+	b = it_mxd_start(b_conf);
+	it_mxd_wait_log(b, "link: waiting for the peer", IT_WAIT_MS);
+	a = it_mxd_start(default_a_conf("a.conf", link, port, ""));
+	it_mxd_wait_log(a, "up (connected", IT_WAIT_MS);
+	new_channel_echoes(port, 1, "before B stops");
+
+	it_mxd_mark(a);
+	it_mxd_kill(b);
+	it_mxd_wait_log(a, it_fmt("link: cannot connect to %s:%d: Connection "
+	    "refused; next attempt in 0.", IT_HOST, link), IT_WAIT_MS);
+	/* Six refused attempts: a second or so at reconnect_min (250ms),
+	 * and one line for the operator. */
+	deadline = it_now_ms() + IT_WAIT_MS;
+	while ((n = it_mxd_log_count(a, "Connection refused; next attempt "
+	    "in 0.")) < 6 && it_now_ms() < deadline)
+		usleep(20000);
+	ck_assert_msg(n >= 6, "A made %d attempts in %d ms", n, IT_WAIT_MS);
+	ck_assert_int_eq(log_lines_with(a, " mxd warn: ", "; next attempt in "),
+	    1);
+	it_mxd_mark(a);
+	b = it_mxd_start(b_conf);
+	it_mxd_wait_log(b, "link: waiting for the peer", IT_WAIT_MS);
+	t0 = it_now_ms();
+	it_mxd_wait_log(a, "up (connected", IT_WAIT_MS);
+	ms = it_now_ms() - t0;
+	printf("recovery_after_peer_restart: up %jd ms after B listened "
+	    "again\n", (intmax_t)ms);
+	ck_assert_msg(ms <= 2000, "A was up %jd ms after B listened again",
+	    (intmax_t)ms);
+	new_channel_echoes(port, 2, "after B is back");
+
+	/* An hour between attempts; a reload dials now. */
+	it_mxd_mark(a);
+	default_a_conf("a.conf", link, port, "reconnect_min = 1h\n"
+	    "reconnect_max = 1h\n");
+	it_mxd_signal(a, SIGHUP);
+	it_mxd_wait_log(a, "reloaded", IT_WAIT_MS);
+	it_mxd_kill(b);
+	it_mxd_wait_log(a, "; next attempt in ", IT_WAIT_MS);
+	b = it_mxd_start(b_conf);
+	it_mxd_wait_log(b, "link: waiting for the peer", IT_WAIT_MS);
+	it_mxd_mark(a);
+	it_mxd_signal(a, SIGHUP);
+	it_mxd_wait_log(a, it_fmt("link: reloaded while down: connecting to "
+	    "%s:%d now", IT_HOST, link), IT_WAIT_MS);
+	it_mxd_wait_log(a, "up (connected", IT_WAIT_MS);
+	fd = it_connect(port);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	it_close(fd);
+	new_channel_echoes(port, 3, "after the reload");
+	it_finish();
+}
+END_TEST
+
 /* A client of ${port} that sends "x": 1 if it came back within ${ms}. */
 static int
 echoes(int port, int ms)
@@ -1327,6 +1425,7 @@ daemon_suite(void)
 	IT_ADD(t, services_both_directions);
 	IT_ADD(t, ipv6_link_and_service);
 	IT_ADD(t, peer_killed_resets_then_redials);
+	IT_ADD(t, recovery_after_peer_restart);
 	IT_ADD(t, two_dialers_back_off);
 	IT_ADD(t, two_dialers_tls_identity);
 	IT_ADD(t, sighup_adds_and_removes_services);
