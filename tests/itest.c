@@ -1246,18 +1246,62 @@ rpair_pump(struct rpair *p, int k)
 	return (0);
 }
 
+/* SIGUSR1 in the relay: it_relay_drop_dialers. */
+static volatile sig_atomic_t relay_drop;
+
+static void
+relay_drop_handler(int sig)
+{
+
+	(void)sig;
+	relay_drop = 1;
+}
+
+/*
+ * it_relay_drop_dialers, in the relay: reset the connections of ${pairs}
+ * on the dialer's side, and leave those to the listener open and unread
+ * (their descriptors stay with the relay until it exits), as a NAT that
+ * forgot a mapping does: the listener hears nothing.
+ */
+static void
+relay_drop_dialers(struct rpair *pairs)
+{
+	struct linger lg = { 1, 0 };
+	int i;
+
+	for (i = 0; i < RELAY_PAIRS; i++)
+		if (pairs[i].fd[0] >= 0) {
+			(void)setsockopt(pairs[i].fd[0], SOL_SOCKET, SO_LINGER,
+			    &lg, sizeof(lg));
+			close(pairs[i].fd[0]);
+			pairs[i].fd[0] = pairs[i].fd[1] = -1;
+		}
+}
+
 /* The relay process: accept on ${lfd}, relay each to 127.0.0.1:${to}. */
 static void
 relay_main(int lfd, int to)
 {
 	static struct rpair pairs[RELAY_PAIRS];
 	struct pollfd pfd[1 + 2 * RELAY_PAIRS];
+	struct sigaction sa;
 	struct sockaddr_in sin;
+	sigset_t usr1;
 	int i, k, n, fd, c;
 
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = relay_drop_handler;	/* no SA_RESTART: poll ends */
+	(void)sigaction(SIGUSR1, &sa, NULL);
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	(void)sigprocmask(SIG_UNBLOCK, &usr1, NULL);
 	for (i = 0; i < RELAY_PAIRS; i++)
 		pairs[i].fd[0] = pairs[i].fd[1] = -1;
 	for (;;) {
+		if (relay_drop) {
+			relay_drop = 0;
+			relay_drop_dialers(pairs);
+		}
 		pfd[0].fd = lfd;
 		pfd[0].events = POLLIN;
 		for (i = 0, n = 1; i < RELAY_PAIRS; i++)
@@ -1272,8 +1316,11 @@ relay_main(int lfd, int to)
 					pfd[n].events |= POLLOUT;
 				n++;
 			}
-		if (poll(pfd, (nfds_t)n, -1) < 0 && errno != EINTR)
-			_exit(1);
+		if (poll(pfd, (nfds_t)n, -1) < 0) {
+			if (errno != EINTR)
+				_exit(1);
+			continue;
+		}
 		if ((pfd[0].revents & POLLIN) &&
 		    (fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
 			for (i = 0; i < RELAY_PAIRS && pairs[i].fd[0] >= 0; i++)
@@ -1314,6 +1361,7 @@ relay_fork(struct it_relay *r, int port)
 {
 	struct sockaddr_in sin;
 	socklen_t sl = sizeof(sin);
+	sigset_t usr1, old;
 	int lfd, one = 1;
 
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1325,8 +1373,13 @@ relay_fork(struct it_relay *r, int port)
 	    strerror(errno));
 	ck_assert(getsockname(lfd, (struct sockaddr *)&sin, &sl) == 0);
 	r->port = ntohs(sin.sin_port);
+	/* SIGUSR1 waits until the child handles it (relay_main). */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	(void)sigprocmask(SIG_BLOCK, &usr1, &old);
 	if ((r->pid = fork_tied()) == 0)
 		relay_main(lfd, r->to);
+	(void)sigprocmask(SIG_SETMASK, &old, NULL);
 	close(lfd);
 }
 
@@ -1377,6 +1430,13 @@ it_relay_thaw(struct it_relay *r)
 {
 
 	ck_assert(r->pid > 0 && kill(r->pid, SIGCONT) == 0);
+}
+
+void
+it_relay_drop_dialers(struct it_relay *r)
+{
+
+	ck_assert(r->pid > 0 && kill(r->pid, SIGUSR1) == 0);
 }
 
 /* ------------------------------------------------------------ clients */

@@ -392,6 +392,12 @@ void	it_relay_restart(struct it_relay *r);
 void	it_relay_freeze(struct it_relay *r);
 void	it_relay_thaw(struct it_relay *r);
 
+/* Reset the dialers' side of every connection through ${r} and leave the
+ * listener's side open and silent (a NAT that forgot its mapping): the
+ * dialer sees its link reset, the listener nothing.  New connections pass
+ * as before. */
+void	it_relay_drop_dialers(struct it_relay *r);
+
 /*
  * it_flows_run, calling ${tick}(${arg}) at least every 20 ms while flows
  * run; a flow whose port is 0 starts once a tick has set its port (flows

@@ -10,6 +10,9 @@
  *                             plain and TLS
  *   outage_blackhole          nothing passes until keepalive's timeout
  *                             declares the link dead, then all does
+ *   outage_listener_unaware   only the dialer's side is reset: the
+ *                             listener's end still looks up when the
+ *                             dialer resumes; plain and TLS
  *   outage_repeated_cuts      50 cuts, one every 200 ms, under load: no
  *                             loss, no leak (descriptors), no stuck channel
  *   outage_bounded_memory     clients writing all through a long outage:
@@ -152,6 +155,7 @@ struct cut {
 	size_t		n, late;
 	uint64_t	when_rx;	/* cut once this much came back */
 	int		freeze;		/* a black hole rather than a cut */
+	int		drop;		/* only the dialer's side is reset */
 	int		outage_ms;	/* a cut lasts this long */
 	int		phase;		/* 0 before, 1 during, 2 after */
 	int64_t		t_cut;
@@ -174,10 +178,12 @@ cut_tick(void *arg)
 	if (c->phase == 0 && flows_rx(c->f, c->n) >= c->when_rx) {
 		if (c->freeze)
 			it_relay_freeze(c->p->r);
+		else if (c->drop)
+			it_relay_drop_dialers(c->p->r);
 		else
 			it_relay_cut(c->p->r);
 		c->t_cut = it_now_ms();
-		c->phase = 1;
+		c->phase = c->drop ? 2 : 1;	/* a drop needs no repair */
 		flows_start_late(c->p, c->f, c->n, c->late);
 	} else if (c->phase == 1 && (c->freeze ?
 	    it_mxd_log_has(c->p->a, "lost: timed out") &&
@@ -268,6 +274,47 @@ START_TEST(outage_blackhole)
 	ck_assert_msg(bad == 0, "%zu of %zu flows failed; first: %s", bad, n,
 	    msg);
 	expect_one_resumption(&p);
+	it_finish();
+}
+END_TEST
+
+/*
+ * Only the dialer learns that the link is gone: the relay resets A's side
+ * and leaves B's established and silent (a NAT that forgot its mapping).
+ * A redials at once and resumes; B, whose own end of the old connection
+ * still looks up, recognises its session in the resuming dialer and moves
+ * it to the new connection, long before its keepalive timeout would have
+ * noticed anything: no "lost" on B's side, no second peer refused, no
+ * flapping, every flow intact, and the old connection closed (B's
+ * descriptors as before).  Plain and TLS.
+ */
+START_TEST(outage_listener_unaware)
+{
+	size_t n = 60, late = 10, bad;
+	struct it_flow *f = it_calloc(n, sizeof(*f));
+	struct cut c;
+	struct op p;
+
+	op_start(&p, _i, "");
+	flows_init(&p, f, n, late, (it_san() ? 1 : 2) * MIB, 4000);
+	c = (struct cut){ .p = &p, .f = f, .n = n, .late = late,
+	    .when_rx = 4 * MIB, .drop = 1 };
+	bad = cut_run(&c, 120000);
+	ck_assert_msg(bad == 0, "%zu of %zu flows failed; first: %s", bad, n,
+	    msg);
+	it_mxd_wait_log(p.a, "resumed after", IT_WAIT_MS);
+	it_mxd_wait_log(p.b, "resumed after", IT_WAIT_MS);
+	ck_assert_int_eq(it_mxd_log_count(p.a, ": lost: "), 1);
+	ck_assert_int_eq(it_mxd_log_count(p.a, "resumed after"), 1);
+	ck_assert_int_eq(it_mxd_log_count(p.b, "resumed after"), 1);
+	ck_assert_int_eq(it_mxd_log_count(p.b, "second peer"), 0);
+	ck_assert_int_eq(it_mxd_log_count(p.b, "timed out"), 0);
+	ck_assert_int_eq(it_mxd_log_count(p.a, "channels reset"), 0);
+	ck_assert_int_eq(it_mxd_log_count(p.b, "channels reset"), 0);
+	ck_assert_int_eq(it_fd_wait(p.b->pid, p.fd_b, IT_WAIT_MS), p.fd_b);
+	printf("outage_listener_unaware%s: %zu flows intact; B moved the "
+	    "session to the resuming dialer, its old connection closed\n",
+	    _i ? " (TLS)" : "", n);
 	it_finish();
 }
 END_TEST
@@ -646,6 +693,7 @@ main(void)
 	tcase_add_checked_fixture(tc, it_init, it_cleanup);
 	IT_ADD_LOOP(tc, outage_channels_survive, 2);
 	IT_ADD(tc, outage_blackhole);
+	IT_ADD_LOOP(tc, outage_listener_unaware, 2);
 	IT_ADD(tc, outage_repeated_cuts);
 	IT_ADD(tc, outage_bounded_memory);
 	IT_ADD(tc, outage_beyond_timeout);
