@@ -61,7 +61,7 @@ function cmp(x, op, y) {
 }
 
 # Evaluate row i's targets: sets T_text, T_verdict; appends to the JSON list.
-function targets(i,    n, c, k, f, x, ok, all, txt, known, desc, op, lim) {
+function targets(i,    n, c, k, f, x, met, ok, all, txt, known, desc, op, lim) {
 	T_text = ""; T_verdict = ""
 	if (R_tg[i] == "") return
 	n = split(R_tg[i], c, ";")
@@ -73,20 +73,52 @@ function targets(i,    n, c, k, f, x, ok, all, txt, known, desc, op, lim) {
 			txt = op lim "x " f[2]
 			desc = "mxd/" f[2] " " op " " lim
 			x = ratio(i, f[2])
+			# mxd OP lim x other, which holds against a zero too
+			met = ""
+			if (has(R_sc[i], "mxd", R_key[i]) && has(R_sc[i], f[2], R_rk[i]))
+				met = cmp(val(R_sc[i], "mxd", R_key[i]), op, lim * val(R_sc[i], f[2], R_rk[i]))
 		} else {
 			op = f[2]; lim = f[3]
 			txt = op lim " " R_unit[i]
 			desc = "mxd " op " " lim " " R_unit[i]
 			x = has(R_sc[i], "mxd", R_key[i]) ? val(R_sc[i], "mxd", R_key[i]) / R_div[i] : ""
+			met = x == "" ? "" : cmp(x, op, lim + 0)
 		}
 		T_text = T_text (T_text == "" ? "" : ", ") txt
-		if (x == "") { known = 0; ok = "null" }
-		else { ok = cmp(x, op, lim + 0) ? "true" : "false"; if (ok == "false") all = 0 }
+		if (met == "") { known = 0; ok = "null" }
+		else { ok = met ? "true" : "false"; if (!met) all = 0 }
 		ntg++
 		TG[ntg] = sprintf("{\"scenario\": \"%s\", \"metric\": \"%s\", \"goal\": \"%s\", \"value\": %s, \"met\": %s}",
 		    R_sc[i], R_key[i], desc, x == "" ? "null" : sprintf("%.4g", x), ok)
 	}
 	T_verdict = !known ? "?" : all ? "met" : "NOT met"
+}
+
+# table(FROM, TO, TUNNELS, OTHERS): print rows FROM..TO (those with a
+# value) with a column per tunnel of TUNNELS and a ratio column mxd/OTHER
+# per tunnel of OTHERS (space-separated lists).
+function table(from, to, tl, ol,    TT, OO, nt, no, i, k, shown, line) {
+	nt = split(tl, TT, " "); no = split(ol, OO, " ")
+	shown = 0
+	for (i = from; i <= to; i++)
+		for (k = 1; k <= nt; k++) if (cell(i, TT[k]) != "-") shown = 1
+	if (!shown) return
+	printf "%-" lw "s %-7s", "scenario", "unit"
+	for (k = 1; k <= nt; k++) printf " %" cw "s", TT[k]
+	for (k = 1; k <= no; k++) printf " %9s", "mxd/" OO[k]
+	printf "  %s\n", "target (mxd)"
+	for (i = from; i <= to; i++) {
+		shown = 0
+		for (k = 1; k <= nt; k++) if (cell(i, TT[k]) != "-") shown = 1
+		if (!shown) continue
+		line = sprintf("%-" lw "s %-7s", R_label[i], R_unit[i])
+		for (k = 1; k <= nt; k++) line = line sprintf(" %" cw "s", cell(i, TT[k]))
+		for (k = 1; k <= no; k++) line = line sprintf(" %9s", rcell(i, OO[k]))
+		targets(i)
+		if (T_text != "") line = line sprintf("  %s: %s", T_text, T_verdict)
+		sub(/ +$/, "", line)
+		print line
+	}
 }
 
 function sep(c, s) { return (c ? s : "") }
@@ -152,6 +184,17 @@ END {
 		FV[nown] = V[key] - val(p[1], "direct", p[3])
 	}
 	for (k = 1; k <= nown; k++) V[FK[k]] = FV[k]
+	# p99_over_us: the WAN echo's p99 beside the download over its p50
+	# alone, the round trip the download adds.
+	nover = 0
+	for (key in V) {
+		split(key, p, SUBSEP)
+		if (p[1] !~ /^wan_/ || p[3] != "p99_us" || !has(p[1], p[2], "alone_p50_us"))
+			continue
+		FK[++nover] = p[1] SUBSEP p[2] SUBSEP "p99_over_us"
+		FV[nover] = V[key] - val(p[1], p[2], "alone_p50_us")
+	}
+	for (k = 1; k <= nover; k++) V[FK[k]] = FV[k]
 	nt = split(tunnels, T, " ")
 	haveso = haveya = havefl = 0
 	for (k = 1; k <= nt; k++) { if (T[k] == "socat") haveso = 1; if (T[k] == "yamux") haveya = 1; if (T[k] == "floor") havefl = 1 }
@@ -191,34 +234,48 @@ END {
 	row("hol_shaped_bulk", "link_pct", "  the bulk channel", "% link", 1, "%.1f", "abs:>=:90")
 	row("idle", "bytes_per_chan", "idle channels: RSS", "B/chan", 1, "%.0f", "abs:<=:2048")
 	row("cpu", "s_per_gib", "cpu (during bulk)", "s/GiB", 1, "%.2f", "ratio:socat:<=:1.0")
+	nmain = nrows
+
+	# The WAN section: a block per congestion control and link that ran.
+	wan_tunnels = wan_others = ""
+	for (k = 1; k <= nt; k++)
+		if (T[k] == "direct" || T[k] == "yamux" || T[k] == "mxd")
+			wan_tunnels = wan_tunnels " " T[k]
+	if (wan_tunnels ~ /direct/) wan_others = "direct"
+	if (wan_tunnels ~ /yamux/) wan_others = wan_others " yamux"
+	ncc = split(wan_ccs, WC, " "); nln = split(wan_links, WL, " ")
+	for (a = 1; a <= ncc; a++)
+		for (b = 1; b <= nln; b++) {
+			split(WL[b], f, ":")
+			sc = "wan_" WC[a] "_" f[1] "_" f[2]
+			if (!(sc in SC)) continue
+			lbl = WC[a] ", " (f[1] % 1000 == 0 ? f[1] / 1000 " Gbit/s" : f[1] " Mbit/s") ", " f[2] " % loss"
+			row(sc, "bulk_mbps", lbl ": download", "MB/s", 1, "%.1f", "ratio:direct:>=:0.95")
+			row(sc, "link_pct", "  the download", "% link", 1, "%.1f", "abs:>=:90")
+			row(sc, "alone_p50_us", "  echo alone: p50", "ms", 1000, "%.1f", "")
+			row(sc, "p50_us", "  echo beside the download: p50", "ms", 1000, "%.1f", "")
+			row(sc, "p99_us", "  p99", "ms", 1000, "%.1f", "ratio:direct:<=:1")
+			row(sc, "p99_over_us", "  p99 over the echo alone", "ms", 1000, "%.1f", f[2] == 0 ? "abs:<=:20" : "")
+			row(sc, "drop_pct", "  dropped at the bottleneck", "% pkts", 1, "%.2f", "ratio:direct:<=:2")
+			row(sc, "drops", "  of the packets", "pkts", 1, "%.0f", "")
+		}
 
 	lw = 34; cw = 9
 	printf "mxd benchmark: %s run, %s, %s s\n", mode, date, elapsed
 	printf "machine: %s x %s, Linux %s, %s RAM, TCP %s; load average before: %s\n\n", nproc, cpu, kernel, mem, tcp_cc, load
-	printf "%-" lw "s %-7s", "scenario", "unit"
-	for (k = 1; k <= nt; k++) printf " %" cw "s", T[k]
-	if (haveso) printf " %9s", "mxd/socat"
-	if (haveya) printf " %9s", "mxd/yamux"
-	if (havefl) printf " %9s", "mxd/floor"
-	printf "  %s\n", "target (mxd)"
-	for (i = 1; i <= nrows; i++) {
-		shown = 0
-		for (k = 1; k <= nt; k++) if (cell(i, T[k]) != "-") shown = 1
-		if (!shown) continue
-		line = sprintf("%-" lw "s %-7s", R_label[i], R_unit[i])
-		for (k = 1; k <= nt; k++) line = line sprintf(" %" cw "s", cell(i, T[k]))
-		if (haveso) line = line sprintf(" %9s", rcell(i, "socat"))
-		if (haveya) line = line sprintf(" %9s", rcell(i, "yamux"))
-		if (havefl) line = line sprintf(" %9s", rcell(i, "floor"))
-		targets(i)
-		if (T_text != "") line = line sprintf("  %s: %s", T_text, T_verdict)
-		sub(/ +$/, "", line)
-		print line
+	table(1, nmain, tunnels, (haveso ? "socat " : "") (haveya ? "yamux " : "") (havefl ? "floor" : ""))
+	if (nrows > nmain) {
+		printf "\nWAN: %s ms each way (%s ms round trip), drop-tail bottleneck queue of 1 BDP (%s); congestion control of both hosts named per link\n", \
+		    wan_delay, 2 * wan_delay, wanem
+		table(nmain + 1, nrows, wan_tunnels, wan_others)
 	}
 	printf "\n"
 	printf "mxd-tls: %s\n", tls_note == "" ? "measured (column mxd-tls)" : tls_note
 	printf "shaped link: %s\n", shaped_note != "" ? shaped_note : \
 	    "tbf " tbf " on both veth ends, tunnel ends in two network namespaces"
+	if (wan_note != "") printf "WAN: %s\n", wan_note
+	else printf "WAN: the emulator (fresh per run) joins two network namespaces; per run the echo alone, then %s s beside a download on another channel after %s ms of warm-up; drops: the download's direction, over the whole run%s\n", \
+	    wan_secs, wan_warm, wan_skipped != "" ? "; " wan_skipped : ""
 	printf "idle: %s channels (socat: at most %s, it forks two processes per channel); RSS = VmRSS of all tunnel processes\n", idle_n, idle_socat
 	printf "hol: 64-byte echo round trips, one per %s us, %s s per variant; bulk = a download on another channel of the same tunnel\n", hol_interval, hol_secs
 	printf "cpu: user+sys of all tunnel processes (both ends) during bulk, per GiB moved\n"
@@ -242,6 +299,8 @@ END {
 	for (k = 1; k <= nt; k++) printf "%s%s", sep(k > 1, ", "), jstr(T[k]) > json
 	printf "],\n  \"mxd_tls\": %s,\n  \"shaped\": %s,\n", jstr(tls_note == "" ? "measured" : tls_note), \
 	    jstr(shaped_note == "" ? "measured" : shaped_note) > json
+	printf "  \"wan\": {\"note\": %s, \"emulator\": %s, \"delay_ms_each_way\": %s, \"congestion_controls\": %s, \"links_rate_mbit_loss_pct\": %s, \"secs\": %s, \"warm_ms\": %s},\n", \
+	    jstr(wan_note == "" ? "measured" : wan_note " " wan_skipped), jstr(wanem), wan_delay + 0, jstr(wan_ccs), jstr(wan_links), wan_secs + 0, wan_warm + 0 > json
 	printf "  \"results\": {" > json
 	for (s = 1; s <= nsc; s++) {
 		printf "%s\n    %s: {", sep(s > 1, ","), jstr(sclist[s]) > json

@@ -16,7 +16,7 @@
 #   --tunnels     comma-separated subset of direct,socat,yamux,floor,mxd
 #                 (floor: bulk, parallel and connrate only)
 #   --scenarios   comma-separated subset of
-#                 bulk,parallel,connrate,hol,idle,shaped
+#                 bulk,parallel,connrate,hol,idle,shaped,wan
 #   --keep        keep the work directory (configs, logs)
 #
 # Environment: BENCH_BIG=1 opens as many idle channels as the descriptor
@@ -25,7 +25,12 @@
 # processes during bulk into DIR (BENCH_PERF_G= for no call graphs);
 # BENCH_REPS=N runs bulk, parallel and connrate in N rounds (every tunnel
 # once per round) and reports the median (default 3; 1 in --smoke); MXD,
-# MXLOAD, YAMUX_RELAY, FLOOR override the binaries.
+# MXLOAD, YAMUX_RELAY, FLOOR override the binaries.  The WAN section:
+# BENCH_WAN_CC (congestion controls, default "bbr reno cubic"),
+# BENCH_WAN_LINKS (RATE_MBIT:LOSS_PCT of each link, default
+# "100:0 100:0.5 1000:0"), BENCH_WAN_SECS (measured seconds per run),
+# BENCH_WAN_SS=1 (keep `ss -tin` of the download's sender mid-run in the
+# work directory: use with --keep), WANEM (the emulator's wan.sh).
 #
 # Scenarios (full run; --smoke divides the sizes):
 #   bulk      one connection sends 1 GiB to a sink that answers the count
@@ -40,6 +45,14 @@
 #             ends in two network namespaces joined by a tbf-shaped veth
 #   idle      10,000 open idle channels: RSS growth of the tunnel
 #             processes per channel (fresh tunnel processes)
+#   wan       (root, ../shared/tools/wanem) the two ends in two network
+#             namespaces joined by the WAN emulator: 50 ms round trip,
+#             drop-tail queue of 1 BDP, 100 Mbit/s with 0 and 0.5 % loss and
+#             1 Gbit/s, under each congestion control; per run a 64-byte
+#             echo alone, then beside a download on another channel: the
+#             echo's round trips, the download's rate, the packets the
+#             bottleneck dropped (direct, yamux, mxd; fresh emulator,
+#             targets and tunnel for every run)
 # Bulk, parallel and connrate also record the whole machine (/proc/stat):
 # how busy all CPUs were, and CPU seconds per GiB or per connection with
 # everything counted (load generator, targets, kernel).  With every CPU
@@ -57,7 +70,7 @@ OUT=""
 DOC=""
 KEEP=0
 TUNNELS="direct,socat,yamux,floor,mxd"
-SCENARIOS="bulk,parallel,connrate,hol,idle,shaped"
+SCENARIOS="bulk,parallel,connrate,hol,idle,shaped,wan"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--smoke)	MODE=smoke ;;
@@ -88,6 +101,9 @@ if [ "$MODE" = full ]; then
 	HOL_SECS=5 HOL_WARM_MS=500 HOL_INTERVAL_US=1000
 	IDLE_N=10000 IDLE_SOCAT_MAX=1000 SETTLE=1
 	REPS=${BENCH_REPS:-3}
+	WAN_CCS=${BENCH_WAN_CC:-bbr reno cubic}
+	WAN_LINKS=${BENCH_WAN_LINKS:-100:0 100:0.5 1000:0}
+	WAN_SECS=${BENCH_WAN_SECS:-5} WAN_WARM_MS=1500 WAN_ALONE_SECS=1.5
 else
 	BULK_BYTES=$((64 * MiB))
 	PAR_CONNS=16 PAR_BYTES=$((2 * MiB))
@@ -95,6 +111,9 @@ else
 	HOL_SECS=0.25 HOL_WARM_MS=100 HOL_INTERVAL_US=1000
 	IDLE_N=200 IDLE_SOCAT_MAX=50 SETTLE=0.1
 	REPS=${BENCH_REPS:-1}
+	WAN_CCS=${BENCH_WAN_CC:-bbr}
+	WAN_LINKS=${BENCH_WAN_LINKS:-100:0.5}
+	WAN_SECS=${BENCH_WAN_SECS:-0.5} WAN_WARM_MS=300 WAN_ALONE_SECS=0.3
 fi
 # Each channel costs one descriptor in the load generator, the targets
 # and each tunnel process: the hard limit bounds them all.
@@ -113,6 +132,7 @@ RES=$work/results
 : >"$RES"
 FAILS=()
 NETNS_USED=0
+WAN_USED=0
 
 log() {
 	printf 'bench: [%5.1fs] %s\n' "$(awk -v a="$t_start" -v b="$(date +%s.%N)" \
@@ -142,6 +162,7 @@ cleanup() {
 	for p in $(jobs -pr); do kill -KILL "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	[ "$NETNS_USED" = 1 ] && netns_down
+	[ "$WAN_USED" = 1 ] && wan down
 	if [ "$KEEP" = 1 ]; then
 		log "work directory kept: $work"
 	else
@@ -302,6 +323,9 @@ no_children() {
 # start_targets NS BIND: the sink, echo and source targets; sets T_SINK,
 # T_ECHO, T_SOURCE (ports) and TARGETS_PID.
 start_targets() {
+	# The previous targets' line must not pass for theirs: the
+	# background job truncates the file only once it runs.
+	rm -f "$work/targets$1.out"
 	spawn TARGETS_PID "$1" "$work/targets$1.out" "$MXLOAD" serve -b "$2"
 	if ! wait_log "$work/targets$1.out" "sink=" 1 10; then
 		log "the targets did not start:"
@@ -675,6 +699,137 @@ run_tunnel() {
 	fi
 }
 
+# ---- WAN: the two ends across the shared emulator ----
+#
+# wan.sh (../shared/tools/wanem, README.md there) joins two network
+# namespaces, mxwA<pid> ($WAN_NET.1) and mxwB<pid> ($WAN_NET.2), through a
+# user-space link: WAN_DELAY_MS each way, a bottleneck of RATE_MBIT with a
+# drop-tail queue of one BDP, random loss; its counters say what the
+# bottleneck dropped.  Both namespaces run the congestion control under
+# test.  Clients in mxwA, targets (and the download's sender) in mxwB.
+WANEM=${WANEM:-$root/../shared/tools/wanem/wan.sh}
+WAN_A=mxwA$NS_ID
+WAN_B=mxwB$NS_ID
+WAN_NET=10.78.$((NS_ID % 250 + 1))
+WAN_DELAY_MS=25
+
+# wan up|down|stats: wan.sh on this run's namespaces, subnet and state.
+wan() {
+	WAN_A=$WAN_A WAN_B=$WAN_B WAN_NET=$WAN_NET WAN_DIR=$work/wan \
+	    "$WANEM" "$@"
+}
+
+# wan_up RATE_MBIT LOSS_PCT CC: the emulated link with CC in both
+# namespaces.  Returns 1 if the emulator did not start, 2 if a namespace
+# may not use CC; why in WAN_WHY.
+wan_up() {
+	local ns
+	WAN_USED=1
+	if ! DELAY_MS=$WAN_DELAY_MS RATE_MBIT=$1 LOSS_PCT=$2 TCP_CC=$3 \
+	    wan up >"$work/wan.up" 2>&1; then
+		WAN_WHY="the emulator did not start: $(tr '\n' ' ' <"$work/wan.up")"
+		return 1
+	fi
+	for ns in "$WAN_A" "$WAN_B"; do
+		[ "$(ip netns exec "$ns" sysctl -n \
+		    net.ipv4.tcp_congestion_control)" = "$3" ] && continue
+		WAN_WHY="a namespace may not use $3 (net.ipv4.tcp_allowed_congestion_control: $(cat /proc/sys/net/ipv4/tcp_allowed_congestion_control))"
+		wan down
+		return 2
+	done
+	return 0
+}
+
+# wan_drops SCENARIO: record the counters of the download's direction
+# (B to A): packets that reached the bottleneck, those it dropped because
+# its queue was full, those lost at random.
+wan_drops() {
+	local rx q lost
+
+	read -r rx q lost < <(wan stats 2>&1 | awk '/^wanem B->A rx / {
+	    for (i = 1; i < NF; i++) {
+		if ($i == "rx") rx = $(i + 1) + 0
+		if ($i == "lost") lost = $(i + 1) + 0
+		if ($i == "drops") q = $(i + 1) + 0
+	    } } END { print rx + 0, q + 0, lost + 0 }')
+	res "$1" "$TUN_KIND" pkts "$rx"
+	res "$1" "$TUN_KIND" drops "$q"
+	res "$1" "$TUN_KIND" lost "$lost"
+	res "$1" "$TUN_KIND" drop_pct "$(awk -v q="$q" -v n="$rx" \
+	    'BEGIN { printf "%.4f", n ? 100 * q / n : 0 }')"
+}
+
+# sc_wan SCENARIO RATE_MBIT: the echo alone, then beside a download on
+# another channel, clients in mxwA; with BENCH_WAN_SS=1, `ss -tin` of the
+# download's sender halfway through into the work directory.
+sc_wan() {
+	local sc=$1 ssp="" rc
+
+	load "$sc" in_ns "$WAN_A" "$MXLOAD" hol "$E_ECHO" - \
+	    "$WAN_ALONE_SECS" 1000 100 || return
+	res "$sc" "$TUN_KIND" alone_p50_us "$(kv p50_us "$LOAD_OUT")"
+	if [ "${BENCH_WAN_SS:-0}" = 1 ]; then
+		{
+			sleep "$(awk -v w="$WAN_WARM_MS" -v s="$WAN_SECS" \
+			    'BEGIN { print w / 1000 + s / 2 }')"
+			ip netns exec "$WAN_B" ss -tin >"$work/ss-$sc-$TUN_KIND.txt"
+		} &
+		ssp=$!
+	fi
+	load "$sc" in_ns "$WAN_A" "$MXLOAD" hol "$E_ECHO" "$E_SOURCE" \
+	    "$WAN_SECS" 1000 "$WAN_WARM_MS"
+	rc=$?
+	[ -n "$ssp" ] && wait "$ssp"
+	[ "$rc" -eq 0 ] || return
+	res "$sc" "$TUN_KIND" p50_us "$(kv p50_us "$LOAD_OUT")"
+	res "$sc" "$TUN_KIND" p99_us "$(kv p99_us "$LOAD_OUT")"
+	res "$sc" "$TUN_KIND" max_us "$(kv max_us "$LOAD_OUT")"
+	res "$sc" "$TUN_KIND" samples "$(kv samples "$LOAD_OUT")"
+	res "$sc" "$TUN_KIND" bulk_mbps "$(kv bulk_mbps "$LOAD_OUT")"
+	res "$sc" "$TUN_KIND" link_pct "$(awk -v m="$(kv bulk_mbps "$LOAD_OUT")" \
+	    -v r="$2" 'BEGIN { printf "%.1f", m * 8 / r * 100 }')"
+}
+
+# run_wan: every congestion control, link and WAN tunnel, each run on a
+# fresh emulator, targets and tunnel (so that no run inherits another's
+# queue, or the kernel's cached metrics of the path).
+run_wan() {
+	local cc link rate loss sc k rc
+	for cc in $WAN_CCS; do
+		for link in $WAN_LINKS; do
+			rate=${link%%:*} loss=${link#*:}
+			sc=wan_${cc}_${rate}_$loss
+			for k in $WAN_TUNNELS; do
+				log "$k: WAN, $cc, $rate Mbit/s, $loss % loss"
+				wan_up "$rate" "$loss" "$cc"
+				rc=$?
+				if [ "$rc" -eq 2 ]; then
+					log "WAN: $cc skipped: $WAN_WHY"
+					WAN_SKIPPED="${WAN_SKIPPED:+$WAN_SKIPPED; }$cc skipped: $WAN_WHY"
+					continue 3
+				elif [ "$rc" -ne 0 ]; then
+					fail "$sc" "$k" "$WAN_WHY"
+					continue
+				fi
+				start_targets "$WAN_B" 0.0.0.0
+				if tunnel_up "$k" "$WAN_A" "$WAN_B" "$WAN_NET.2" \
+				    "$( [ "$k" = direct ] && echo "$WAN_NET.2" ||
+				    echo 127.0.0.1)"; then
+					sc_wan "$sc" "$rate"
+					tunnel_alive "$sc"
+					tunnel_stop "$sc"
+				else
+					fail "$sc" "$k" "the tunnel did not come up"
+				fi
+				wan_drops "$sc"
+				sig TERM "$TARGETS_PID"
+				wait "$TARGETS_PID" 2>/dev/null
+				wan down
+			done
+		done
+	done
+}
+
 # ---- TLS slot ----
 
 # mxd_tls_supported: does this mxd accept "[link] tls = on"?  Makes test
@@ -743,6 +898,22 @@ if want shaped "$SCENARIOS"; then
 else
 	SHAPED_NOTE="not run"
 fi
+WAN_NOTE="" WAN_SKIPPED=""
+WAN_TUNNELS=$(for k in $TUN_LIST; do
+	case "$k" in direct|yamux|mxd) echo "$k" ;; esac
+done)
+if want wan "$SCENARIOS"; then
+	if [ "$(id -u)" -ne 0 ]; then
+		WAN_NOTE="skipped: needs root (network namespaces, TUN devices)"
+	elif [ ! -x "$WANEM" ]; then
+		WAN_NOTE="skipped: no emulator at $WANEM"
+	elif [ -z "$WAN_TUNNELS" ]; then
+		WAN_NOTE="skipped: none of direct, yamux, mxd among the tunnels"
+	fi
+	[ -n "$WAN_NOTE" ] && log "WAN: $WAN_NOTE"
+else
+	WAN_NOTE="not run"
+fi
 
 MACHINE_CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 MACHINE_NPROC=$(nproc)
@@ -803,6 +974,7 @@ if want shaped "$SCENARIOS" && [ -z "$SHAPED_NOTE" ]; then
 		SHAPED_NOTE="skipped: could not set up the namespaces"
 	fi
 fi
+[ -z "$WAN_NOTE" ] && run_wan
 sig TERM "$LOOP_TARGETS_PID"
 wait "$LOOP_TARGETS_PID" 2>/dev/null
 
@@ -813,6 +985,9 @@ TABLE=$work/table
 awk -F'|' -f "$here/report.awk" -v mode="$MODE" \
     -v tunnels="$TUN_LIST" -v tls_note="$TLS_NOTE" \
     -v shaped_note="$SHAPED_NOTE" -v tbf="$NS_TBF" -v link_bps="$NS_RATE_BPS" \
+    -v wan_note="$WAN_NOTE" -v wan_skipped="$WAN_SKIPPED" \
+    -v wan_ccs="$WAN_CCS" -v wan_links="$WAN_LINKS" -v wan_delay="$WAN_DELAY_MS" \
+    -v wan_secs="$WAN_SECS" -v wan_warm="$WAN_WARM_MS" -v wanem="$WANEM" \
     -v cpu="$MACHINE_CPU" -v nproc="$MACHINE_NPROC" -v kernel="$MACHINE_KERNEL" \
     -v mem="$MACHINE_MEM" -v date="$RUN_DATE" -v load="$LOAD_BEFORE" \
     -v tcp_cc="$TCP_CC" \
