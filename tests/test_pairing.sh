@@ -44,7 +44,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-[ -f README.md ] && [ -f conf/examples/tls-targets.conf ] ||
+[ -f tests/readme.sh ] && [ -f conf/examples/tls-targets.conf ] ||
     fail "run me from the repository root"
 MXD_BIN=${MXD_BIN:-build/mxd}
 case $MXD_BIN in /*) ;; *) MXD_BIN=$PWD/$MXD_BIN ;; esac
@@ -57,35 +57,19 @@ done
 mkdir "$TMP/bin" && ln -s "$MXD_BIN" "$TMP/bin/mxd"
 export PATH=$TMP/bin:$PATH
 
-# block NAME: the fenced block after README's marker NAME, unindented.
-block() {
-	awk -v m="<!-- test_pairing: $1 -->" '
-	    index($0, m) { want = 1; next }
-	    want && /^ *```/ {
-		if (in_block)
-			exit
-		in_block = 1
-		match($0, /^ */)
-		indent = RLENGTH
-		next
-	    }
-	    in_block { print substr($0, indent + 1) }' README.md
-}
-# readme NAME: block NAME into $TMP/NAME; fail if the README has none.
-readme() {
-	block "$1" >"$TMP/$1"
-	[ -s "$TMP/$1" ] ||
-	    fail "README.md has no block after <!-- test_pairing: $1 -->"
-}
+. tests/readme.sh
 
-# free_port: a loopback port nobody uses (not even in TIME_WAIT), below the
-# ephemeral range, not handed out before.
+# free_port: a loopback port nobody uses (not even in TIME_WAIT), not
+# handed out before, from 10000 up to the ephemeral range (where the kernel
+# picks the ports of outgoing connections) if that starts above 12000.
+read -r EPHEMERAL _ </proc/sys/net/ipv4/ip_local_port_range
+[ "$EPHEMERAL" -gt 12000 ] || EPHEMERAL=60000
 USED=
 free_port() {
 	local p
 
 	while :; do
-		p=$((10000 + RANDOM % 22000))
+		p=$((10000 + (RANDOM * 32768 + RANDOM) % (EPHEMERAL - 10000)))
 		case " $USED " in *" $p "*) continue ;; esac
 		[ -z "$(ss -Htan "( sport = :$p or dport = :$p )")" ] || continue
 		USED="$USED $p"

@@ -1,0 +1,26 @@
+# readme.sh: the blocks of README.md that tests follow, for test_pairing.sh
+# and test_systemd.sh (sourced; they run from the repository root and
+# define fail and TMP).  A block is the first fenced block after a line
+# "<!-- test_pairing: NAME -->", unindented.
+
+# readme_block NAME: print block NAME (nothing if there is none).
+readme_block() {
+	awk -v m="<!-- test_pairing: $1 -->" '
+	    index($0, m) { want = 1; next }
+	    want && /^ *```/ {
+		if (in_block)
+			exit
+		in_block = 1
+		match($0, /^ */)
+		indent = RLENGTH
+		next
+	    }
+	    in_block { print substr($0, indent + 1) }' README.md
+}
+
+# readme NAME: block NAME into $TMP/NAME; fail if README.md has none.
+readme() {
+	readme_block "$1" >"$TMP/$1"
+	[ -s "$TMP/$1" ] ||
+	    fail "README.md has no block after <!-- test_pairing: $1 -->"
+}
