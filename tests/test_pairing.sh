@@ -44,7 +44,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-[ -f tests/readme.sh ] && [ -f conf/examples/tls-targets.conf ] ||
+[ -f tests/lib.sh ] && [ -f conf/examples/tls-targets.conf ] ||
     fail "run me from the repository root"
 MXD_BIN=${MXD_BIN:-build/mxd}
 case $MXD_BIN in /*) ;; *) MXD_BIN=$PWD/$MXD_BIN ;; esac
@@ -57,7 +57,7 @@ done
 mkdir "$TMP/bin" && ln -s "$MXD_BIN" "$TMP/bin/mxd"
 export PATH=$TMP/bin:$PATH
 
-. tests/readme.sh
+. tests/lib.sh
 
 # free_port: a loopback port nobody uses (not even in TIME_WAIT), not
 # handed out before, from 10000 up to the ephemeral range (where the kernel
@@ -75,19 +75,6 @@ free_port() {
 		USED="$USED $p"
 		echo "$p"
 		return
-	done
-}
-
-# wait_for SECONDS WHAT CMD...: run CMD every 50 ms until it succeeds; fail
-# saying WHAT if it has not within SECONDS.
-wait_for() {
-	local n=$(($1 * 20)) what=$2
-
-	shift 2
-	while ! "$@" >/dev/null 2>&1; do
-		n=$((n - 1))
-		[ "$n" -gt 0 ] || fail "timed out waiting for: $what"
-		sleep 0.05
 	done
 }
 

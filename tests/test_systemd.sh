@@ -39,7 +39,7 @@ grep -qw overlay /proc/filesystems || skip "no overlayfs in this kernel"
 MXD_BIN=${MXD_BIN:-build/mxd}
 case $MXD_BIN in /*) ;; *) MXD_BIN=$PWD/$MXD_BIN ;; esac
 [ -f mk/install.mk ] || { echo "FAIL: test_systemd: run me from the repository root"; exit 1; }
-. tests/readme.sh
+. tests/lib.sh
 
 TMP=$(mktemp -d /tmp/mxd-test-systemd.XXXXXX)
 # A sandbox of our own: no clash with state left by someone else's.
@@ -73,18 +73,6 @@ fail() {
 		    2>&1 | sed 's/^/  /'
 	fi
 	exit 1
-}
-
-# wait_for SECONDS WHAT CMD...: run CMD every 0.1 s until it succeeds; fail
-# saying WHAT if it does not within SECONDS.
-wait_for() {
-	local n=$(($1 * 10)) what=$2
-	shift 2
-	while ! "$@" >/dev/null 2>&1; do
-		n=$((n - 1))
-		[ "$n" -gt 0 ] || fail "timed out waiting for: $what"
-		sleep 0.1
-	done
 }
 
 prop() { sb systemctl show -p "$2" --value "$1"; }
