@@ -3,7 +3,12 @@
 # (../shared/tools/systemd-sandbox, or $SYSTEMD_SANDBOX).  Installs $MXD_BIN
 # with "make install"'s layout (mk/install.mk) into the container, runs a
 # pair mxd@server + mxd@client on the container's loopback with an echo
-# target, and checks: start returns only once mxd is ready; traffic flows;
+# target, their link over TLS as README.md's "Pairing over TLS" says (its
+# keygen command, four [link] lines and drop-in, each instance with a key
+# of its own), and checks: without the drop-in the transient user cannot
+# read the 0600 root-owned key (the -t line names it); with it, systemd
+# hands over the key and the link comes up over TLSv1.3 with the pinned
+# keys; start returns only once mxd is ready; traffic flows;
 # the STATUS= line; reload keeps an open connection working; the watchdog
 # kills and restarts a hung mxd; stop drains and ends inactive; the
 # sandboxing holds (non-root uid, NoNewPrivs, read-only /); and
@@ -34,6 +39,7 @@ grep -qw overlay /proc/filesystems || skip "no overlayfs in this kernel"
 MXD_BIN=${MXD_BIN:-build/mxd}
 case $MXD_BIN in /*) ;; *) MXD_BIN=$PWD/$MXD_BIN ;; esac
 [ -f mk/install.mk ] || { echo "FAIL: test_systemd: run me from the repository root"; exit 1; }
+. tests/lib.sh
 
 TMP=$(mktemp -d /tmp/mxd-test-systemd.XXXXXX)
 # A sandbox of our own: no clash with state left by someone else's.
@@ -67,18 +73,6 @@ fail() {
 		    2>&1 | sed 's/^/  /'
 	fi
 	exit 1
-}
-
-# wait_for SECONDS WHAT CMD...: run CMD every 0.1 s until it succeeds; fail
-# saying WHAT if it does not within SECONDS.
-wait_for() {
-	local n=$(($1 * 10)) what=$2
-	shift 2
-	while ! "$@" >/dev/null 2>&1; do
-		n=$((n - 1))
-		[ "$n" -gt 0 ] || fail "timed out waiting for: $what"
-		sleep 0.1
-	done
 }
 
 prop() { sb systemctl show -p "$2" --value "$1"; }
@@ -122,20 +116,38 @@ STARTED=1
 	    "$(stat -c %a "$TMP/root/$f")" || exit 1
 done || fail "cannot copy the installed files into the sandbox"
 
-cat >"$TMP/etc/server.conf" <<'EOF'
+# --- the README's TLS pairing: a key per instance, /etc/mxd/tls/NAME ---
+readme keygen
+readme link
+readme unit
+declare -A PIN
+for u in server client; do
+	cmd=$(sed "s|/etc/mxd/tls|/etc/mxd/tls/$u|g" "$TMP/keygen")
+	PIN[$u]=$(sb sh -c "$cmd") || fail "$cmd in the sandbox failed"
+	[ "$(sb stat -c '%a %U' "/etc/mxd/tls/$u/mxd.key")" = "600 root" ] ||
+	    fail "$cmd did not write a key of mode 0600 owned by root"
+done
+# tls_lines NAME PEER: the README's four [link] lines for instance NAME.
+tls_lines() {
+	sed -e "s|/etc/mxd/tls|/etc/mxd/tls/$1|g" \
+	    -e "s|sha256:PEER-PIN|${PIN[$2]}|" "$TMP/link"
+}
+cat >"$TMP/etc/server.conf" <<EOF
 [link]
 listen = 127.0.0.1:17000
 drain_timeout = 10s
+$(tls_lines server client)
 
 [echo]
 connect = 127.0.0.1:17002
 EOF
-cat >"$TMP/etc/client.conf" <<'EOF'
+cat >"$TMP/etc/client.conf" <<EOF
 [link]
 connect = 127.0.0.1:17000
 reconnect_min = 100ms
 reconnect_max = 500ms
 drain_timeout = 10s
+$(tls_lines client server)
 
 [echo]
 accept = 127.0.0.1:17001
@@ -170,6 +182,25 @@ out=$(sb systemd-analyze verify "$UNITDIR/mxd.service" \
 $out"
 say "ok: systemd-analyze verify is silent on both units"
 
+# --- without the drop-in, the transient user cannot read the key ---
+c=$(cursor mxd@client)
+! sb timeout 30 systemctl start mxd@client 2>/dev/null ||
+    fail "mxd@client started without the key's drop-in"
+wait_for 5 "mxd@client's mxd -t naming the key it cannot read" \
+    journal_has "$c" mxd@client \
+    "[link] tls_key /etc/mxd/tls/client/mxd.key: Permission denied"
+sb systemctl stop mxd@client
+say "ok: without LoadCredential, mxd -t says it cannot read the 0600 key"
+
+# --- the README's drop-in, where "systemctl edit mxd@NAME" puts it ---
+for u in server client; do
+	sed "s|/etc/mxd/tls|/etc/mxd/tls/$u|g" "$TMP/unit" >"$TMP/$u-tls.conf"
+	"$SANDBOX" install "$TMP/$u-tls.conf" \
+	    "/etc/systemd/system/mxd@$u.service.d/override.conf" 0644 ||
+	    fail "cannot install the drop-in of mxd@$u"
+done
+sb systemctl daemon-reload || fail "daemon-reload failed"
+
 # --- start returns once READY=1 is sent ---
 sb timeout 30 systemctl start mxd@server mxd@client ||
     fail "systemctl start mxd@server mxd@client failed"
@@ -182,6 +213,23 @@ done
 listening 17000 || fail "link port 17000 not listening right after start"
 listening 17001 || fail "accept port 17001 not listening right after start"
 say "ok: start returned with both active and their ports listening"
+
+# --- the link is up over TLS, with the key systemd handed over ---
+wait_for 10 "mxd@server logging the link up over TLSv1.3" \
+    journal_has "" mxd@server "up (accepted, TLSv1.3)"
+wait_for 10 "mxd@client logging the link up over TLSv1.3" \
+    journal_has "" mxd@client "up (connected, TLSv1.3)"
+for u in server client; do
+	pid=$(prop "mxd@$u" MainPID)
+	uid=$(sb awk '/^Uid:/ { print $2 }' "/proc/$pid/status")
+	f=/run/credentials/mxd@$u.service/mxd.key
+	[ "$(sb stat -c '%a %u' "$f")" = "400 $uid" ] ||
+	    fail "$f is not mode 0400 owned by mxd@$u's uid $uid:" \
+	    "$(sb stat -c '%a %u' "$f")"
+	sb cmp -s "$f" "/etc/mxd/tls/$u/mxd.key" ||
+	    fail "$f is not /etc/mxd/tls/$u/mxd.key"
+done
+say "ok: systemd handed each instance its key; the link is up over TLSv1.3"
 
 # --- sandboxing of the running process ---
 for u in server client; do
@@ -223,11 +271,17 @@ sb mxd status -c /etc/mxd/client.conf >"$TMP/status" 2>&1 ||
 	{ cat "$TMP/status"; fail "mxd status -c /etc/mxd/client.conf failed"; }
 grep -q '^link: *up for ' "$TMP/status" ||
 	{ cat "$TMP/status"; fail "mxd status does not show the link up"; }
+grep -qx "peer: *127\.0\.0\.1:17000, TLSv1\.3, key ${PIN[server]}" \
+    "$TMP/status" ||
+	{ cat "$TMP/status"; fail "mxd status does not show the server's pin"; }
 [ "$(sb stat -c %a /run/mxd/client/control.sock)" = 600 ] ||
 	fail "/run/mxd/client/control.sock is not mode 0600"
-say "ok: mxd status answers over /run/mxd/client/control.sock (0600)"
+say "ok: mxd status answers over /run/mxd/client/control.sock (0600)," \
+    "TLSv1.3 and the server's pin"
 
 # --- reload keeps an open connection working ---
+# (ExecReload's mxd -t reads the key through the drop-in's bind: systemd
+# 252 gives it no credentials directory.)
 coproc LL { exec "$SANDBOX" run socat - TCP:127.0.0.1:17001; }
 ll_pid=$LL_PID
 LL_IN=${LL[0]} LL_OUT=${LL[1]}
