@@ -26,16 +26,25 @@
  * the link's buffer, 'queue' bytes at a time, and the kernel is asked to
  * wake us when fewer than 'queue' bytes are unsent (TCP_NOTSENT_LOWAT).
  * What waits there waits ahead of every frame the fair scheduler picks
- * next, so 'queue' follows the link's delivery rate: about QUEUE_US worth
- * of it, within [QUEUE_MIN, QUEUE_MAX].  On loopback that is the maximum
- * (big writev batches); at 100 Mbit/s about 3 KiB, so a small frame behind
- * bulk data waits a fraction of a millisecond, not tens of them.  Data
- * frames are cut at half the queue (at least FRAME_MIN, at most the
+ * next, so 'queue' follows the link's delivery rate: the larger of
+ * QUEUE_US and an eighth of the round trip worth of it, within
+ * [QUEUE_MIN, QUEUE_MAX].  On loopback that is the maximum (big writev
+ * batches); on a LAN at 100 Mbit/s about 3 KiB, so a small frame behind
+ * bulk data waits a fraction of a millisecond, not tens of them.  Across
+ * a WAN the round trip's share keeps the unsent data from running dry
+ * between two wake-ups: with less, the connection is application-limited
+ * whenever it does, and BBR, which ignores such rounds when it looks for
+ * the end of its start-up, stays in start-up pacing at almost 3x the
+ * bottleneck (40 % of the packets dropped at 50 ms / 100 Mbit/s with 3
+ * KiB; docs/PERFORMANCE.md, WAN).  An eighth of the round trip costs the
+ * small frame at most that much on top of the round trip it pays anyway.
+ * Data frames are cut at half the queue (at least FRAME_MIN, at most the
  * engine's frame_max): a 16 KiB frame alone is 1.3 ms at 100 Mbit/s, and
  * the smaller bursts also overflow a shallow bottleneck queue far less
- * often (docs/PERFORMANCE.md).
+ * often.
  */
 #define QUEUE_US	250
+#define QUEUE_RTT_PART	8
 #define QUEUE_MIN	(2 * 1024)
 #define QUEUE_MAX	(512 * 1024)
 #define FRAME_MIN	1024
@@ -185,7 +194,9 @@ session_tune(struct session *sess)
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
 	    len >= offsetof(struct tcp_info, tcpi_delivery_rate) +
 	    sizeof(ti.tcpi_delivery_rate) && ti.tcpi_delivery_rate > 0)
-		q = ti.tcpi_delivery_rate * QUEUE_US / 1000000;
+		q = ti.tcpi_delivery_rate * (ti.tcpi_rtt / QUEUE_RTT_PART >
+		    QUEUE_US ? ti.tcpi_rtt / QUEUE_RTT_PART : QUEUE_US) /
+		    1000000;
 	q = q < QUEUE_MIN ? QUEUE_MIN : q > QUEUE_MAX ? QUEUE_MAX : q;
 	if (q == sess->queue)
 		return;
