@@ -78,13 +78,13 @@ struct relay {
 	short		events;
 	uint8_t		flags;
 	uint8_t		rdshift;	/* reads take 1 << rdshift bytes */
-	uint32_t	id;		/* the stream's, for log lines */
+	uint32_t	since_ms;	/* opened: relay_clock_ms() */
+	uint16_t	hdr;		/* the service header's bytes: sent
+					 * (R_OURS) or received on the stream */
 	struct mux_stream *s;
 	struct evbuffer	*out;		/* to the socket; NULL when empty */
 	struct daemon	*d;
 	struct channel_stats *st;	/* referenced; NULL in the prelude */
-	uint64_t	in, out_total;	/* bytes from and to the peer */
-	uint64_t	since_ms;	/* opened, on the loop's clock */
 	relay_prelude_cb *prelude;
 	void		*pending;	/* the prelude's dial */
 	void		(*pending_cancel)(void *);
@@ -150,52 +150,59 @@ channel_stats_drop(struct channel_stats *st)
 	free(st);
 }
 
-/* Milliseconds on ${r}'s loop's clock (cached: no system call). */
-static uint64_t
+/*
+ * Milliseconds on ${r}'s loop's clock (cached: no system call), modulo
+ * 2^32: a relay keeps 4 bytes of it, so the age of a channel open for more
+ * than 49 days is told modulo that.
+ */
+static uint32_t
 relay_clock_ms(const struct relay *r)
 {
 	struct timeval tv;
 
 	(void)event_base_gettimeofday_cached(r->d->base, &tv);
-	return ((uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000);
+	return ((uint32_t)((uint64_t)tv.tv_sec * 1000 +
+	    (uint64_t)tv.tv_usec / 1000));
 }
 
 /*
- * The close line of ${r}, which ends because of ${why}: bytes each way,
- * how long it was open.  A stream of ours the peer reset before a byte
- * came back was refused by the peer (an unknown service, a target down, a
- * limit: see the peer's log): the service counts it and says so, a line
- * at a time within its limit.
+ * ${r} ends because of ${why}, its stream still there: its close line,
+ * with bytes each way and how long it was open.  A stream of ours the peer
+ * reset before a byte came back was refused by the peer (an unknown
+ * service, a target down, a limit: see the peer's log): the service counts
+ * it and says so, a line at a time within its limit.
  */
 static void
 relay_log_end(struct relay *r, const char *why)
 {
-	uint64_t now;
+	uint64_t in, out;
 
-	if (r->st != NULL && (r->flags & R_OURS) && r->in == 0 &&
+	mux_stream_bytes(r->s, &in, &out);
+	if (r->flags & R_OURS)
+		out -= out >= r->hdr ? r->hdr : out;
+	else
+		in -= in >= r->hdr ? r->hdr : in;
+	if (r->st != NULL && (r->flags & R_OURS) && in == 0 &&
 	    why == relay_why_reset) {
 		r->st->refused_by_peer++;
 		log_limited(&r->st->refused_log, NULL, LOG_WARN, "service %s: "
 		    "channel %u refused by the peer (reset before a byte came "
-		    "back: its log says why)", r->st->name, r->id);
+		    "back: its log says why)", r->st->name,
+		    mux_stream_id(r->s));
 	}
-	if (!log_enabled(LOG_DEBUG))
-		return;
-	now = relay_clock_ms(r);
 	log_debug("%s%s%schannel %u: closed after %s, %ju bytes in, %ju out: "
 	    "%s", r->st != NULL ? "service " : "", r->st != NULL ?
-	    r->st->name : "", r->st != NULL ? ": " : "", r->id,
-	    fmt_duration(now > r->since_ms ? now - r->since_ms : 0).s,
-	    (uintmax_t)r->in, (uintmax_t)r->out_total, why);
+	    r->st->name : "", r->st != NULL ? ": " : "", mux_stream_id(r->s),
+	    fmt_duration((uint32_t)(relay_clock_ms(r) - r->since_ms)).s,
+	    (uintmax_t)in, (uintmax_t)out, why);
 }
 
-/* Free ${r}, which ends because of ${why}; the stream and socket must
- * already be dealt with. */
+/* Free ${r}; the stream (its close line logged) and socket must already be
+ * dealt with. */
 static void
-relay_free(struct relay *r, const char *why)
+relay_free(struct relay *r)
 {
 
-	relay_log_end(r, why);
 	if (r->pending != NULL)
 		r->pending_cancel(r->pending);
 	relay_deadline_stop(r);
@@ -232,10 +239,10 @@ relay_reset(struct relay *r, const char *why)
 
 	if (r->st != NULL)
 		r->st->reset++;
-	if (r->s != NULL)
-		mux_stream_reset(r->s);
+	relay_log_end(r, why);
+	mux_stream_reset(r->s);
 	relay_socket_rst(r);
-	relay_free(r, why);
+	relay_free(r);
 }
 
 /* Register interest in the socket events ${r} needs now. */
@@ -272,9 +279,10 @@ relay_maybe_done(struct relay *r)
 
 	if ((r->flags & (R_RD_EOF | R_WR_EOF)) != (R_RD_EOF | R_WR_EOF))
 		return (0);
+	relay_log_end(r, "closed both ways");
 	mux_stream_release(r->s);
 	r->s = NULL;
-	relay_free(r, "closed both ways");
+	relay_free(r);
 	return (1);
 }
 
@@ -333,7 +341,6 @@ relay_pump_in(struct relay *r)
 			n = mux_stream_read(r->s, r->out, OUT_HIWAT - have);
 			if (n < 0)
 				goto fail;
-			r->in += (uint64_t)n;
 			if (r->st != NULL)
 				r->st->bytes_in += (uint64_t)n;
 		}
@@ -421,7 +428,6 @@ relay_pump_out(struct relay *r)
 	v.iov_len = (size_t)n;
 	if (evbuffer_commit_space(readbuf, &v, 1))
 		goto fail;
-	r->out_total += (uint64_t)n;
 	if (r->st != NULL)
 		r->st->bytes_out += (uint64_t)n;
 	if ((rc = mux_stream_write(r->s, readbuf)) < 0)
@@ -529,12 +535,13 @@ relay_on_close(struct mux_stream *s, void *arg, enum mux_close_reason reason)
 	struct relay *r = arg;
 
 	(void)s;
-	r->s = NULL;
 	if (r->st != NULL)
 		r->st->reset++;
-	relay_socket_rst(r);
-	relay_free(r, reason == MUX_CLOSE_RESET ? relay_why_reset :
+	relay_log_end(r, reason == MUX_CLOSE_RESET ? relay_why_reset :
 	    "the session ended");
+	r->s = NULL;
+	relay_socket_rst(r);
+	relay_free(r);
 }
 
 /* Give ${r} socket ${fd} (from dial or listen_on: TCP_NODELAY set) and
@@ -542,9 +549,17 @@ relay_on_close(struct mux_stream *s, void *arg, enum mux_close_reason reason)
 void
 relay_attach(struct relay *r, int fd, struct channel_stats *st)
 {
+	uint64_t in, out;
 
 	relay_deadline_stop(r);
 	r->fd = fd;
+	if (!(r->flags & R_OURS)) {
+		/* What came and is not still waiting was the header. */
+		mux_stream_bytes(r->s, &in, &out);
+		in -= mux_stream_readable(r->s) + (r->out != NULL ?
+		    evbuffer_get_length(r->out) : 0);
+		r->hdr = in > UINT16_MAX ? UINT16_MAX : (uint16_t)in;
+	}
 	if (st != NULL && r->st == NULL) {
 		channel_stats_hold(st);
 		r->st = st;
@@ -569,7 +584,7 @@ relay_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	r->flags &= ~R_DEADLINE;
 	log_limited(&lim, NULL, LOG_WARN, "channel %u: no service header "
-	    "within %s: reset", r->id,
+	    "within %s: reset", mux_stream_id(r->s),
 	    fmt_duration(r->d->cfg->connect_timeout_ms).s);
 	relay_reset(r, "no service header");
 }
@@ -598,7 +613,6 @@ relay_new(struct daemon *d, struct mux_stream *s, int fd,
 		goto err0;
 	r->fd = -1;
 	r->rdshift = READ_MIN_SHIFT;
-	r->id = mux_stream_id(s);
 	r->s = s;
 	r->d = d;
 	r->prelude = prelude;
@@ -606,7 +620,9 @@ relay_new(struct daemon *d, struct mux_stream *s, int fd,
 	d->relays++;
 	mux_stream_set_arg(s, r);
 	if (fd >= 0) {
+		/* The caller wrote the service header: all the stream has. */
 		r->flags |= R_OURS;
+		r->hdr = (uint16_t)mux_stream_queued(s);
 		relay_attach(r, fd, st);
 	} else {
 		relay_deadline_start(r);

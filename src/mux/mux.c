@@ -75,7 +75,7 @@ struct mux_stream {
 	uint64_t	grant_time;	/* when window was last granted */
 	uint64_t	received;	/* payload bytes received */
 	uint64_t	granted;	/* of them, consumed and credited (ext) */
-	uint64_t	sent;		/* payload bytes sent (ext) */
+	uint64_t	sent;		/* payload bytes sent */
 	uint64_t	acked;		/* of them, consumed by the peer (ext) */
 	struct mux	*m;
 	void		*arg;
@@ -1018,6 +1018,7 @@ stream_emit(struct mux_stream *s, struct evbuffer *out)
 	} else if (n) {
 		if (evbuffer_remove_buffer(s->sendq, out, n) != (int)n)
 			return (-1);
+		s->sent += n;
 		m->queued -= n;
 	}
 	m->unsent -= n;
@@ -1349,6 +1350,14 @@ mux_stream_id(const struct mux_stream *s)
 {
 
 	return (s->id);
+}
+
+void
+mux_stream_bytes(const struct mux_stream *s, uint64_t *in, uint64_t *out)
+{
+
+	*in = s->received;
+	*out = s->sent;
 }
 
 struct mux *

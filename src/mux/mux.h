@@ -264,6 +264,11 @@ void mux_stream_set_arg(struct mux_stream *s, void *sarg);
 
 /* The stream's id on the wire and its session. */
 uint32_t mux_stream_id(const struct mux_stream *s);
+
+/* Payload bytes ${s} has received from the peer (*${in}) and sent to it
+ * (*${out}) so far. */
+void mux_stream_bytes(const struct mux_stream *s, uint64_t *in,
+    uint64_t *out);
 struct mux *mux_stream_session(const struct mux_stream *s);
 
 /*
