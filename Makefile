@@ -78,6 +78,13 @@ $(B)/tests/%: tests/%.c $(TEST_SUPPORT:%.c=$(B)/%.o) $(B)/libmxd.a $(wildcard te
 $(B)/yamux_peer: tests/interop/yamux_peer.go scripts/build-go.sh
 	scripts/build-go.sh $< $@
 
+# The WAN emulator the WAN tests run across (../shared/tools/wanem, with
+# its own flags: it is not ours); without it they skip.
+WANEM_SRC := $(wildcard ../shared/tools/wanem/wanem.c)
+$(B)/wanem: $(WANEM_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -o $@ $<
+
 deps:
 	@scripts/deps.sh
 
@@ -89,9 +96,11 @@ check: deps
 	$(MAKE) SAN=1 check-run
 
 # Sanitized tests run unforked so that LeakSanitizer sees every test's end.
-check-run: $(B)/mxd $(B)/mxload $(B)/yamux_peer $(TESTS)
+check-run: $(B)/mxd $(B)/mxload $(B)/yamux_peer $(TESTS) \
+    $(if $(WANEM_SRC),$(B)/wanem)
 	@MXD_BIN=$(CURDIR)/$(B)/mxd YAMUX_PEER=$(CURDIR)/$(B)/yamux_peer \
 	    MXLOAD=$(CURDIR)/$(B)/mxload \
+	    $(if $(WANEM_SRC),WANEM=$(CURDIR)/$(B)/wanem) \
 	    $(if $(filter 1,$(SAN)),CK_FORK=no) tests/run.sh $(TESTS) $(SCRIPT_TESTS)
 
 # The long soak: 10,000 concurrent channels for 10 minutes (MXD_SOAK_SECS).

@@ -1,7 +1,9 @@
 /*
  * netns: see netns.h.
  */
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -24,6 +26,7 @@ static struct nt *cur;		/* the pair made, if any */
 static struct nt made;
 static int home = -1;		/* our own namespace, while in a side */
 static pid_t registered;
+static pid_t wanem = -1;	/* the emulator of nt_setup_wan, if running */
 
 /* Run ${cmd}; returns its exit status, or -1. */
 static int
@@ -128,6 +131,11 @@ nt_teardown(void)
 	int i;
 
 	nt_leave();
+	if (wanem > 0) {
+		kill(wanem, SIGKILL);
+		(void)waitpid(wanem, NULL, 0);
+		wanem = -1;
+	}
 	if (cur == NULL)
 		return;
 	for (i = 0; i < 2; i++) {
@@ -140,8 +148,10 @@ nt_teardown(void)
 	cur = NULL;
 }
 
-void
-nt_setup(struct nt *n)
+/* Name the namespaces and devices of ${n} (devices ${dev}, or the
+ * namespaces' names if NULL) and make the namespaces. */
+static void
+make_namespaces(struct nt *n, const char *dev)
 {
 	int i, pid = (int)getpid();
 
@@ -155,14 +165,39 @@ nt_setup(struct nt *n)
 	for (i = 0; i < 2; i++) {
 		snprintf(n->ns[i], sizeof(n->ns[i]), NT_PFX "%d%c", pid,
 		    "ab"[i]);
-		snprintf(n->dev[i], sizeof(n->dev[i]), NT_PFX "%d%c", pid,
-		    "ab"[i]);
+		if (dev != NULL)
+			snprintf(n->dev[i], sizeof(n->dev[i]), "%s", dev);
+		else
+			snprintf(n->dev[i], sizeof(n->dev[i]), NT_PFX "%d%c",
+			    pid, "ab"[i]);
 	}
 	n->addr[0] = "10.231.200.1";
 	n->addr[1] = "10.231.200.2";
 	made = *n;
 	cur = &made;
 	nt_sh("ip netns add %s && ip netns add %s", n->ns[0], n->ns[1]);
+}
+
+/* Address ${n}'s devices (prefix /${bits}) and bring them and loopback
+ * up. */
+static void
+address(const struct nt *n, int bits)
+{
+	int i;
+
+	for (i = 0; i < 2; i++)
+		nt_sh("ip -n %s addr add %s/%d dev %s && "
+		    "ip -n %s link set lo up && ip -n %s link set %s up",
+		    n->ns[i], n->addr[i], bits, n->dev[i], n->ns[i], n->ns[i],
+		    n->dev[i]);
+}
+
+void
+nt_setup(struct nt *n)
+{
+	int i;
+
+	make_namespaces(n, NULL);
 	nt_sh("ip link add %s netns %s type veth peer name %s netns %s",
 	    n->dev[0], n->ns[0], n->dev[1], n->ns[1]);
 	/* No segmentation offload: every packet the drop rules and the
@@ -170,11 +205,71 @@ nt_setup(struct nt *n)
 	for (i = 0; i < 2; i++)
 		nt_sh("ip -n %s link set %s gso_max_segs 1 gso_max_size 1500",
 		    n->ns[i], n->dev[i]);
-	for (i = 0; i < 2; i++)
-		nt_sh("ip -n %s addr add %s/30 dev %s && "
-		    "ip -n %s link set lo up && ip -n %s link set %s up",
-		    n->ns[i], n->addr[i], n->dev[i], n->ns[i], n->ns[i],
-		    n->dev[i]);
+	address(n, 30);
+}
+
+int
+nt_setup_wan(struct nt *n, double delay_ms, int rate_mbit, double loss,
+    char *why, size_t len)
+{
+	const char *bin = getenv("WANEM");
+	char d[32], r[32], l[32];
+	const char *ready;
+	int64_t deadline;
+	struct stat sb;
+	int i;
+
+	if (bin == NULL || access(bin, X_OK) != 0) {
+		snprintf(why, len, "no WAN emulator (WANEM=%s)", bin != NULL ?
+		    bin : "");
+		return (-1);
+	}
+	make_namespaces(n, "wan0");
+	ready = it_path("wanem.ready");
+	(void)unlink(ready);
+	snprintf(d, sizeof(d), "%g", delay_ms);
+	snprintf(r, sizeof(r), "%d", rate_mbit);
+	snprintf(l, sizeof(l), "%g", loss);
+	fflush(NULL);
+	ck_assert_msg((wanem = fork()) >= 0, "fork: %s", strerror(errno));
+	if (wanem == 0) {
+		int fd = open(it_path("wanem.log"), O_WRONLY | O_CREAT |
+		    O_TRUNC, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(bin, "wanem", "-a", n->ns[0], "-b", n->ns[1], "-i",
+		    "wan0", "-d", d, "-r", r, "-l", l, "-R", ready,
+		    (char *)NULL);
+		_exit(127);
+	}
+	/* It writes the file once both TUN devices exist. */
+	deadline = it_now_ms() + IT_WAIT_MS;
+	while ((stat(ready, &sb) != 0 || sb.st_size == 0) &&
+	    it_now_ms() < deadline)
+		usleep(10000);
+	ck_assert_msg(stat(ready, &sb) == 0 && sb.st_size > 0, "%s did not "
+	    "start within %d ms", bin, IT_WAIT_MS);
+	for (i = 0; i < 2; i++) {
+		nt_sh("ip -n %s link set wan0 mtu 1500 txqueuelen 10000",
+		    n->ns[i]);
+		/* One connection can fill a BDP (the 4 MiB default caps it). */
+		nt_sh("ip netns exec %s sysctl -q -w net.ipv4.tcp_wmem='4096 "
+		    "16384 33554432' net.ipv4.tcp_rmem='4096 131072 33554432'",
+		    n->ns[i]);
+	}
+	address(n, 30);
+	return (0);
+}
+
+void
+nt_wan_freeze(int on)
+{
+
+	ck_assert_msg(wanem > 0, "netns: no WAN emulator running");
+	ck_assert(kill(wanem, on ? SIGSTOP : SIGCONT) == 0);
 }
 
 void

@@ -33,6 +33,22 @@ int	nt_available(char *why, size_t len);
 /* Make the pair, up and addressed (fails the test on error). */
 void	nt_setup(struct nt *n);
 
+/*
+ * Make the pair joined not by a veth pair but by the WAN emulator (the
+ * program $WANEM: ../shared/tools/wanem, built as build/wanem; its README
+ * says how it works and how it was verified), through a TUN device in each
+ * namespace: ${delay_ms} each way, a bottleneck of ${rate_mbit} with a
+ * drop-tail queue of one BDP, ${loss} percent of the packets lost at
+ * random each way; 32 MiB socket buffers allowed.  Returns 0, or -1 with
+ * the reason in ${why} if there is no emulator (the test then skips).
+ * nt_drop, nt_dropped and nt_teardown work as with a veth pair; nt_shape
+ * does not apply; nt_wan_freeze stops (and thaws) the emulator: a black
+ * hole.
+ */
+int	nt_setup_wan(struct nt *n, double delay_ms, int rate_mbit, double loss,
+	    char *why, size_t len);
+void	nt_wan_freeze(int on);
+
 /* Delete the pair, if any (leaves a side first).  A Check teardown. */
 void	nt_teardown(void);
 

@@ -14,6 +14,9 @@
  *                          plain link, then on a TLS one
  *   netns_uploads_wait_in_sockets  64 uploads across 100 Mbit/s: A holds
  *                          about a read per channel, not a queue (root)
+ *   wan_lossy_flows        across the WAN emulator: 50 ms round trip,
+ *                          20 Mbit/s, 0.5 % loss (root); plain and TLS
+ *   wan_blackhole_resumes  the WAN silent, then back: the session resumes
  *   netns_blackhole        every packet of the link dropped, then not
  *                          (root)
  *   fd_limit_accept_side   a low RLIMIT_NOFILE on the accepting mxd
@@ -785,6 +788,110 @@ START_TEST(netns_lossy_bulk)
 END_TEST
 
 /*
+ * Across the WAN emulator (netns.h, nt_setup_wan): 25 ms each way, 20
+ * Mbit/s with a one-BDP drop-tail queue, 0.5 % of the packets lost at
+ * random each way.  Sets ${n} up, or says why the test skips (0).
+ */
+#define WAN_DELAY_MS	25
+#define WAN_MBIT	20
+#define WAN_LOSS	0.5
+
+static int
+wan_setup(struct nt *n, const char *test)
+{
+	char why[96];
+
+	if (!nt_available(why, sizeof(why)) || nt_setup_wan(n, WAN_DELAY_MS,
+	    WAN_MBIT, WAN_LOSS, why, sizeof(why)) != 0) {
+		skip(test, why);
+		return (0);
+	}
+	return (1);
+}
+
+/*
+ * A WAN (50 ms round trip, 20 Mbit/s, 0.5 % loss each way): 61 channels at
+ * once, one of 2 MiB and 60 of up to 64 KiB, every byte echoed intact;
+ * the delay and the losses never get the link declared dead (keepalive
+ * 500 ms, timeout 2 s); plain, then TLS.  Correctness only: speed across a
+ * WAN is bench/run.sh --scenarios wan.
+ */
+START_TEST(wan_lossy_flows)
+{
+	const size_t bulk = 2 * MIB, nsmall = 60, small = 64 * KIB;
+	struct it_flow *f;
+	struct fp p;
+	struct nt n;
+	size_t i, bad, total = 0;
+	int64_t t0, ms;
+
+	if (!wan_setup(&n, "wan_lossy_flows"))
+		return;
+	fp_start(&p, &n, 100, 1000, "", "", NULL, NULL, _i);
+	f = it_calloc(nsmall + 1, sizeof(*f));
+	for (i = 0; i <= nsmall; i++) {
+		f[i].port = p.pe;
+		f[i].size = i == 0 ? bulk : (i * 7919) % small;
+		f[i].seed = 5150 + i;
+		total += f[i].size;
+	}
+	in_a(&p);
+	t0 = it_now_ms();
+	bad = it_flows_run(f, nsmall + 1, 120000, msg, sizeof(msg));
+	ms = it_now_ms() - t0;
+	out_a(&p);
+	printf("wan_lossy_flows%s: %d ms round trip, %d Mbit/s, %.1f %% loss "
+	    "each way: %zu channels, %zu KiB each way echoed intact in %jd ms "
+	    "(%.1f Mbit/s)\n", tls_tag(_i), 2 * WAN_DELAY_MS, WAN_MBIT,
+	    WAN_LOSS, nsmall + 1, total / KIB, (intmax_t)ms, total * 8.0 /
+	    1000.0 / (double)(ms ? ms : 1));
+	ck_assert_msg(bad == 0, "%zu of %zu flows failed; first: %s", bad,
+	    nsmall + 1, msg);
+	ck_assert_msg(!it_mxd_log_has(p.a, ": lost: ") &&
+	    !it_mxd_log_has(p.b, ": lost: "), "the WAN was declared dead");
+	it_finish();
+	nt_teardown();
+}
+END_TEST
+
+/*
+ * The WAN goes silent (the emulator stopped) with transfers under way:
+ * both sides declare the link dead within timeout and hold the session;
+ * once the WAN forwards again the session resumes across it and the
+ * transfers go on intact.
+ */
+START_TEST(wan_blackhole_resumes)
+{
+	struct xfer x;
+	struct fp p;
+	struct nt n;
+
+	if (!wan_setup(&n, "wan_blackhole_resumes"))
+		return;
+	fp_start(&p, &n, 100, 1000, "", "", NULL, NULL, 0);
+	flows(&p, 8, 128 * KIB, 300, 30000, "before");
+	xfer_start(&p, &x, 4343);
+	it_mxd_mark(p.a);
+	it_mxd_mark(p.b);
+	nt_wan_freeze(1);
+	it_mxd_wait_log(p.a, ": lost: timed out", TIMEOUT_MS + 2000);
+	it_mxd_wait_log(p.b, ": lost: timed out", TIMEOUT_MS + 2000);
+	nt_wan_freeze(0);
+	it_mxd_wait_log(p.a, "resumed after", IT_WAIT_MS);
+	it_mxd_wait_log(p.b, "resumed after", IT_WAIT_MS);
+	xfer_expect_continue(&x, "WAN black hole");
+	flows(&p, 8, 128 * KIB, 400, 30000, "after");
+	ck_assert_int_eq(it_mxd_log_count(p.a, "channels reset"), 0);
+	ck_assert_int_eq(it_mxd_log_count(p.b, "channels reset"), 0);
+	printf("wan_blackhole_resumes: the WAN silent until both sides "
+	    "declared the link dead; the session resumed across it, transfers "
+	    "intact\n");
+	it_finish();
+	nt_teardown();
+}
+END_TEST
+
+/*
  * 64 uploads at once (echoed back) across a 100 Mbit/s link: the link is
  * far behind, so A reads each client's socket only on its stream's turn
  * (pull mode) and holds about one read per channel, the rest waiting in
@@ -1113,6 +1220,8 @@ faults_suite(void)
 	IT_ADD_LOOP(t, netns_lossy_bulk, 2);
 	IT_ADD(t, netns_uploads_wait_in_sockets);
 	IT_ADD_LOOP(t, netns_blackhole, 2);
+	IT_ADD_LOOP(t, wan_lossy_flows, 2);
+	IT_ADD(t, wan_blackhole_resumes);
 	IT_ADD(t, fd_limit_accept_side);
 	IT_ADD(t, fd_limit_target_side);
 	IT_ADD(t, max_channels_recovers);
