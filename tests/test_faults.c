@@ -733,6 +733,28 @@ sampler_stop(struct sampler *sm)
  * below the timeout (pings go ahead of the bulk data).  _i 1: the same
  * over TLS, whose records a lost segment holds up whole.
  */
+/*
+ * ${n} + 1 echo flows through A's echo service: one of ${bulk} bytes and
+ * ${n} of up to ${small}, seeds from ${seed}; their total size goes to
+ * *${total}.
+ */
+static struct it_flow *
+bulk_and_small(struct fp *p, size_t bulk, size_t n, size_t small,
+    uint64_t seed, size_t *total)
+{
+	struct it_flow *f = it_calloc(n + 1, sizeof(*f));
+	size_t i;
+
+	*total = 0;
+	for (i = 0; i <= n; i++) {
+		f[i].port = p->pe;
+		f[i].size = i == 0 ? bulk : (i * 7919) % small;
+		f[i].seed = seed + i;
+		*total += f[i].size;
+	}
+	return (f);
+}
+
 START_TEST(netns_lossy_bulk)
 {
 	const size_t bulk = 3 * MIB, nsmall = 150, small = 32 * KIB;
@@ -741,7 +763,7 @@ START_TEST(netns_lossy_bulk)
 	struct fp p;
 	struct nt n;
 	char why[64];
-	size_t i, bad, total = 0;
+	size_t bad, total;
 	int64_t t0, ms;
 
 	if (!nt_available(why, sizeof(why))) {
@@ -752,13 +774,7 @@ START_TEST(netns_lossy_bulk)
 	nt_shape(&n, "rate 10mbit burst 16kb latency 50ms");
 	nt_drop(&n, 2);
 	fp_start(&p, &n, 100, 1000, "", "", NULL, NULL, _i);
-	f = it_calloc(nsmall + 1, sizeof(*f));
-	for (i = 0; i <= nsmall; i++) {
-		f[i].port = p.pe;
-		f[i].size = i == 0 ? bulk : (i * 7919) % small;
-		f[i].seed = 777 + i;
-		total += f[i].size;
-	}
+	f = bulk_and_small(&p, bulk, nsmall, small, 777, &total);
 	in_a(&p);
 	sampler_start(&sm, p.ma);
 	t0 = it_now_ms();
@@ -822,19 +838,13 @@ START_TEST(wan_lossy_flows)
 	struct it_flow *f;
 	struct fp p;
 	struct nt n;
-	size_t i, bad, total = 0;
+	size_t bad, total;
 	int64_t t0, ms;
 
 	if (!wan_setup(&n, "wan_lossy_flows"))
 		return;
 	fp_start(&p, &n, 100, 1000, "", "", NULL, NULL, _i);
-	f = it_calloc(nsmall + 1, sizeof(*f));
-	for (i = 0; i <= nsmall; i++) {
-		f[i].port = p.pe;
-		f[i].size = i == 0 ? bulk : (i * 7919) % small;
-		f[i].seed = 5150 + i;
-		total += f[i].size;
-	}
+	f = bulk_and_small(&p, bulk, nsmall, small, 5150, &total);
 	in_a(&p);
 	t0 = it_now_ms();
 	bad = it_flows_run(f, nsmall + 1, 120000, msg, sizeof(msg));
