@@ -907,10 +907,17 @@ if want wan "$SCENARIOS"; then
 		WAN_NOTE="skipped: needs root (network namespaces, TUN devices)"
 	elif [ ! -x "$WANEM" ]; then
 		WAN_NOTE="skipped: no emulator at $WANEM"
+	elif ! mkdir -p "$work/wanem" || ! cp "$(dirname "$WANEM")"/* \
+	    "$work/wanem/"; then
+		WAN_NOTE="skipped: cannot copy the emulator from $(dirname "$WANEM")"
 	elif [ -z "$WAN_TUNNELS" ]; then
 		WAN_NOTE="skipped: none of direct, yamux, mxd among the tunnels"
 	fi
 	[ -n "$WAN_NOTE" ] && log "WAN: $WAN_NOTE"
+	# wan.sh builds the emulator beside itself: a copy in the work
+	# directory, so that the shared tools may be read-only.
+	WAN_SRC=$WANEM
+	[ -z "$WAN_NOTE" ] && WANEM=$work/wanem/$(basename "$WANEM")
 else
 	WAN_NOTE="not run"
 fi
@@ -987,7 +994,7 @@ awk -F'|' -f "$here/report.awk" -v mode="$MODE" \
     -v shaped_note="$SHAPED_NOTE" -v tbf="$NS_TBF" -v link_bps="$NS_RATE_BPS" \
     -v wan_note="$WAN_NOTE" -v wan_skipped="$WAN_SKIPPED" \
     -v wan_ccs="$WAN_CCS" -v wan_links="$WAN_LINKS" -v wan_delay="$WAN_DELAY_MS" \
-    -v wan_secs="$WAN_SECS" -v wan_warm="$WAN_WARM_MS" -v wanem="$WANEM" \
+    -v wan_secs="$WAN_SECS" -v wan_warm="$WAN_WARM_MS" -v wanem="${WAN_SRC:-$WANEM}" \
     -v cpu="$MACHINE_CPU" -v nproc="$MACHINE_NPROC" -v kernel="$MACHINE_KERNEL" \
     -v mem="$MACHINE_MEM" -v date="$RUN_DATE" -v load="$LOAD_BEFORE" \
     -v tcp_cc="$TCP_CC" \
