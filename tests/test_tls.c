@@ -451,13 +451,60 @@ START_TEST(tls_version)
 }
 END_TEST
 
-/* A connection that never starts its handshake is dropped after
- * connect_timeout (2 s here). */
+/* A TLS client of the CA's certificate ${cert}, not yet connected. */
+static SSL *
+client_new(const char *cert)
+{
+	SSL_CTX *ctx;
+	SSL *ssl;
+
+	ck_assert((ctx = SSL_CTX_new(TLS_client_method())) != NULL);
+	ck_assert(SSL_CTX_use_certificate_chain_file(ctx, it_path(it_fmt(
+	    "%s.pem", cert))) == 1 && SSL_CTX_use_PrivateKey_file(ctx,
+	    it_path(it_fmt("%s.key", cert)), SSL_FILETYPE_PEM) == 1 &&
+	    SSL_CTX_load_verify_locations(ctx, it_path("ca.pem"), NULL) == 1);
+	ck_assert((ssl = SSL_new(ctx)) != NULL);
+	SSL_CTX_free(ctx);		/* ssl holds it */
+	return (ssl);
+}
+
+/* Send the ClientHello of ${ssl} on ${fd} (connected), and no more; then
+ * ${ssl} goes on on ${fd} (SSL_connect again finishes the handshake). */
+static void
+client_hello(SSL *ssl, int fd)
+{
+	BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+
+	ck_assert(rb != NULL && wb != NULL);
+	SSL_set_bio(ssl, rb, wb);
+	ck_assert_msg(SSL_connect(ssl) == -1 && SSL_get_error(ssl, -1) ==
+	    SSL_ERROR_WANT_READ, "SSL_connect did not wait for the server");
+	n = BIO_get_mem_data(wb, &p);
+	ck_assert_msg(n > 0 && it_send_all(fd, p, (size_t)n) == 0,
+	    "sending the ClientHello: %s", strerror(errno));
+	ck_assert(SSL_set_fd(ssl, fd) == 1);	/* frees rb and wb */
+}
+
+/*
+ * Connections that never finish their handshake: one that says nothing
+ * (_i 0) and one that sends one byte of a ClientHello (_i 1) are dropped
+ * once HANDSHAKE_HELLO_MS (1 s) has passed without a whole ClientHello,
+ * however long connect_timeout is (2 s here); one that sends its
+ * ClientHello and no more (_i 2) after connect_timeout.
+ */
 START_TEST(tls_handshake_deadline)
 {
+	static const char *const want[] = {
+		"TLS refused: no TLS ClientHello within 1s",
+		"TLS refused: no TLS ClientHello within 1s",
+		"TLS refused: handshake timed out",
+	};
 	int link = it_free_port(), fd;
 	struct it_mxd *b;
-	int64_t t0;
+	int64_t t0, ms;
+	SSL *ssl = NULL;
 	char c;
 	long r;
 
@@ -467,11 +514,22 @@ START_TEST(tls_handshake_deadline)
 	t0 = it_now_ms();
 	fd = it_connect(link);
 	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
-	it_mxd_wait_log(b, "TLS refused: handshake timed out", IT_WAIT_MS);
-	r = it_recv_wait(fd, &c, 1, IT_WAIT_MS);
+	if (_i == 1)
+		ck_assert(send(fd, "\x16", 1, 0) == 1);
+	if (_i == 2)
+		client_hello((ssl = client_new("a")), fd);
+	it_mxd_wait_log(b, want[_i], IT_WAIT_MS);
+	do
+		r = it_recv_wait(fd, &c, 1, IT_WAIT_MS);
+	while (r == 1 && _i == 2);	/* the server's flight, then EOF */
+	ms = it_now_ms() - t0;
 	ck_assert_msg(r == 0 || r == -ECONNRESET, "got %ld", r);
-	ck_assert_msg(it_now_ms() - t0 >= 1900, "dropped after %jd ms",
-	    (intmax_t)(it_now_ms() - t0));
+	ck_assert_msg(ms >= (_i == 2 ? 1900 : 900), "dropped after %jd ms",
+	    (intmax_t)ms);
+	printf("tls_handshake_deadline: %s: dropped after %jd ms\n",
+	    _i == 0 ? "nothing sent" : _i == 1 ? "one byte" : "a ClientHello",
+	    (intmax_t)ms);
+	SSL_free(ssl);
 	it_close(fd);
 	it_finish();
 }
@@ -641,39 +699,34 @@ START_TEST(tls_pin_only_refuses)
 END_TEST
 
 /*
- * A reload while a TLS handshake is under way: the handshake completes and
- * is checked with the configuration in force then (the one it started with
+ * A reload while a TLS handshake is under way (the ClientHello answered,
+ * the client's certificate not yet sent): the handshake completes and is
+ * checked with the configuration in force then (the one it started with
  * is freed by the reload; under ASan a use of it fails the test).
  */
 START_TEST(tls_reload_mid_handshake)
 {
 	int link = it_free_port(), fd, idle;
-	SSL_CTX *ctx;
 	struct it_mxd *b;
 	SSL *ssl;
 
 	it_make_certs();
+	ssl = client_new("a");
 	b = start_listener(write_conf("b.conf", "listen", link, "b",
 	    "tls_peer_name = a.mxd.test\n", ""));
 	idle = it_fd_settled(b);
-	fd = it_connect(link);			/* no ClientHello yet */
+	fd = it_connect(link);
 	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	client_hello(ssl, fd);
 	ck_assert_int_eq(it_fd_wait(b->pid, idle + 1, IT_WAIT_MS), idle + 1);
 	it_mxd_mark(b);
 	it_mxd_signal(b, SIGHUP);
 	it_mxd_wait_log(b, "reloaded", IT_WAIT_MS);
-	ck_assert((ctx = SSL_CTX_new(TLS_client_method())) != NULL);
-	ck_assert(SSL_CTX_use_certificate_chain_file(ctx, it_path("a.pem")) ==
-	    1 && SSL_CTX_use_PrivateKey_file(ctx, it_path("a.key"),
-	    SSL_FILETYPE_PEM) == 1 && SSL_CTX_load_verify_locations(ctx,
-	    it_path("ca.pem"), NULL) == 1);
-	ck_assert((ssl = SSL_new(ctx)) != NULL && SSL_set_fd(ssl, fd) == 1);
 	ck_assert_msg(SSL_connect(ssl) == 1, "the handshake failed");
 	it_mxd_wait_log(b, "accepted; up once the peer answers a ping",
 	    IT_WAIT_MS);
 	ck_assert_msg(!it_mxd_log_has(b, "TLS refused"), "B refused the peer");
 	SSL_free(ssl);
-	SSL_CTX_free(ctx);
 	it_close(fd);
 	it_finish();
 }
@@ -736,7 +789,7 @@ tls_suite(void)
 	IT_ADD_LOOP(t, tls_dialer_refuses,
 	    (int)(sizeof(bad_listeners) / sizeof(bad_listeners[0])));
 	IT_ADD_LOOP(t, tls_version, 2);
-	IT_ADD(t, tls_handshake_deadline);
+	IT_ADD_LOOP(t, tls_handshake_deadline, 3);
 	IT_ADD(t, tls_check_files);
 	IT_ADD_LOOP(t, tls_peer_name_ip, 2);
 	IT_ADD(t, tls_keygen);
