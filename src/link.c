@@ -119,6 +119,8 @@ struct link {
 	int		failing;	/* failed attempts: back off */
 	int		dial_warned;	/* a failed dial logged since up */
 	SSL_CTX		*tls;		/* NULL: a plain link */
+	struct tls_basis basis;		/* what tls rests on: a reload that
+					 * changes it re-establishes */
 	struct link_hs	hs[HANDSHAKES_MAX];	/* TLS handshakes under way */
 	unsigned	nhs;
 	uint32_t	pending;	/* peer's channels dialing targets */
@@ -1155,22 +1157,45 @@ is_loopback(const struct sockaddr *sa)
 }
 
 /* Warn if ${l} listens, without TLS, where other hosts can reach it, on
- * the listen address of ${cfg}. */
+ * the listen address of ${cfg}; or, with TLS, if a plain link made before
+ * tls = on is still up there, finishing its channels. */
 static void
 warn_plain(struct link *l, const struct config *cfg)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+	const struct lsess *ls;
 
-	if (l->tls != NULL || l->listener == NULL ||
-	    getsockname(evconnlistener_get_fd(l->listener),
-	    (struct sockaddr *)&ss, &sl) == -1 ||
+	if (l->listener == NULL || getsockname(evconnlistener_get_fd(
+	    l->listener), (struct sockaddr *)&ss, &sl) == -1 ||
 	    is_loopback((struct sockaddr *)&ss))
 		return;
-	log_warn("link: plain link (tls = off) listening on %s, which is "
-	    "not a loopback address: whoever reaches it can open channels to "
-	    "every service here; set tls = on", log_addr(cfg->link_addr.host,
-	    cfg->link_addr.port).s);
+	if (l->tls == NULL) {
+		log_warn("link: plain link (tls = off) listening on %s, which "
+		    "is not a loopback address: whoever reaches it can open "
+		    "channels to every service here; set tls = on",
+		    log_addr(cfg->link_addr.host, cfg->link_addr.port).s);
+		return;
+	}
+	for (ls = l->all; ls != NULL; ls = ls->next)
+		if (ls->tls == NULL && !session_held(ls->sess))
+			log_warn("link %s: still a plain link (it came before "
+			    "tls = on): its %u open channels finish on it, "
+			    "unencrypted", ls->peer,
+			    mux_stream_count(session_mux(ls->sess)));
+}
+
+/* Abandon the connections ${l} is making: no dial or TLS handshake under
+ * way. */
+static void
+link_abandon(struct link *l)
+{
+
+	hs_free_all(l);
+	if (l->dial != NULL) {
+		dial_cancel(l->dial);
+		l->dial = NULL;
+	}
 }
 
 /* Stop ${l} making or taking new connections: no redial, no dial or TLS
@@ -1180,15 +1205,41 @@ link_stop(struct link *l)
 {
 
 	event_del(l->redial_ev);
-	hs_free_all(l);
-	if (l->dial != NULL) {
-		dial_cancel(l->dial);
-		l->dial = NULL;
-	}
+	link_abandon(l);
 	if (l->listener != NULL) {
 		evconnlistener_free(l->listener);
 		l->listener = NULL;
 	}
+}
+
+/*
+ * The TLS settings of ${l} changed (the keys ${what}): no connection made
+ * under the old ones may carry new channels.  The sessions on them get Go
+ * Away and finish their open channels there (a peer told so dials again);
+ * the handshakes under way go; the dialer dials at once.  A new connection
+ * is made and checked under the new settings.  A held session has no
+ * connection: it resumes only over such a new one, and only if the peer
+ * shows the key it had (session_attach; the listener: the peer proves the
+ * session's secret over a connection that passed the new checks).
+ */
+static void
+link_rekey(struct link *l, const char *what)
+{
+	struct lsess *ls;
+	uint32_t n = 0;
+
+	for (ls = l->all; ls != NULL; ls = ls->next)
+		if (!ls->draining && !session_held(ls->sess))
+			n += mux_stream_count(session_mux(ls->sess));
+	log_info("link%s%s: TLS settings changed (%s): re-establishing the "
+	    "link (%u open channels finish on the old one)", l->cur != NULL ?
+	    " " : "", l->cur != NULL ? l->cur->peer : "", what, n);
+	link_abandon(l);
+	for (ls = l->all; ls != NULL; ls = ls->next)
+		if (!ls->draining && !session_held(ls->sess)) {
+			session_goaway(ls->sess, MUX_GOAWAY_NORMAL);
+			lsess_retire(ls);
+		}
 }
 
 /*
@@ -1241,13 +1292,17 @@ link_reload(struct link *l, const struct config *cfg, char *err,
 {
 	const struct config *old = l->d->cfg;
 	struct evconnlistener *lst = NULL;
+	struct tls_basis basis;
 	struct lsess *ls;
 	SSL_CTX *ctx = NULL;
+	char what[128];
 	int moved = cfg->link_listen != old->link_listen ||
 	    strcmp(cfg->link_addr.host, old->link_addr.host) != 0 ||
 	    strcmp(cfg->link_addr.port, old->link_addr.port) != 0;
 
 	/* What can fail comes first: on failure nothing has changed. */
+	if (tls_basis(cfg, &basis, err, errlen))
+		return (-1);
 	if (cfg->tls && (ctx = tls_ctx_new(cfg, err, errlen)) == NULL)
 		return (-1);
 	if (moved && cfg->link_listen &&
@@ -1259,6 +1314,15 @@ link_reload(struct link *l, const struct config *cfg, char *err,
 	SSL_CTX_free(l->tls);
 	l->tls = ctx;
 	link_defer_accept(l);
+	if (tls_basis_diff(&l->basis, &basis, what, sizeof(what)) > 0) {
+		l->basis = basis;
+		link_rekey(l, what);
+		if (!moved && !l->listening) {
+			l->failing = l->dial_warned = 0;
+			l->backoff_ms = cfg->reconnect_min_ms;
+			link_redial(l);
+		}
+	}
 	/* A new keepalive or timeout applies to the link up (a firewall's
 	 * idle timeout found too short must not cost the link). */
 	for (ls = l->all; ls != NULL; ls = ls->next)
@@ -1293,7 +1357,8 @@ link_new(struct daemon *d, const struct link_upcalls *up)
 	l->since = session_now_us();
 	l->listening = cfg->link_listen;
 	l->backoff_ms = cfg->reconnect_min_ms;
-	if (cfg->tls && (l->tls = tls_ctx_new(cfg, err, sizeof(err))) == NULL) {
+	if ((cfg->tls && (l->tls = tls_ctx_new(cfg, err, sizeof(err))) ==
+	    NULL) || tls_basis(cfg, &l->basis, err, sizeof(err))) {
 		log_error("link: %s", err);
 		goto err1;
 	}

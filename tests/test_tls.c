@@ -188,12 +188,22 @@ echo_new(int port, const char *msg)
 }
 
 /* The good pair of one test: A dials B, both pinning and naming each
- * other; an echo service from A's ${port} to B's target. */
+ * other; an echo service from A's ${port} to B's target (good_b_conf
+ * writes B's configuration). */
 struct pair {
 	struct it_targets *t;
 	int	link, port;
 	struct it_mxd *a, *b;
 };
+
+static const char *
+good_b_conf(struct pair *p)
+{
+
+	return (write_conf("b.conf", "listen", p->link, "b",
+	    it_fmt("tls_peer_name = a.mxd.test\n%s", pin_line("a")),
+	    it_svc_connect("echo", p->t->port[IT_ECHO])));
+}
 
 static void
 good_pair(struct pair *p)
@@ -203,9 +213,7 @@ good_pair(struct pair *p)
 	p->t = it_targets_start();
 	p->link = it_free_port();
 	p->port = it_free_port();
-	p->b = start_listener(write_conf("b.conf", "listen", p->link, "b",
-	    it_fmt("tls_peer_name = a.mxd.test\n%s", pin_line("a")),
-	    it_svc_connect("echo", p->t->port[IT_ECHO])));
+	p->b = start_listener(good_b_conf(p));
 	p->a = it_mxd_start(write_conf("a.conf", "connect", p->link, "a",
 	    it_fmt("tls_peer_name = b.mxd.test\n%s", pin_line("b")),
 	    it_svc_accept("echo", p->port)));
@@ -733,7 +741,7 @@ START_TEST(tls_reload_mid_handshake)
 END_TEST
 
 /* A reload with TLS files that cannot be loaded changes nothing; a good
- * one is taken. */
+ * one is taken, and with the same TLS settings it leaves the link up. */
 START_TEST(tls_reload)
 {
 	struct pair p;
@@ -746,11 +754,123 @@ START_TEST(tls_reload)
 	it_mxd_wait_log(p.b, "reload failed, keeping the running "
 	    "configuration", IT_WAIT_MS);
 	echo_new(p.port, "still here");
-	write_conf("b.conf", "listen", p.link, "b", NULL,
-	    it_svc_connect("echo", p.t->port[IT_ECHO]));
+	good_b_conf(&p);
 	it_mxd_signal(p.b, SIGHUP);
 	it_mxd_wait_log(p.b, "reloaded", IT_WAIT_MS);
 	echo_new(p.port, "and after");
+	ck_assert_msg(!it_mxd_log_has(p.b, "TLS settings changed") &&
+	    !it_mxd_log_has(p.a, "lost:") && !it_mxd_log_has(p.a, "Go Away"),
+	    "a reload that changed nothing re-established the link");
+	it_finish();
+}
+END_TEST
+
+/* The configuration ${file} of tls_reload_rekeys: B (${port} 0) listens on
+ * 0.0.0.0:${link}, or A dials it with metrics on ${port}; [link] lines
+ * ${tls}; then ${services}.  Returns its path. */
+static const char *
+rekey_conf(const char *file, int port, int link, const char *tls,
+    const char *services)
+{
+
+	return (it_write_file(file, it_fmt("[daemon]\n%s\n[link]\n"
+	    "%s:%d\nreconnect_min = 100ms\nreconnect_max = 500ms\n"
+	    "connect_timeout = 2s\ndrain_timeout = 5s\n%s\n%s", port ?
+	    it_fmt("metrics = %s:%d", IT_HOST, port) : "", port ?
+	    it_fmt("connect = %s", IT_HOST) : "listen = 0.0.0.0", link, tls,
+	    services)));
+}
+
+/* Wait until ${m}, whose metrics are on ${port}, has ${line} in them. */
+static void
+wait_metric(int port, const char *line)
+{
+	int64_t deadline = it_now_ms() + IT_WAIT_MS;
+	char *got;
+
+	while (strstr((got = it_http_get(port, "/metrics")), line) == NULL)
+		ck_assert_msg(it_now_ms() < deadline, "no \"%s\" in:\n%s",
+		    line, got);
+}
+
+/*
+ * A reload that changes the link's security re-establishes it under the
+ * new settings.  A plain pair with a channel open; B reloaded to tls = on
+ * says so, gives the plain link Go Away (the channel finishes on it) and,
+ * that link being up beyond loopback, warns about it; A, still plain, is
+ * refused.  A reloaded to tls = on: the link is up over TLS 1.3 (so say
+ * the metrics), new channels echo, and the old channel still does.  Then A
+ * reloaded with a tls_pin that B's key does not match: the TLS link gets
+ * Go Away, and the link does not come back: each attempt is refused, and
+ * so are new channels.
+ */
+START_TEST(tls_reload_rekeys)
+{
+	struct it_targets *t = it_targets_start();
+	int link = it_free_port(), pe = it_free_port(), ma = it_free_port();
+	const char *b_svc = it_svc_connect("echo", t->port[IT_ECHO]);
+	const char *a_svc = it_svc_accept("echo", pe), *a_tls;
+	const char *refused = "TLS refused: public key of certificate "
+	    "/CN=b.mxd.test does not match tls_pin";
+	struct it_mxd *a, *b;
+	char c;
+	int fd;
+
+	it_make_certs();
+	b = start_listener(rekey_conf("b.conf", 0, link, "tls = off\n",
+	    b_svc));
+	it_mxd_wait_log(b, "plain link (tls = off) listening on 0.0.0.0:",
+	    IT_WAIT_MS);
+	a = it_mxd_start(rekey_conf("a.conf", ma, link, "tls = off\n", a_svc));
+	it_mxd_wait_log(a, "up (connected)", IT_WAIT_MS);
+	fd = it_connect(pe);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	it_echo(fd, "plain");
+
+	rekey_conf("b.conf", 0, link, it_fmt("%stls_peer_name = a.mxd.test\n",
+	    it_tls_link("b")), b_svc);
+	it_mxd_mark(b);
+	it_mxd_signal(b, SIGHUP);
+	it_mxd_wait_log(b, "TLS settings changed (tls): re-establishing the "
+	    "link (1 open channels finish on the old one)", IT_WAIT_MS);
+	it_mxd_wait_log(b, "still a plain link (it came before tls = on): its "
+	    "1 open channels finish on it", IT_WAIT_MS);
+	it_mxd_wait_log(b, "TLS refused: not a TLS handshake", IT_WAIT_MS);
+
+	a_tls = it_fmt("%stls_peer_name = b.mxd.test\n", it_tls_link("a"));
+	rekey_conf("a.conf", ma, link, a_tls, a_svc);
+	it_mxd_mark(a);
+	it_mxd_signal(a, SIGHUP);
+	it_mxd_wait_log(a, "TLS settings changed (tls): re-establishing the "
+	    "link", IT_WAIT_MS);
+	it_mxd_wait_log(a, "up (connected, TLSv1.3)", IT_WAIT_MS);
+	it_mxd_wait_log(b, "up (accepted, TLSv1.3)", IT_WAIT_MS);
+	wait_metric(ma, it_fmt("mxd_link_info{peer=\"%s:%d\",tls=\"TLSv1.3\","
+	    "peer_pin=\"sha256:", IT_HOST, link));
+	echo_new(pe, "over TLS");
+	it_echo(fd, "still on the plain link");
+	it_finish_client(fd, "the plain link's channel");
+	it_mxd_wait_log(b, "finished draining, closed", IT_WAIT_MS);
+
+	rekey_conf("a.conf", ma, link, it_fmt("%s%s", a_tls, pin_line("a")),
+	    a_svc);
+	it_mxd_mark(a);
+	it_mxd_signal(a, SIGHUP);
+	it_mxd_wait_log(a, "TLS settings changed (tls_pin): re-establishing "
+	    "the link (0 open channels", IT_WAIT_MS);
+	it_mxd_wait_log(a, refused, IT_WAIT_MS);
+	it_mxd_mark(a);
+	it_mxd_wait_log(a, refused, IT_WAIT_MS);	/* tried again */
+	ck_assert_msg(!it_mxd_log_has(a, "up (connected"), "the link came "
+	    "back");
+	wait_metric(ma, "\nmxd_link_up 0\n");
+	ck_assert_msg(strstr(it_http_get(ma, "/metrics"), "mxd_link_info{") ==
+	    NULL, "metrics name a peer");
+	fd = it_connect(pe);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	ck_assert_msg(it_recv_wait(fd, &c, 1, IT_WAIT_MS) <= 0, "a channel "
+	    "was opened");
+	it_close(fd);
 	it_finish();
 }
 END_TEST
@@ -797,6 +917,7 @@ tls_suite(void)
 	IT_ADD_LOOP(t, tls_pin_only_refuses, 2);
 	IT_ADD(t, tls_reload);
 	IT_ADD(t, tls_reload_mid_handshake);
+	IT_ADD(t, tls_reload_rekeys);
 	IT_ADD(t, plain_link_warning);
 	suite_add_tcase(s, t);
 	return (s);
