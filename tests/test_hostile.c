@@ -1185,6 +1185,7 @@ END_TEST
 /* What the swarm's process did, in memory shared with the test. */
 struct swarm {
 	pid_t		pid;
+	pid_t		target;		/* the mxd: the swarm ends with it */
 	atomic_ullong	opened;		/* idle connections opened */
 	atomic_ullong	closed;		/* ... that mxd closed */
 	atomic_ullong	churned;	/* connections made and reset */
@@ -1287,13 +1288,17 @@ swarm_main(struct swarm *f, int port, int many, char first)
 			f->churned++;
 		}
 		swarm_poll(f, pfd, first, SWARM_PASS_MS);
+		if (kill(f->target, 0) == -1)	/* a test that failed */
+			_exit(0);
 	}
 }
 
-/* Start the swarm of swarm_main against ${port}; its first SWARM_IDLE
- * connections are made on return.  Its process dies with the test's. */
+/* Start the swarm of swarm_main against mxd ${m}'s ${port}; its first
+ * SWARM_IDLE connections are made on return.  Its process ends with the
+ * test's, or once ${m} is gone (it_cleanup kills it, even under
+ * CK_FORK=no). */
 static struct swarm *
-swarm_start(int port, int many, char first)
+swarm_start(struct it_mxd *m, int port, int many, char first)
 {
 	struct swarm *f;
 	int64_t deadline = it_now_ms() + IT_WAIT_MS;
@@ -1303,6 +1308,7 @@ swarm_start(int port, int many, char first)
 	    MAP_ANONYMOUS, -1, 0);
 	ck_assert_msg(f != MAP_FAILED, "mmap: %s", strerror(errno));
 	memset(f, 0, sizeof(*f));
+	f->target = m->pid;
 	fflush(NULL);
 	ck_assert_msg((pid = fork()) >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
@@ -1409,7 +1415,7 @@ START_TEST(hostile_handshake_flood)
 	it_mxd_wait_log(a, "up (connected", IT_WAIT_MS);
 	it_mxd_wait_log(b, "up (accepted", IT_WAIT_MS);
 
-	f = swarm_start(link, many, tls ? 0x16 : 0x00);
+	f = swarm_start(b, link, many, tls ? 0x16 : 0x00);
 	lines = log_lines(b);
 	cpu = it_cpu_ms(b->pid);
 	t_swarm = it_now_ms();
