@@ -30,8 +30,8 @@
 #define REAP_MS	200
 /*
  * Connections a listener holds before they have shown who they are (TLS
- * handshakes under way; sessions on probation, which have not yet answered
- * a ping), in all and from one address.  Beyond either, one of them makes
+ * handshakes under way; sessions on probation, whose peer has not yet
+ * answered a ping), in all and from one address.  Beyond either, one of them makes
  * room for the newcomer (pending_make_room): nobody without credentials can
  * keep the peer out, nor take every place from one address.
  */
@@ -81,7 +81,8 @@ struct lsess {
 	int		probation;	/* not current until answered */
 	int		held;		/* lost, not yet resumed */
 	uint64_t	heard;		/* probation: session_now_us() when it
-					 * came, or last sent something */
+					 * came, or last sent a frame */
+	int		spoke;		/* ... it has sent one */
 	int		fd;		/* ... its socket */
 	struct event	*probe_ev;	/* probation: is the current one alive? */
 	uint64_t	probe_t;	/* ... asked then */
@@ -391,7 +392,7 @@ struct pending {
 	uint64_t	*last;		/* session_now_us() when it came, or
 					 * last sent something */
 	int		spoke;		/* it said what it is: a whole
-					 * ClientHello, an answered ping */
+					 * ClientHello, a frame */
 	int		fd;		/* its socket */
 	int		unread;		/* bytes wait there (looked at only
 					 * when it was about to be taken) */
@@ -401,15 +402,13 @@ struct pending {
  * of ${peer}), the one pending_make_room takes, or -1. */
 static int
 pending_pick(const struct pending *p, unsigned n, const char *peer,
-    int host, uint64_t now)
+    int host)
 {
 	unsigned i;
 	int v = -1;
 
 	for (i = 0; i < n; i++) {
-		if ((host && !same_host(p[i].peer, peer)) || p[i].unread ||
-		    (p[i].spoke && now - *p[i].last <
-		    (uint64_t)HANDSHAKE_HELLO_MS * 1000))
+		if ((host && !same_host(p[i].peer, peer)) || p[i].unread)
 			continue;
 		if (v < 0 || p[i].spoke < p[v].spoke ||
 		    (p[i].spoke == p[v].spoke && *p[i].last < *p[v].last))
@@ -424,13 +423,14 @@ pending_pick(const struct pending *p, unsigned n, const char *peer,
  * HANDSHAKES_PER_HOST of them from its address and HANDSHAKES_MAX in all
  * there is room: returns ${n}.  Else one of those from its address (or, if
  * that is not full, of all) makes room: the one silent longest, since it
- * came or last sent something, among those that have not yet spoken; else
- * one that spoke, but not within HANDSHAKE_HELLO_MS (a handshake takes a
- * few round trips).  Bytes waiting on its socket, not yet read, count as
- * sent now.  So a peer that speaks as it connects, as mxd does, keeps its
- * place, however many come after it that do not.  Returns the index, or -1
- * if each spoke just now: then the newcomer is refused, and may try again.
- * Either is logged; remote parties cause them at will: rate-limited.
+ * came or last sent something, among those that have not yet spoken, else
+ * among those that have (a peer waiting for our answer is silent too).
+ * One with bytes waiting on its socket, not yet read, is not taken.  So a
+ * peer that speaks as it connects, as mxd does, keeps its place, however
+ * many come after it that do not.  Returns the index, or -1 if each has
+ * bytes waiting (they all came in one batch): then the newcomer is
+ * refused, and may try again.  Either is logged; remote parties cause
+ * them at will: rate-limited.
  */
 static int
 pending_make_room(struct pending *p, unsigned n, const char *peer,
@@ -448,7 +448,7 @@ pending_make_room(struct pending *p, unsigned n, const char *peer,
 		return ((int)n);
 	/* A socket looked at only when it would be taken: under a flood
 	 * this runs for each new connection. */
-	while ((v = pending_pick(p, n, peer, host, now)) >= 0 &&
+	while ((v = pending_pick(p, n, peer, host)) >= 0 &&
 	    sock_unread(p[v].fd) > 0) {
 		*p[v].last = now;
 		p[v].unread = 1;
@@ -460,8 +460,8 @@ pending_make_room(struct pending *p, unsigned n, const char *peer,
 		    " from its address" : "", (uintmax_t)(now - *p[v].last) /
 		    1000);
 	else
-		log_limited(&none, LOG_WARN, "link %s: closed: %u %s%s, each of "
-		    "them busy", peer, host ? same : n, what, host ?
+		log_limited(&none, LOG_WARN, "link %s: closed: %u %s%s, each "
+		    "with bytes to read", peer, host ? same : n, what, host ?
 		    " from its address" : "");
 	return (v);
 }
@@ -480,12 +480,14 @@ probation_make_room(struct link *l, const char *peer)
 	for (ls = l->all; ls != NULL && n < HANDSHAKES_MAX; ls = ls->next) {
 		if (!ls->probation || ls->dialed)
 			continue;
-		if (session_heard_since(ls->sess, ls->heard))
+		if (session_heard_since(ls->sess, ls->heard)) {
 			ls->heard = now;
+			ls->spoke = 1;
+		}
 		of[n] = ls;
 		p[n].peer = ls->peer;
 		p[n].last = &ls->heard;
-		p[n].spoke = session_answered(ls->sess);
+		p[n].spoke = ls->spoke;
 		p[n].fd = ls->fd;
 		p[n].unread = 0;
 		n++;
