@@ -112,6 +112,12 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	} else if (tls_check(ssl, h->d->cfg, why, sizeof(why))) {
 		refuse(h, why);
 	} else {
+		/* The handshake read a record at a time, so its small buffer
+		 * is empty: the next read takes one of TLS_READ_BUF. */
+		SSL_set_default_read_buffer_len(ssl, TLS_READ_BUF);
+		if (SSL_free_buffers(ssl) != 1)
+			log_debug("link %s: the TLS buffers stay as they are",
+			    h->peer);
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 		if ((conn = conn_new_tls(bev)) == NULL) {
 			refuse(h, "out of memory");

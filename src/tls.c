@@ -81,9 +81,6 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errlen)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET |
 	    SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_num_tickets(ctx, 0);
-	/* The link reads ahead this much ciphertext per read once the
-	 * handshake is over (conn.c); the buffer is sized at the start. */
-	SSL_CTX_set_default_read_buffer_len(ctx, 256 * 1024);
 	/* Loading the key checks that it matches the certificate. */
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1)
 		return (ctx_fail(ctx, "tls_cert", cfg->tls_cert, err, errlen));

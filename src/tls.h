@@ -17,6 +17,12 @@
 struct bufferevent;
 struct config;
 
+/* The ciphertext the link reads ahead per read once the handshake is over
+ * (conn.c).  OpenSSL sizes the buffer when it first reads: handshake.c
+ * makes it that big only once the peer has passed (a flood of handshakes
+ * must not cost that much each). */
+#define TLS_READ_BUF	(256 * 1024)
+
 /* A public key's pin as tls_pin takes it, "sha256:" and 44 base64
  * characters, with its NUL. */
 #define TLS_PIN_TEXT	52

@@ -1190,6 +1190,8 @@ struct swarm {
 	atomic_ullong	closed;		/* ... that mxd closed */
 	atomic_ullong	churned;	/* connections made and reset */
 	atomic_int	ready;		/* the first SWARM_IDLE are made */
+	long		rss0, rss;	/* VmRSS of the mxd, KiB: at the start,
+					 * the most seen (by the test) */
 };
 
 /* A non-blocking connection to 127.0.0.1:${port} from address ${src}; -1
@@ -1309,6 +1311,7 @@ swarm_start(struct it_mxd *m, int port, int many, char first)
 	ck_assert_msg(f != MAP_FAILED, "mmap: %s", strerror(errno));
 	memset(f, 0, sizeof(*f));
 	f->target = m->pid;
+	f->rss0 = f->rss = it_rss_kb(m->pid);
 	fflush(NULL);
 	ck_assert_msg((pid = fork()) >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
@@ -1335,11 +1338,15 @@ swarm_run(struct swarm *f)
 	int64_t t0 = it_now_ms(), deadline = t0 + SWARM_RUN_MS + IT_WAIT_MS;
 	uint64_t want = f->closed + SWARM_TURN;
 
+	long rss;
+
 	while (f->closed < want || it_now_ms() < t0 + SWARM_RUN_MS) {
 		ck_assert_msg(it_now_ms() < deadline, "mxd closed %ju of %u "
 		    "connections in %jd ms", (uintmax_t)(f->closed +
 		    SWARM_TURN - want), SWARM_TURN, (intmax_t)(it_now_ms() -
 		    t0));
+		if ((rss = it_rss_kb(f->target)) > f->rss)
+			f->rss = rss;
 		usleep(10000);
 	}
 }
@@ -1445,11 +1452,12 @@ START_TEST(hostile_handshake_flood)
 	lines = swarm_lines(b, lines, "during the flood");
 	printf("hostile_handshake_flood (%s, from %s): in %jd ms, %ju idle "
 	    "connections opened (%ju closed by mxd), %ju made and reset; mxd "
-	    "used %ld ms of CPU; the restarted peer up after %jd ms, the cut "
-	    "link resumed after %jd ms; %d log lines meanwhile\n", tls ? "TLS" :
-	    "plain", many ? "250 addresses" : "one address", (intmax_t)t_swarm,
-	    (uintmax_t)f->opened, (uintmax_t)f->closed, (uintmax_t)f->churned,
-	    cpu, (intmax_t)ms_new, (intmax_t)ms_resumed, lines);
+	    "used %ld ms of CPU, VmRSS %ld -> at most %ld KiB; the restarted "
+	    "peer up after %jd ms, the cut link resumed after %jd ms; %d log "
+	    "lines meanwhile\n", tls ? "TLS" : "plain", many ? "250 addresses" :
+	    "one address", (intmax_t)t_swarm, (uintmax_t)f->opened,
+	    (uintmax_t)f->closed, (uintmax_t)f->churned, cpu, f->rss0, f->rss,
+	    (intmax_t)ms_new, (intmax_t)ms_resumed, lines);
 	/* Not close: the restarted relay (a fork) has a copy of fd. */
 	it_finish_client(fd, "echo");
 	munmap(f, sizeof(*f));
