@@ -1,6 +1,7 @@
 /*
  * dial: see dial.h.
  */
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -62,6 +63,15 @@ sock_nonblock(int fd)
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
 		return (-1);
 	return (0);
+}
+
+/* Bytes that arrived on ${fd} and are not yet read. */
+int
+sock_unread(int fd)
+{
+	int n;
+
+	return (ioctl(fd, FIONREAD, &n) == 0 ? n : 0);
 }
 
 /* Free ${d} and whatever it holds, without calling back. */

@@ -41,6 +41,10 @@ void dial_cancel(struct dial *d);
 /* Make ${fd} non-blocking and close-on-exec.  Returns 0 or -1. */
 int sock_nonblock(int fd);
 
+/* The bytes that arrived on socket ${fd} and wait to be read (0 on error):
+ * has a peer sent anything yet? */
+int sock_unread(int fd);
+
 /*
  * Listen on ${host}:${port} (resolved now) in ${base} with ${backlog},
  * accepting to ${cb} (NULL: set later) with ${arg}.  Returns the listener, or NULL with a

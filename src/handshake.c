@@ -13,12 +13,14 @@
 #include "conn.h"
 #include "daemon.h"
 #include "handshake.h"
+#include "log.h"
 #include "ms.h"
 #include "tls.h"
 
 struct handshake {
 	struct bufferevent *bev;	/* NULL once conn_new_tls took it */
 	struct event	*deadline;	/* connect_timeout; then the end */
+	int		hello;		/* the deadline is the ClientHello's */
 	const struct daemon *d;		/* its cfg when the check comes */
 	char		why[256];	/* set: refused, end on deadline */
 	char		peer[64];
@@ -37,6 +39,24 @@ bev_free(struct bufferevent *bev)
 	bufferevent_free(bev);
 	SSL_free(ssl);
 	close(fd);
+}
+
+uint64_t
+handshake_heard(const struct handshake *h)
+{
+
+	return (BIO_number_read(SSL_get_rbio(bufferevent_openssl_get_ssl(
+	    h->bev))));
+}
+
+int
+handshake_hello(const struct handshake *h)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(h->bev);
+
+	/* What it wrote answers a ClientHello (or is an alert, and the
+	 * handshake ends on this loop pass). */
+	return (BIO_number_written(SSL_get_wbio(ssl)) > 0);
 }
 
 void
@@ -92,6 +112,12 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	} else if (tls_check(ssl, h->d->cfg, why, sizeof(why))) {
 		refuse(h, why);
 	} else {
+		/* The handshake read a record at a time, so its small buffer
+		 * is empty: the next read takes one of TLS_READ_BUF. */
+		SSL_set_default_read_buffer_len(ssl, TLS_READ_BUF);
+		if (SSL_free_buffers(ssl) != 1)
+			log_debug("link %s: the TLS buffers stay as they are",
+			    h->peer);
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 		if ((conn = conn_new_tls(bev)) == NULL) {
 			refuse(h, "out of memory");
@@ -102,15 +128,29 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
-/* deadline: the handshake ${arg} took longer than connect_timeout, or was
- * refused. */
+/* deadline: the peer of handshake ${arg} had HANDSHAKE_HELLO_MS for its
+ * ClientHello (then it has the rest of connect_timeout), or it took longer
+ * than connect_timeout, or it was refused. */
 static void
 deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct handshake *h = arg;
+	uint64_t ms = h->d->cfg->connect_timeout_ms;	/* a reload may cut it */
+	struct timeval tv;
 
 	(void)fd;
 	(void)what;
+	if (h->why[0] == '\0' && h->hello) {
+		h->hello = 0;
+		if (!handshake_hello(h)) {
+			snprintf(h->why, sizeof(h->why), "no TLS ClientHello "
+			    "within %s", fmt_duration(HANDSHAKE_HELLO_MS).s);
+		} else if (ms > HANDSHAKE_HELLO_MS) {
+			tv = ms_timeval(ms - HANDSHAKE_HELLO_MS);
+			evtimer_add(h->deadline, &tv);
+			return;
+		}
+	}
 	if (h->why[0] == '\0')
 		snprintf(h->why, sizeof(h->why), "handshake timed out");
 	handshake_end(h, NULL, NULL);
@@ -143,7 +183,10 @@ handshake_start(const struct daemon *d, SSL_CTX *ctx, int fd,
 	/* A peer that closes without close_notify has merely closed. */
 	bufferevent_openssl_set_allow_dirty_shutdown(h->bev, 1);
 	bufferevent_setcb(h->bev, NULL, NULL, event_cb, h);
-	tv = ms_timeval(d->cfg->connect_timeout_ms);
+	h->hello = accepting &&
+	    d->cfg->connect_timeout_ms > HANDSHAKE_HELLO_MS;
+	tv = ms_timeval(h->hello ? HANDSHAKE_HELLO_MS :
+	    d->cfg->connect_timeout_ms);
 	evtimer_add(h->deadline, &tv);
 	return (h);
 

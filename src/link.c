@@ -3,6 +3,7 @@
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -28,8 +29,22 @@
 
 /* How often sessions on their way out are checked for open channels. */
 #define REAP_MS	200
-/* TLS handshakes under way at once; connections beyond are refused. */
-#define HANDSHAKES_MAX	16
+/*
+ * Connections a listener holds before they have shown who they are (TLS
+ * handshakes under way; sessions on probation, whose peer has not yet
+ * answered a ping), in all and from one address.  Beyond either, one of them makes
+ * room for the newcomer (pending_make_room): nobody without credentials can
+ * keep the peer out, nor take every place from one address.
+ */
+#define HANDSHAKES_MAX		64
+#define HANDSHAKES_PER_HOST	8
+/* Connections to the link port the kernel queues for accept: a flood of
+ * them must not fill the queue, or the peer's SYN is dropped, and sent
+ * again only after 1 s, then 3 s, 7 s...  Taken ACCEPT_BATCH a loop pass
+ * at most: in between, those accepted have their first read (a peer that
+ * speaks at once shows it before more can crowd it out). */
+#define LINK_BACKLOG		1024
+#define ACCEPT_BATCH		16
 /* How long accepting the peer pauses after accept failed (out of
  * descriptors): the listener stays readable, and would spin the loop. */
 #define ACCEPT_PAUSE_MS	100
@@ -69,9 +84,24 @@ struct lsess {
 	int		draining;	/* Go Away seen or sent */
 	int		probation;	/* not current until answered */
 	int		held;		/* lost, not yet resumed */
+	uint64_t	heard;		/* probation: session_now_us() when it
+					 * came, or last sent a frame */
+	int		spoke;		/* ... it has sent one */
+	int		fd;		/* ... its socket */
 	struct event	*probe_ev;	/* probation: is the current one alive? */
 	uint64_t	probe_t;	/* ... asked then */
 	struct lsess	*next;
+};
+
+/* A TLS handshake under way, whom with, and how it has been going, for
+ * pending_make_room. */
+struct link_hs {
+	struct handshake *h;
+	int		fd;		/* its socket */
+	char		peer[64];
+	uint64_t	heard;		/* its handshake_heard when last looked */
+	uint64_t	last;		/* session_now_us() when it started, or
+					 * when that last grew */
 };
 
 struct link {
@@ -82,8 +112,10 @@ struct link {
 	struct lsess	*cur;		/* where new channels go */
 	struct lsess	*all;		/* cur and the draining ones */
 	struct evconnlistener *listener;
-	struct event	*accept_pause;	/* resumes accepting after an error */
+	struct event	*accept_pause;	/* resumes accepting after an error,
+					 * or after ACCEPT_BATCH */
 	int		accept_failing;	/* accept errors logged once */
+	unsigned	accepted;	/* since accepting last paused */
 	struct dial	*dial;
 	int		moving;		/* dial a replacement for cur */
 	struct event	*redial_ev;
@@ -95,7 +127,9 @@ struct link {
 	uint64_t	dial_logged_backoff;	/* ... with this backoff */
 	unsigned	dial_unlogged;	/* failed dials since, not logged */
 	SSL_CTX		*tls;		/* NULL: a plain link */
-	struct handshake *hs[HANDSHAKES_MAX];	/* TLS handshakes under way */
+	struct tls_basis basis;		/* what tls rests on: a reload that
+					 * changes it re-establishes */
+	struct link_hs	hs[HANDSHAKES_MAX];	/* TLS handshakes under way */
 	unsigned	nhs;
 	uint32_t	pending;	/* peer's channels dialing targets */
 	int		hit[NLIMITS];	/* refusing since last logged */
@@ -389,6 +423,140 @@ link_probations(const struct link *l)
 	return (n);
 }
 
+/* The length of the host in ${peer}, "host:port" or "[v6]:port". */
+static size_t
+host_len(const char *peer)
+{
+	const char *colon = strrchr(peer, ':');
+
+	return (colon != NULL ? (size_t)(colon - peer) : strlen(peer));
+}
+
+/* Nonzero if peers ${a} and ${b} are at one address. */
+static int
+same_host(const char *a, const char *b)
+{
+	size_t n = host_len(a);
+
+	return (n == host_len(b) && memcmp(a, b, n) == 0);
+}
+
+/* A connection that has not yet shown who it is, as pending_make_room
+ * weighs it. */
+struct pending {
+	const char	*peer;		/* address:port */
+	uint64_t	*last;		/* session_now_us() when it came, or
+					 * last sent something */
+	int		spoke;		/* it said what it is: a whole
+					 * ClientHello, a frame */
+	int		fd;		/* its socket */
+	int		unread;		/* bytes wait there (looked at only
+					 * when it was about to be taken) */
+};
+
+/* Of the ${n} connections ${p} (or, if ${host}, of those from the address
+ * of ${peer}), the one pending_make_room takes, or -1. */
+static int
+pending_pick(const struct pending *p, unsigned n, const char *peer,
+    int host)
+{
+	unsigned i;
+	int v = -1;
+
+	for (i = 0; i < n; i++) {
+		if ((host && !same_host(p[i].peer, peer)) || p[i].unread)
+			continue;
+		if (v < 0 || p[i].spoke < p[v].spoke ||
+		    (p[i].spoke == p[v].spoke && *p[i].last < *p[v].last))
+			v = (int)i;
+	}
+	return (v);
+}
+
+/*
+ * A connection from ${peer} comes while the ${n} connections ${p}, ${what}
+ * ("TLS handshakes under way"), have not yet shown who they are.  Below
+ * HANDSHAKES_PER_HOST of them from its address and HANDSHAKES_MAX in all
+ * there is room: returns ${n}.  Else one of those from its address (or, if
+ * that is not full, of all) makes room: the one silent longest, since it
+ * came or last sent something, among those that have not yet spoken, else
+ * among those that have (a peer waiting for our answer is silent too).
+ * One with bytes waiting on its socket, not yet read, is not taken.  So a
+ * peer that speaks as it connects, as mxd does, keeps its place, however
+ * many come after it that do not.  Returns the index, or -1 if each has
+ * bytes waiting (they all came in one batch): then the newcomer is
+ * refused, and may try again.  Either is logged; remote parties cause
+ * them at will: rate-limited.
+ */
+static int
+pending_make_room(struct pending *p, unsigned n, const char *peer,
+    const char *what)
+{
+	static struct log_limit made = LOG_LIMIT("link: closed to make room");
+	static struct log_limit none = LOG_LIMIT("link: closed, no room");
+	uint64_t now = session_now_us();
+	unsigned i, same = 0;
+	int host, v;
+
+	for (i = 0; i < n; i++)
+		same += same_host(p[i].peer, peer);
+	if (!(host = same >= HANDSHAKES_PER_HOST) && n < HANDSHAKES_MAX)
+		return ((int)n);
+	/* A socket looked at only when it would be taken: under a flood
+	 * this runs for each new connection. */
+	while ((v = pending_pick(p, n, peer, host)) >= 0 &&
+	    sock_unread(p[v].fd) > 0) {
+		*p[v].last = now;
+		p[v].unread = 1;
+	}
+	if (v >= 0)
+		log_limited(&made, NULL, LOG_WARN, "link %s: closed to make "
+		    "room for %s: %u %s%s, and it was silent longest (%ju ms)",
+		    p[v].peer, peer, host ? same : n, what, host ?
+		    " from its address" : "", (uintmax_t)(now - *p[v].last) /
+		    1000);
+	else
+		log_limited(&none, NULL, LOG_WARN, "link %s: closed: %u "
+		    "%s%s, each with bytes to read", peer, host ? same : n, what,
+		    host ? " from its address" : "");
+	return (v);
+}
+
+/* Make room among the sessions on probation that ${l} accepted for one
+ * from ${peer} (pending_make_room).  Returns 0, or -1 to refuse it. */
+static int
+probation_make_room(struct link *l, const char *peer)
+{
+	struct pending p[HANDSHAKES_MAX];
+	struct lsess *ls, *of[HANDSHAKES_MAX];
+	uint64_t now = session_now_us();
+	unsigned n = 0;
+	int v;
+
+	for (ls = l->all; ls != NULL && n < HANDSHAKES_MAX; ls = ls->next) {
+		if (!ls->probation || ls->dialed)
+			continue;
+		if (session_heard_since(ls->sess, ls->heard)) {
+			ls->heard = now;
+			ls->spoke = 1;
+		}
+		of[n] = ls;
+		p[n].peer = ls->peer;
+		p[n].last = &ls->heard;
+		p[n].spoke = ls->spoke;
+		p[n].fd = ls->fd;
+		p[n].unread = 0;
+		n++;
+	}
+	if ((v = pending_make_room(p, n, peer, "connections waiting to "
+	    "replace the link")) == (int)n)
+		return (0);
+	if (v < 0)
+		return (-1);
+	lsess_free(of[v]);
+	return (0);
+}
+
 /*
  * ${ls}, the current session, is up: its peer answered our first ping.
  * Not before: a dying peer's kernel still completes the TCP handshake, and
@@ -672,9 +840,8 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
     const char *tls)
 {
 	/* A stranger can have these as often as it connects. */
-	static struct log_limit lim_full = LOG_LIMIT("link: closed: "
-	    "connections already wait to replace the link"), lim_new =
-	    LOG_LIMIT("link: a new link replaces it once it answers a ping");
+	static struct log_limit lim_new = LOG_LIMIT("link: a new link "
+	    "replaces it once it answers a ping");
 	const struct config *cfg = l->d->cfg;
 	struct session_params sp;
 	struct lsess *ls;
@@ -697,10 +864,7 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 		l->st.resume_failures++;
 		lsess_free(ls);
 	}
-	if (l->cur != NULL && link_probations(l) >= HANDSHAKES_MAX) {
-		log_limited(&lim_full, NULL, LOG_WARN, "link %s: closed: %d "
-		    "connections already wait to replace the link", peer,
-		    HANDSHAKES_MAX);
+	if (l->cur != NULL && l->listening && probation_make_room(l, peer)) {
 		conn_free(conn);
 		return;
 	}
@@ -719,9 +883,11 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 	sp.answer_ms = cfg->connect_timeout_ms;
 	sp.resume_ms = cfg->resume_timeout_ms;
 	sp.peer_pin = has_pin ? pin : NULL;
+	ls->fd = conn_fd(conn);
 	if ((ls->sess = session_new(l->d->base, conn, &sp, &l->handlers,
 	    ls)) == NULL)
 		goto err1;
+	ls->heard = session_now_us();	/* after session_new's first clock */
 	ls->next = l->all;
 	l->all = ls;
 	if (l->cur == NULL) {
@@ -749,7 +915,7 @@ hs_done(struct handshake *h, const struct handshake_result *r, void *arg)
 	struct link *l = arg;
 	unsigned i;
 
-	for (i = 0; l->hs[i] != h; i++)
+	for (i = 0; l->hs[i].h != h; i++)
 		continue;
 	l->hs[i] = l->hs[--l->nhs];
 	if (r->conn == NULL) {
@@ -762,26 +928,62 @@ hs_done(struct handshake *h, const struct handshake_result *r, void *arg)
 	link_adopt(l, r->conn, r->peer, r->version);
 }
 
+/* Make room among the TLS handshakes of ${l} for one with ${peer}
+ * (pending_make_room).  Returns 0, or -1 to refuse it. */
+static int
+hs_make_room(struct link *l, const char *peer)
+{
+	struct pending p[HANDSHAKES_MAX];
+	uint64_t now = session_now_us(), heard;
+	struct link_hs *hs;
+	unsigned i;
+	int v;
+
+	for (i = 0; i < l->nhs; i++) {
+		hs = &l->hs[i];
+		if ((heard = handshake_heard(hs->h)) != hs->heard) {
+			hs->heard = heard;
+			hs->last = now;
+		}
+		p[i].peer = hs->peer;
+		p[i].last = &hs->last;
+		p[i].spoke = handshake_hello(hs->h);
+		p[i].fd = hs->fd;
+		p[i].unread = 0;
+	}
+	if ((v = pending_make_room(p, l->nhs, peer, "TLS handshakes under "
+	    "way")) == (int)l->nhs)
+		return (0);
+	l->st.tls_refused++;
+	if (v < 0)
+		return (-1);
+	handshake_free(l->hs[v].h);
+	l->hs[v] = l->hs[--l->nhs];
+	return (0);
+}
+
 /* Start the TLS handshake of ${l} on ${fd}, connected to ${peer}. */
 static void
 hs_start(struct link *l, int fd, const char *peer)
 {
-	struct handshake *h;
+	struct link_hs *hs;
 
-	if (l->nhs >= HANDSHAKES_MAX) {
+	if (hs_make_room(l, peer)) {
 		close(fd);
-		l->st.tls_refused++;
-		log_limited(&lim_tls, "busy", LOG_WARN, "link %s: TLS "
-		    "refused: %u handshakes already under way", peer, l->nhs);
 		return;
 	}
-	if ((h = handshake_start(l->d, l->tls, fd, l->listening, peer,
+	hs = &l->hs[l->nhs];
+	if ((hs->h = handshake_start(l->d, l->tls, fd, l->listening, peer,
 	    hs_done, l)) == NULL) {
 		log_error("link %s: cannot start TLS: out of memory", peer);
 		link_retry(l, "%s: out of memory", peer);
 		return;
 	}
-	l->hs[l->nhs++] = h;
+	snprintf(hs->peer, sizeof(hs->peer), "%s", peer);
+	hs->fd = fd;
+	hs->heard = 0;
+	hs->last = session_now_us();
+	l->nhs++;
 }
 
 /* Abandon every TLS handshake of ${l} under way. */
@@ -790,18 +992,22 @@ hs_free_all(struct link *l)
 {
 
 	while (l->nhs > 0)
-		handshake_free(l->hs[--l->nhs]);
+		handshake_free(l->hs[--l->nhs].h);
 }
 
-/* A connection ${fd} to or from the peer is up: start TLS, or a plain
- * session on it. */
+/* A connection ${fd} to or from the peer is up (accepted from ${sa}, or
+ * NULL): start TLS, or a plain session on it. */
 static void
-link_connected(struct link *l, int fd)
+link_connected(struct link *l, int fd, const struct sockaddr *sa)
 {
 	char peer[64];
 	struct conn *conn;
 
-	peer_name(fd, peer, sizeof(peer));
+	/* What accept said: a connection reset since has no peer name. */
+	if (sa != NULL)
+		snprintf(peer, sizeof(peer), "%.63s", log_sockaddr(sa).s);
+	else
+		peer_name(fd, peer, sizeof(peer));
 	if (sock_nonblock(fd)) {
 		log_error("link %s: %s", peer, strerror(errno));
 		close(fd);
@@ -833,7 +1039,7 @@ dialed_cb(int fd, int err, const char *why, void *arg)
 
 	l->dial = NULL;
 	if (fd >= 0) {
-		link_connected(l, fd);
+		link_connected(l, fd, NULL);
 		return;
 	}
 	if (err == ECONNREFUSED)
@@ -893,16 +1099,19 @@ peer_accept_cb(struct evconnlistener *lst, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	struct link *l = arg;
+	struct timeval now = { 0, 0 };
 
-	(void)lst;
-	(void)sa;
 	(void)salen;
 	l->accept_failing = 0;
 	if (l->draining) {
 		close(fd);
 		return;
 	}
-	link_connected(l, fd);
+	link_connected(l, fd, sa);
+	if (++l->accepted >= ACCEPT_BATCH) {
+		evconnlistener_disable(lst);
+		evtimer_add(l->accept_pause, &now);
+	}
 }
 
 /* accept_pause: try accepting the peer again. */
@@ -913,6 +1122,7 @@ accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	l->accepted = 0;
 	if (l->listener != NULL)
 		evconnlistener_enable(l->listener);
 }
@@ -948,7 +1158,7 @@ link_bind(struct link *l, const struct config *cfg, char *err, size_t errlen)
 	char why[128];
 
 	if ((lst = listen_on(l->d->base, cfg->link_addr.host,
-	    cfg->link_addr.port, 16, peer_accept_cb, l, why,
+	    cfg->link_addr.port, LINK_BACKLOG, peer_accept_cb, l, why,
 	    sizeof(why))) == NULL) {
 		snprintf(err, errlen, "listen %s: %s",
 		    log_addr(cfg->link_addr.host, cfg->link_addr.port).s, why);
@@ -956,6 +1166,22 @@ link_bind(struct link *l, const struct config *cfg, char *err, size_t errlen)
 	}
 	evconnlistener_set_error_cb(lst, peer_accept_error_cb);
 	return (lst);
+}
+
+/*
+ * With TLS, the listener of ${l} takes a connection only once its first
+ * bytes (the ClientHello) have come, or HANDSHAKE_HELLO_MS has passed: the
+ * kernel holds the ones that say nothing, which then cost no handshake.
+ * A plain link's peer need not speak first (mxd pings it).
+ */
+static void
+link_defer_accept(struct link *l)
+{
+	int s = l->tls != NULL ? HANDSHAKE_HELLO_MS / 1000 : 0;
+
+	if (l->listener != NULL && setsockopt(evconnlistener_get_fd(
+	    l->listener), IPPROTO_TCP, TCP_DEFER_ACCEPT, &s, sizeof(s)) == -1)
+		log_debug("link: TCP_DEFER_ACCEPT: %s", strerror(errno));
 }
 
 /* ${l} waits for the peer on ${lst}, bound to the listen address of
@@ -966,6 +1192,7 @@ link_listening(struct link *l, struct evconnlistener *lst,
 {
 
 	l->listener = lst;
+	link_defer_accept(l);
 	log_info("link: waiting for the peer on %s%s",
 	    log_addr(cfg->link_addr.host, cfg->link_addr.port).s,
 	    l->tls != NULL ? " (TLS)" : "");
@@ -988,22 +1215,45 @@ is_loopback(const struct sockaddr *sa)
 }
 
 /* Warn if ${l} listens, without TLS, where other hosts can reach it, on
- * the listen address of ${cfg}. */
+ * the listen address of ${cfg}; or, with TLS, if a plain link made before
+ * tls = on is still up there, finishing its channels. */
 static void
 warn_plain(struct link *l, const struct config *cfg)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+	const struct lsess *ls;
 
-	if (l->tls != NULL || l->listener == NULL ||
-	    getsockname(evconnlistener_get_fd(l->listener),
-	    (struct sockaddr *)&ss, &sl) == -1 ||
+	if (l->listener == NULL || getsockname(evconnlistener_get_fd(
+	    l->listener), (struct sockaddr *)&ss, &sl) == -1 ||
 	    is_loopback((struct sockaddr *)&ss))
 		return;
-	log_warn("link: plain link (tls = off) listening on %s, which is "
-	    "not a loopback address: whoever reaches it can open channels to "
-	    "every service here; set tls = on", log_addr(cfg->link_addr.host,
-	    cfg->link_addr.port).s);
+	if (l->tls == NULL) {
+		log_warn("link: plain link (tls = off) listening on %s, which "
+		    "is not a loopback address: whoever reaches it can open "
+		    "channels to every service here; set tls = on",
+		    log_addr(cfg->link_addr.host, cfg->link_addr.port).s);
+		return;
+	}
+	for (ls = l->all; ls != NULL; ls = ls->next)
+		if (ls->tls == NULL && !session_held(ls->sess))
+			log_warn("link %s: still a plain link (it came before "
+			    "tls = on): its %u open channels finish on it, "
+			    "unencrypted", ls->peer,
+			    mux_stream_count(session_mux(ls->sess)));
+}
+
+/* Abandon the connections ${l} is making: no dial or TLS handshake under
+ * way. */
+static void
+link_abandon(struct link *l)
+{
+
+	hs_free_all(l);
+	if (l->dial != NULL) {
+		dial_cancel(l->dial);
+		l->dial = NULL;
+	}
 }
 
 /* Stop ${l} making or taking new connections: no redial, no dial or TLS
@@ -1013,15 +1263,41 @@ link_stop(struct link *l)
 {
 
 	event_del(l->redial_ev);
-	hs_free_all(l);
-	if (l->dial != NULL) {
-		dial_cancel(l->dial);
-		l->dial = NULL;
-	}
+	link_abandon(l);
 	if (l->listener != NULL) {
 		evconnlistener_free(l->listener);
 		l->listener = NULL;
 	}
+}
+
+/*
+ * The TLS settings of ${l} changed (the keys ${what}): no connection made
+ * under the old ones may carry new channels.  The sessions on them get Go
+ * Away and finish their open channels there (a peer told so dials again);
+ * the handshakes under way go; the dialer dials at once.  A new connection
+ * is made and checked under the new settings.  A held session has no
+ * connection: it resumes only over such a new one, and only if the peer
+ * shows the key it had (session_attach; the listener: the peer proves the
+ * session's secret over a connection that passed the new checks).
+ */
+static void
+link_rekey(struct link *l, const char *what)
+{
+	struct lsess *ls;
+	uint32_t n = 0;
+
+	for (ls = l->all; ls != NULL; ls = ls->next)
+		if (!ls->draining && !session_held(ls->sess))
+			n += mux_stream_count(session_mux(ls->sess));
+	log_info("link%s%s: TLS settings changed (%s): re-establishing the "
+	    "link (%u open channels finish on the old one)", l->cur != NULL ?
+	    " " : "", l->cur != NULL ? l->cur->peer : "", what, n);
+	link_abandon(l);
+	for (ls = l->all; ls != NULL; ls = ls->next)
+		if (!ls->draining && !session_held(ls->sess)) {
+			session_goaway(ls->sess, MUX_GOAWAY_NORMAL);
+			lsess_retire(ls);
+		}
 }
 
 /*
@@ -1075,13 +1351,18 @@ link_reload(struct link *l, const struct config *cfg, char *err,
 {
 	const struct config *old = l->d->cfg;
 	struct evconnlistener *lst = NULL;
+	struct tls_basis basis;
 	struct lsess *ls;
 	SSL_CTX *ctx = NULL;
+	char what[128];
+	int rekeyed;
 	int moved = cfg->link_listen != old->link_listen ||
 	    strcmp(cfg->link_addr.host, old->link_addr.host) != 0 ||
 	    strcmp(cfg->link_addr.port, old->link_addr.port) != 0;
 
 	/* What can fail comes first: on failure nothing has changed. */
+	if (tls_basis(cfg, &basis, err, errlen))
+		return (-1);
 	if (cfg->tls && (ctx = tls_ctx_new(cfg, err, errlen)) == NULL)
 		return (-1);
 	if (moved && cfg->link_listen &&
@@ -1092,6 +1373,12 @@ link_reload(struct link *l, const struct config *cfg, char *err,
 	/* Handshakes and sessions under way hold their own references. */
 	SSL_CTX_free(l->tls);
 	l->tls = ctx;
+	link_defer_accept(l);
+	if ((rekeyed = tls_basis_diff(&l->basis, &basis, what,
+	    sizeof(what)) > 0)) {
+		l->basis = basis;
+		link_rekey(l, what);
+	}
 	/* A new keepalive or timeout applies to the link up (a firewall's
 	 * idle timeout found too short must not cost the link). */
 	for (ls = l->all; ls != NULL; ls = ls->next)
@@ -1099,15 +1386,19 @@ link_reload(struct link *l, const struct config *cfg, char *err,
 		    cfg->timeout_ms, cfg->resume_timeout_ms))
 			log_error("link %s: cannot set keepalive and timeout: "
 			    "%s", ls->peer, strerror(errno));
-	if (moved)
+	if (moved) {
 		link_move(l, cfg, lst);
-	else if (!l->listening && l->dial == NULL &&
-	    event_pending(l->redial_ev, EV_TIMEOUT, NULL)) {
-		/* Down and backing off: whoever reloads wants it tried now. */
-		log_info("link: reloaded while down: connecting to %s now",
-		    log_addr(cfg->link_addr.host, cfg->link_addr.port).s);
+	} else if (!l->listening && (rekeyed || (l->dial == NULL &&
+	    event_pending(l->redial_ev, EV_TIMEOUT, NULL)))) {
+		/* A new key dials now; so does a reload while down and
+		 * backing off: whoever reloads wants it tried now. */
+		if (!rekeyed)
+			log_info("link: reloaded while down: connecting to %s "
+			    "now", log_addr(cfg->link_addr.host,
+			    cfg->link_addr.port).s);
 		event_del(l->redial_ev);
 		l->failing = 0;
+		l->dial_logged_us = 0;
 		l->backoff_ms = cfg->reconnect_min_ms;
 		link_redial(l);
 	}
@@ -1136,7 +1427,8 @@ link_new(struct daemon *d, const struct link_upcalls *up)
 	l->since = session_now_us();
 	l->listening = cfg->link_listen;
 	l->backoff_ms = cfg->reconnect_min_ms;
-	if (cfg->tls && (l->tls = tls_ctx_new(cfg, err, sizeof(err))) == NULL) {
+	if ((cfg->tls && (l->tls = tls_ctx_new(cfg, err, sizeof(err))) ==
+	    NULL) || tls_basis(cfg, &l->basis, err, sizeof(err))) {
 		log_error("link: %s", err);
 		goto err1;
 	}

@@ -123,7 +123,9 @@ void link_get_stats(const struct link *l, struct link_stats *st);
 /*
  * Use the [link] settings of ${cfg} (a configuration being reloaded, not
  * yet the daemon's): TLS for the connections ${l} makes or accepts from now
- * on, and a new connect or listen address.  A new listen address is bound
+ * on (TLS settings that changed re-establish the link: the sessions up get
+ * Go Away and finish their open channels), and a new connect or listen
+ * address.  A new listen address is bound
  * at once, and the sessions already accepted stay.  A new connect address
  * (or a switch between connect and listen) is dialed (or listened on) at
  * once, while the current session stays until a new one there answers a

@@ -2,6 +2,7 @@
  * tls: see tls.h.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -80,9 +81,6 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errlen)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET |
 	    SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_num_tickets(ctx, 0);
-	/* The link reads ahead this much ciphertext per read once the
-	 * handshake is over (conn.c); the buffer is sized at the start. */
-	SSL_CTX_set_default_read_buffer_len(ctx, 256 * 1024);
 	/* Loading the key checks that it matches the certificate. */
 	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1)
 		return (ctx_fail(ctx, "tls_cert", cfg->tls_cert, err, errlen));
@@ -208,6 +206,120 @@ tls_peer_pin(SSL *ssl, unsigned char *md, char *text)
 	X509 *cert = SSL_get0_peer_certificate(ssl);
 
 	return (cert != NULL ? tls_pin(cert, md, text) : -1);
+}
+
+/* The keys of a basis, in its order. */
+static const char *const basis_keys[TLS_BASIS_KEYS] = {
+	"tls", "tls_min_version", "tls_cert", "tls_key", "tls_ca",
+	"tls_peer_name", "tls_pin"
+};
+
+/*
+ * Digest into ${md} (32 bytes) value ${v} of ${n} bytes (NULL: not set)
+ * and, if ${path} is not NULL, the content of that file, [link] ${key}.
+ * Returns 0, or -1 with a message in ${err} (size ${errlen}).
+ */
+static int
+basis_key(unsigned char *md, const void *v, size_t n, const char *key,
+    const char *path, char *err, size_t errlen)
+{
+	unsigned char set = v != NULL, buf[4096];
+	EVP_MD_CTX *c;
+	FILE *f = NULL;
+	size_t got;
+	int rc = -1;
+
+	if ((c = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
+		snprintf(err, errlen, "tls: out of memory");
+		goto err0;
+	}
+	EVP_DigestUpdate(c, &set, 1);
+	if (v != NULL)
+		EVP_DigestUpdate(c, v, n);
+	if (path != NULL) {
+		if ((f = fopen(path, "re")) == NULL) {
+			snprintf(err, errlen, "%s %s: %s", key, path,
+			    strerror(errno));
+			goto err0;
+		}
+		while ((got = fread(buf, 1, sizeof(buf), f)) > 0)
+			EVP_DigestUpdate(c, buf, got);
+		OPENSSL_cleanse(buf, sizeof(buf));	/* it may be the key */
+		if (ferror(f)) {
+			snprintf(err, errlen, "%s %s: cannot read it", key,
+			    path);
+			goto err0;
+		}
+	}
+	EVP_DigestFinal_ex(c, md, NULL);
+	rc = 0;
+err0:
+	if (f != NULL)
+		fclose(f);
+	EVP_MD_CTX_free(c);
+	return (rc);
+}
+
+/* The length of ${s}, 0 if NULL. */
+static size_t
+len0(const char *s)
+{
+
+	return (s != NULL ? strlen(s) : 0);
+}
+
+/* Take the basis of ${cfg}. */
+int
+tls_basis(const struct config *cfg, struct tls_basis *b, char *err,
+    size_t errlen)
+{
+	const struct {
+		const void	*v;	/* the value; NULL: not set */
+		size_t		n;
+		const char	*path;	/* a file: its content too */
+	} k[TLS_BASIS_KEYS] = {
+		{ &cfg->tls, sizeof(cfg->tls), NULL },
+		{ &cfg->tls_min_version, sizeof(cfg->tls_min_version), NULL },
+		{ cfg->tls_cert, len0(cfg->tls_cert), cfg->tls_cert },
+		{ cfg->tls_key, len0(cfg->tls_key), cfg->tls_key },
+		{ cfg->tls_ca, len0(cfg->tls_ca), cfg->tls_ca },
+		{ cfg->tls_peer_name, len0(cfg->tls_peer_name), NULL },
+		{ cfg->tls_pin.set ? cfg->tls_pin.sha256 : NULL,
+		    sizeof(cfg->tls_pin.sha256), NULL },
+	};
+	unsigned i;
+
+	memset(b, 0, sizeof(*b));
+	for (i = 0; i < (cfg->tls ? TLS_BASIS_KEYS : 1); i++)
+		if (basis_key(b->md[i], k[i].v, k[i].n, basis_keys[i],
+		    k[i].path, err, errlen))
+			return (-1);
+	return (0);
+}
+
+/* The keys in which ${a} and ${b} differ. */
+int
+tls_basis_diff(const struct tls_basis *a, const struct tls_basis *b,
+    char *what, size_t len)
+{
+	size_t off = 0;
+	unsigned i, keys = TLS_BASIS_KEYS;
+	int n = 0;
+
+	/* tls on or off: the rest does not matter. */
+	if (memcmp(a->md[0], b->md[0], sizeof(a->md[0])) != 0)
+		keys = 1;
+	what[0] = '\0';
+	for (i = 0; i < keys; i++) {
+		if (memcmp(a->md[i], b->md[i], sizeof(a->md[i])) == 0)
+			continue;
+		if (off < len)
+			off += (size_t)snprintf(what + off, len - off, "%s%s",
+			    n > 0 ? ", " : "", basis_keys[i]);
+		n++;
+	}
+	return (n);
 }
 
 /*

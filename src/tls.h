@@ -17,6 +17,12 @@
 struct bufferevent;
 struct config;
 
+/* The ciphertext the link reads ahead per read once the handshake is over
+ * (conn.c).  OpenSSL sizes the buffer when it first reads: handshake.c
+ * makes it that big only once the peer has passed (a flood of handshakes
+ * must not cost that much each). */
+#define TLS_READ_BUF	(256 * 1024)
+
 /* A public key's pin as tls_pin takes it, "sha256:" and 44 base64
  * characters, with its NUL. */
 #define TLS_PIN_TEXT	52
@@ -46,6 +52,36 @@ int tls_pin(X509 *cert, unsigned char *md, char *text);
 
 /* The same for the certificate the peer of ${ssl} showed; -1 without one. */
 int tls_peer_pin(SSL *ssl, unsigned char *md, char *text);
+
+/* The keys of a basis, in its order: tls, tls_min_version, tls_cert,
+ * tls_key, tls_ca, tls_peer_name, tls_pin. */
+#define TLS_BASIS_KEYS	7
+
+/*
+ * What the TLS of a link rests on, to tell whether a reload changes it:
+ * for each of the TLS_BASIS_KEYS, a SHA-256 of its value and, for a file,
+ * of its content (a certificate renewed in place, or a CA that no longer
+ * signs the peer, is a change).  With tls = off, only tls counts.
+ */
+struct tls_basis {
+	unsigned char	md[TLS_BASIS_KEYS][32];
+};
+
+/*
+ * Take the basis of the TLS settings of ${cfg} into ${b}, reading the files
+ * they name.  Returns 0, or -1 with a message naming the key and the file
+ * in ${err} (size ${errlen}).
+ */
+int tls_basis(const struct config *cfg, struct tls_basis *b, char *err,
+    size_t errlen);
+
+/*
+ * Write the keys in which ${a} and ${b} differ ("tls_cert, tls_pin"; only
+ * "tls" when that differs) into ${what} (size ${len}).  Returns how many
+ * differ.
+ */
+int tls_basis_diff(const struct tls_basis *a, const struct tls_basis *b,
+    char *what, size_t len);
 
 /*
  * The OpenSSL error that ended TLS bufferevent ${bev}, or 0 if none did

@@ -18,8 +18,12 @@
  * after timeout.  mxd never crashes: at the end a good peer gets service
  * and mxd's descriptors and VmRSS are checked.
  */
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1104,56 +1108,359 @@ START_TEST(intruder_keeps_link)
 END_TEST
 
 /*
- * At most 16 connections wait to replace a working link (each holds a
- * descriptor and a session): a 17th is closed at once, with a log line,
- * and the link carries on.  The waiting ones are logged within the limit
- * of their kind (LOG_LIMIT_BURST lines, the rest in a summary).
+ * At most 8 connections from one address wait to replace a working link
+ * (each holds a descriptor and a session): from the 9th on, each one from
+ * there closes the one of them that has been silent longest, with a log
+ * line, and the link carries on.  A peer that speaks, coming after 8 that
+ * do not, gets in, and replaces the link.
  */
 START_TEST(intruders_capped)
 {
-	const char *waiting = "replaces it once it answers a ping";
-	struct tp_stream *g;
-	struct tp *tp;
+	struct tp_stream *g, *g2;
+	struct tp *tp, *tp2;
 	struct hb h;
 	uint64_t got;
-	int fd[17], i, base;
-	int64_t t0;
+	int fd[12], base, i;
 	long r;
 
 	hb_start(&h, 0);
 	tp = tp_connect(h.link);
 	g = echo_stream(tp);
 	base = it_fd_settled(h.b);
-	t0 = it_now_ms();
-	for (i = 0; i < 16; i++) {
+	for (i = 0; i < 12; i++) {
 		fd[i] = it_connect(h.link);
 		ck_assert_msg(fd[i] >= 0, "connect: %s", strerror(errno));
+		ck_assert_int_eq(it_fd_wait(h.b->pid, base + (i < 8 ? i : 7) +
+		    1, IT_WAIT_MS), base + (i < 8 ? i : 7) + 1);
+		if (i < 8)
+			continue;
+		/* The oldest is closed, the 8 after it still wait. */
+		r = it_drain_wait(fd[i - 8], IT_WAIT_MS, &got);
+		ck_assert_msg(r == 0 || r == -ECONNRESET, "connection %d: %ld "
+		    "(not closed to make room for %d)", i - 8, r, i);
+		ck_assert_msg(it_drain_wait(fd[i - 7], 0, &got) == IT_TIMEOUT,
+		    "connection %d was closed too", i - 7);
+		ck_assert_msg(tp_echo(tp, g, "still", 5, IT_WAIT_MS) >= 0,
+		    "the link does not echo beside the waiting connections");
 	}
-	ck_assert_int_eq(it_fd_wait(h.b->pid, base + 16, IT_WAIT_MS),
-	    base + 16);
-	ck_assert_int_eq(it_mxd_log_count(h.b, waiting), 5);
-	fd[16] = it_connect(h.link);
-	ck_assert_msg(fd[16] >= 0, "connect: %s", strerror(errno));
-	r = it_drain_wait(fd[16], TIMEOUT_MS / 2, &got);
-	ck_assert_msg(r != IT_TIMEOUT, "the 17th connection was not closed "
-	    "at once");
-	ck_assert_msg(r == 0 || r == -ECONNRESET, "the 17th: %ld", r);
-	/* Closed while the 16 still waited (they last timeout at most). */
-	ck_assert_msg(it_now_ms() - t0 < TIMEOUT_MS, "too slow to tell: %jd "
-	    "ms", (intmax_t)(it_now_ms() - t0));
-	it_mxd_wait_log(h.b, "closed: 16 connections already wait to "
-	    "replace the link", IT_WAIT_MS);
-	ck_assert_msg(tp_echo(tp, g, "still", 5, IT_WAIT_MS) >= 0,
-	    "the link does not echo beside the waiting connections");
+	it_mxd_wait_log(h.b, "8 connections waiting to replace the link from "
+	    "its address, and it was silent longest", IT_WAIT_MS);
 	ck_assert_msg(!it_mxd_log_has(h.b, "replaced by"), "the link was "
 	    "replaced");
-	printf("intruders_capped: 16 connections waiting to replace the link, "
-	    "the 17th closed at once; the link echoed throughout\n");
-	for (i = 0; i < 17; i++)
+
+	/* A peer that speaks: the oldest silent one makes room for it. */
+	tp2 = tp_connect(h.link);
+	g2 = echo_stream(tp2);
+	r = it_drain_wait(fd[4], IT_WAIT_MS, &got);
+	ck_assert_msg(r == 0 || r == -ECONNRESET, "connection 4: %ld (not "
+	    "closed to make room for the peer)", r);
+	ck_assert_msg(tp_pump(tp2, IT_WAIT_MS, replaced, h.b) == 1,
+	    "a peer that answers did not replace the link");
+	printf("intruders_capped: 8 silent connections from one address "
+	    "waiting to replace the link, each further one closing the oldest; "
+	    "the link echoed throughout; a peer that answered got in and "
+	    "replaced it\n");
+	for (i = 0; i < 12; i++)
 		it_close(fd[i]);
-	tp_close(tp, g, "the link's stream");
+	tp_close(tp, g, "the replaced link's stream");
+	tp_close(tp2, g2, "the new link's stream");
+	tp_free(tp2);
 	tp_free(tp);
 	hb_idle(&h, IT_WAIT_MS, "after the intruders");
+	it_finish();
+}
+END_TEST
+
+/* ------------------------------------------------------------ handshake flood */
+
+#define SWARM_IDLE	200	/* idle connections held open at once */
+#define SWARM_REOPEN	20	/* ... of them reopened per pass at most */
+#define SWARM_CHURN	10	/* connections made and reset per pass */
+#define SWARM_PASS_MS	5
+#define SWARM_RUN_MS	2500	/* the swarm runs before the peer tries */
+#define SWARM_TURN	1000	/* ... and mxd has closed this many */
+#define SWARM_UP_MS	5000	/* the real peer's deadline */
+#define SWARM_LINES	100	/* log lines the daemon may write meanwhile */
+
+/* What the swarm's process did, in memory shared with the test. */
+struct swarm {
+	pid_t		pid;
+	pid_t		target;		/* the mxd: the swarm ends with it */
+	atomic_ullong	opened;		/* idle connections opened */
+	atomic_ullong	closed;		/* ... that mxd closed */
+	atomic_ullong	churned;	/* connections made and reset */
+	atomic_int	ready;		/* the first SWARM_IDLE are made */
+	long		rss0, rss;	/* VmRSS of the mxd, KiB: at the start,
+					 * the most seen (by the test) */
+};
+
+/* A non-blocking connection to 127.0.0.1:${port} from address ${src}; -1
+ * if it cannot be made now (the test's port range is not its concern). */
+static int
+swarm_connect(int port, uint32_t src)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	int fd;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)) < 0)
+		return (-1);
+	sin.sin_addr.s_addr = htonl(src);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0) {
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sin.sin_port = htons((uint16_t)port);
+		if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 ||
+		    errno == EINPROGRESS)
+			return (fd);
+	}
+	close(fd);
+	return (-1);
+}
+
+/* Watch the connections ${pfd} of swarm ${f} for ${ms}: send byte
+ * ${first} on those waiting to send it, and forget those mxd closed. */
+static void
+swarm_poll(struct swarm *f, struct pollfd *pfd, char first, int ms)
+{
+	int64_t end = it_now_ms() + ms, left;
+	char buf[4096];
+	ssize_t n;
+	int i;
+
+	while ((left = end - it_now_ms()) > 0) {
+		if (poll(pfd, SWARM_IDLE, (int)left) <= 0)
+			continue;
+		for (i = 0; i < SWARM_IDLE; i++) {
+			if (pfd[i].fd < 0 || pfd[i].revents == 0)
+				continue;
+			if (pfd[i].revents & POLLOUT) {
+				(void)send(pfd[i].fd, &first, 1, MSG_NOSIGNAL);
+				pfd[i].events = POLLIN;
+			}
+			if (!(pfd[i].revents & (POLLIN | POLLERR | POLLHUP)))
+				continue;
+			if ((n = recv(pfd[i].fd, buf, sizeof(buf), 0)) > 0 ||
+			    (n < 0 && errno == EAGAIN))
+				continue;
+			close(pfd[i].fd);	/* mxd closed it */
+			pfd[i].fd = -1;
+			f->closed++;
+		}
+	}
+}
+
+/*
+ * The swarm's process (it never returns): against 127.0.0.1:${port}, from
+ * 127.0.0.2 alone, or (${many}) from 250 addresses 127.0.1.x, open
+ * SWARM_IDLE connections at once, then reopen each that mxd closes (at most
+ * SWARM_REOPEN every SWARM_PASS_MS); every other one, once connected, sends
+ * byte ${first} (a ClientHello or a frame begun, never finished), the rest
+ * say nothing; and every SWARM_PASS_MS it connects and resets SWARM_CHURN
+ * more.
+ */
+static void
+swarm_main(struct swarm *f, int port, int many, char first)
+{
+	struct pollfd pfd[SWARM_IDLE];
+	struct linger lg = { 1, 0 };
+	uint32_t k = 0;
+	int i, n, fd;
+
+	(void)close_range(3, ~0U, 0);	/* the test's sockets stay its own */
+	for (i = 0; i < SWARM_IDLE; i++)
+		pfd[i].fd = -1;
+	for (;;) {
+		for (i = 0, n = 0; i < SWARM_IDLE; i++) {
+			if (pfd[i].fd < 0 && (n < SWARM_REOPEN || !f->ready)) {
+				pfd[i].fd = swarm_connect(port, many ?
+				    0x7f000101 + k++ % 250 : 0x7f000002);
+				pfd[i].events = POLLIN | (i % 2 ? POLLOUT : 0);
+				n++;
+				if (pfd[i].fd >= 0)
+					f->opened++;
+			}
+		}
+		f->ready = 1;
+		for (i = 0; i < SWARM_CHURN; i++) {
+			if ((fd = swarm_connect(port, many ?
+			    0x7f000101 + k++ % 250 : 0x7f000002)) < 0)
+				continue;
+			(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg,
+			    sizeof(lg));
+			close(fd);
+			f->churned++;
+		}
+		swarm_poll(f, pfd, first, SWARM_PASS_MS);
+		if (kill(f->target, 0) == -1)	/* a test that failed */
+			_exit(0);
+	}
+}
+
+/* Start the swarm of swarm_main against mxd ${m}'s ${port}; its first
+ * SWARM_IDLE connections are made on return.  Its process ends with the
+ * test's, or once ${m} is gone (it_cleanup kills it, even under
+ * CK_FORK=no). */
+static struct swarm *
+swarm_start(struct it_mxd *m, int port, int many, char first)
+{
+	struct swarm *f;
+	int64_t deadline = it_now_ms() + IT_WAIT_MS;
+	pid_t pid, ppid = getpid();
+
+	f = mmap(NULL, sizeof(*f), PROT_READ | PROT_WRITE, MAP_SHARED |
+	    MAP_ANONYMOUS, -1, 0);
+	ck_assert_msg(f != MAP_FAILED, "mmap: %s", strerror(errno));
+	memset(f, 0, sizeof(*f));
+	f->target = m->pid;
+	f->rss0 = f->rss = it_rss_kb(m->pid);
+	fflush(NULL);
+	ck_assert_msg((pid = fork()) >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != ppid)
+			_exit(127);
+		swarm_main(f, port, many, first);
+	}
+	f->pid = pid;		/* shared: not before the child runs */
+	while (!f->ready) {
+		ck_assert_msg(it_now_ms() < deadline, "the swarm did not "
+		    "start");
+		usleep(10000);
+	}
+	return (f);
+}
+
+/* Let swarm ${f} run for SWARM_RUN_MS (every deadline of the daemon's
+ * passes meanwhile), and until mxd has closed SWARM_TURN more of its
+ * connections: it has taken every place there is, many times over. */
+static void
+swarm_run(struct swarm *f)
+{
+	int64_t t0 = it_now_ms(), deadline = t0 + SWARM_RUN_MS + IT_WAIT_MS;
+	uint64_t want = f->closed + SWARM_TURN;
+
+	long rss;
+
+	while (f->closed < want || it_now_ms() < t0 + SWARM_RUN_MS) {
+		ck_assert_msg(it_now_ms() < deadline, "mxd closed %ju of %u "
+		    "connections in %jd ms", (uintmax_t)(f->closed +
+		    SWARM_TURN - want), SWARM_TURN, (intmax_t)(it_now_ms() -
+		    t0));
+		if ((rss = it_rss_kb(f->target)) > f->rss)
+			f->rss = rss;
+		usleep(10000);
+	}
+}
+
+/* End swarm ${f}. */
+static void
+swarm_stop(struct swarm *f)
+{
+
+	kill(f->pid, SIGKILL);
+	(void)waitpid(f->pid, NULL, 0);
+}
+
+/* Log lines of ${m} that an operator sees (all but debug). */
+static int
+log_lines(struct it_mxd *m)
+{
+
+	return (it_mxd_log_count(m, " mxd info: ") +
+	    it_mxd_log_count(m, " mxd warn: ") +
+	    it_mxd_log_count(m, " mxd error: "));
+}
+
+/* Assert that ${m} has written at most SWARM_LINES lines since it had
+ * ${lines0} (log_lines), ${when}; returns how many. */
+static int
+swarm_lines(struct it_mxd *m, int lines0, const char *when)
+{
+	int n = log_lines(m) - lines0;
+
+	ck_assert_msg(n <= SWARM_LINES, "%d log lines %s (at most %d)", n,
+	    when, SWARM_LINES);
+	return (n);
+}
+
+/*
+ * A flood of connections to a listening mxd's link port (TLS: _i 1 and 3)
+ * that never show who they are: SWARM_IDLE held open at once, half of them
+ * silent, half with one byte of a handshake (or frame) that never goes on,
+ * each reopened as mxd closes it, and connections made and reset all along,
+ * from one address (_i 0, 1) or from 250 (_i 2, 3).  Meanwhile the real
+ * peer, A (through a relay), must get in: restarted, with a new session,
+ * and after a cut, resuming its session with the channel it held; each
+ * within SWARM_UP_MS (what is measured here).  And mxd's log stays
+ * readable: at most SWARM_LINES lines while thousands of connections come
+ * and go.  (On b5b7e90 16 of them filled every place for connect_timeout
+ * and A was refused, with a log line each.)
+ */
+START_TEST(hostile_handshake_flood)
+{
+	int tls = _i & 1, many = _i >> 1, link = it_free_port();
+	int pe = it_free_port(), fd, lines;
+	int64_t t0, t_swarm, ms_new, ms_resumed;
+	long cpu;
+	const char *timing = "keepalive = 1s\ntimeout = 3s\n"
+	    "connect_timeout = 5s\ndrain_timeout = 1s\n";
+	struct it_targets *t = it_targets_start();
+	struct it_mxd *a, *b;
+	struct it_relay *r;
+	struct swarm *f;
+
+	if (tls)
+		it_make_certs();
+	r = it_relay_start(link);
+	b = it_mxd_start(it_write_file("b.conf", it_fmt("[link]\nlisten = "
+	    "%s:%d\n%s%s\n%s", IT_HOST, link, timing, tls ? it_tls_link("b") :
+	    "", it_svc_connect("echo", t->port[IT_ECHO]))));
+	it_mxd_wait_log(b, "link: waiting for the peer", IT_WAIT_MS);
+	a = it_mxd_start(it_write_file("a.conf", it_fmt("[link]\nconnect = "
+	    "%s:%d\nreconnect_min = 100ms\nreconnect_max = 500ms\n%s%s\n%s",
+	    IT_HOST, r->port, timing, tls ? it_tls_link("a") : "",
+	    it_svc_accept("echo", pe))));
+	it_mxd_wait_log(a, "up (connected", IT_WAIT_MS);
+	it_mxd_wait_log(b, "up (accepted", IT_WAIT_MS);
+
+	f = swarm_start(b, link, many, tls ? 0x16 : 0x00);
+	lines = log_lines(b);
+	cpu = it_cpu_ms(b->pid);
+	t_swarm = it_now_ms();
+	swarm_run(f);
+	/* A restarts: its new session must get in. */
+	t0 = it_now_ms();
+	it_mxd_restart(a);
+	it_mxd_wait_log(a, "up (connected", SWARM_UP_MS);
+	ms_new = it_now_ms() - t0;
+	(void)swarm_lines(b, lines, "while the peer restarted");
+	fd = it_connect(pe);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	it_echo(fd, "after the restart");
+	swarm_run(f);
+	/* The link is cut: the session resumes, the channel with it. */
+	it_mxd_mark(a);
+	it_relay_cut(r);
+	it_mxd_wait_log(a, ": lost: ", IT_WAIT_MS);
+	t0 = it_now_ms();
+	it_relay_restart(r);
+	it_mxd_wait_log(a, "resumed after", SWARM_UP_MS);
+	ms_resumed = it_now_ms() - t0;
+	it_echo(fd, "resumed");
+	swarm_stop(f);
+	t_swarm = it_now_ms() - t_swarm;
+	cpu = it_cpu_ms(b->pid) - cpu;
+	lines = swarm_lines(b, lines, "during the flood");
+	printf("hostile_handshake_flood (%s, from %s): in %jd ms, %ju idle "
+	    "connections opened (%ju closed by mxd), %ju made and reset; mxd "
+	    "used %ld ms of CPU, VmRSS %ld -> at most %ld KiB; the restarted "
+	    "peer up after %jd ms, the cut link resumed after %jd ms; %d log "
+	    "lines meanwhile\n", tls ? "TLS" : "plain", many ? "250 addresses" :
+	    "one address", (intmax_t)t_swarm, (uintmax_t)f->opened,
+	    (uintmax_t)f->closed, (uintmax_t)f->churned, cpu, f->rss0, f->rss,
+	    (intmax_t)ms_new, (intmax_t)ms_resumed, lines);
+	/* Not close: the restarted relay (a fork) has a copy of fd. */
+	it_finish_client(fd, "echo");
+	munmap(f, sizeof(*f));
 	it_finish();
 }
 END_TEST
@@ -1178,6 +1485,7 @@ hostile_suite(void)
 	IT_ADD(t, header_deadline);
 	IT_ADD(t, intruder_keeps_link);
 	IT_ADD(t, intruders_capped);
+	IT_ADD_LOOP(t, hostile_handshake_flood, 4);
 	suite_add_tcase(s, t);
 	return (s);
 }

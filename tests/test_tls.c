@@ -188,12 +188,22 @@ echo_new(int port, const char *msg)
 }
 
 /* The good pair of one test: A dials B, both pinning and naming each
- * other; an echo service from A's ${port} to B's target. */
+ * other; an echo service from A's ${port} to B's target (good_b_conf
+ * writes B's configuration). */
 struct pair {
 	struct it_targets *t;
 	int	link, port;
 	struct it_mxd *a, *b;
 };
+
+static const char *
+good_b_conf(struct pair *p)
+{
+
+	return (write_conf("b.conf", "listen", p->link, "b",
+	    it_fmt("tls_peer_name = a.mxd.test\n%s", pin_line("a")),
+	    it_svc_connect("echo", p->t->port[IT_ECHO])));
+}
 
 static void
 good_pair(struct pair *p)
@@ -203,9 +213,7 @@ good_pair(struct pair *p)
 	p->t = it_targets_start();
 	p->link = it_free_port();
 	p->port = it_free_port();
-	p->b = start_listener(write_conf("b.conf", "listen", p->link, "b",
-	    it_fmt("tls_peer_name = a.mxd.test\n%s", pin_line("a")),
-	    it_svc_connect("echo", p->t->port[IT_ECHO])));
+	p->b = start_listener(good_b_conf(p));
 	p->a = it_mxd_start(write_conf("a.conf", "connect", p->link, "a",
 	    it_fmt("tls_peer_name = b.mxd.test\n%s", pin_line("b")),
 	    it_svc_accept("echo", p->port)));
@@ -451,13 +459,60 @@ START_TEST(tls_version)
 }
 END_TEST
 
-/* A connection that never starts its handshake is dropped after
- * connect_timeout (2 s here). */
+/* A TLS client of the CA's certificate ${cert}, not yet connected. */
+static SSL *
+client_new(const char *cert)
+{
+	SSL_CTX *ctx;
+	SSL *ssl;
+
+	ck_assert((ctx = SSL_CTX_new(TLS_client_method())) != NULL);
+	ck_assert(SSL_CTX_use_certificate_chain_file(ctx, it_path(it_fmt(
+	    "%s.pem", cert))) == 1 && SSL_CTX_use_PrivateKey_file(ctx,
+	    it_path(it_fmt("%s.key", cert)), SSL_FILETYPE_PEM) == 1 &&
+	    SSL_CTX_load_verify_locations(ctx, it_path("ca.pem"), NULL) == 1);
+	ck_assert((ssl = SSL_new(ctx)) != NULL);
+	SSL_CTX_free(ctx);		/* ssl holds it */
+	return (ssl);
+}
+
+/* Send the ClientHello of ${ssl} on ${fd} (connected), and no more; then
+ * ${ssl} goes on on ${fd} (SSL_connect again finishes the handshake). */
+static void
+client_hello(SSL *ssl, int fd)
+{
+	BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+
+	ck_assert(rb != NULL && wb != NULL);
+	SSL_set_bio(ssl, rb, wb);
+	ck_assert_msg(SSL_connect(ssl) == -1 && SSL_get_error(ssl, -1) ==
+	    SSL_ERROR_WANT_READ, "SSL_connect did not wait for the server");
+	n = BIO_get_mem_data(wb, &p);
+	ck_assert_msg(n > 0 && it_send_all(fd, p, (size_t)n) == 0,
+	    "sending the ClientHello: %s", strerror(errno));
+	ck_assert(SSL_set_fd(ssl, fd) == 1);	/* frees rb and wb */
+}
+
+/*
+ * Connections that never finish their handshake: one that says nothing
+ * (_i 0) and one that sends one byte of a ClientHello (_i 1) are dropped
+ * once HANDSHAKE_HELLO_MS (1 s) has passed without a whole ClientHello,
+ * however long connect_timeout is (2 s here); one that sends its
+ * ClientHello and no more (_i 2) after connect_timeout.
+ */
 START_TEST(tls_handshake_deadline)
 {
+	static const char *const want[] = {
+		"TLS refused: no TLS ClientHello within 1s",
+		"TLS refused: no TLS ClientHello within 1s",
+		"TLS refused: handshake timed out",
+	};
 	int link = it_free_port(), fd;
 	struct it_mxd *b;
-	int64_t t0;
+	int64_t t0, ms;
+	SSL *ssl = NULL;
 	char c;
 	long r;
 
@@ -467,11 +522,22 @@ START_TEST(tls_handshake_deadline)
 	t0 = it_now_ms();
 	fd = it_connect(link);
 	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
-	it_mxd_wait_log(b, "TLS refused: handshake timed out", IT_WAIT_MS);
-	r = it_recv_wait(fd, &c, 1, IT_WAIT_MS);
+	if (_i == 1)
+		ck_assert(send(fd, "\x16", 1, 0) == 1);
+	if (_i == 2)
+		client_hello((ssl = client_new("a")), fd);
+	it_mxd_wait_log(b, want[_i], IT_WAIT_MS);
+	do
+		r = it_recv_wait(fd, &c, 1, IT_WAIT_MS);
+	while (r == 1 && _i == 2);	/* the server's flight, then EOF */
+	ms = it_now_ms() - t0;
 	ck_assert_msg(r == 0 || r == -ECONNRESET, "got %ld", r);
-	ck_assert_msg(it_now_ms() - t0 >= 1900, "dropped after %jd ms",
-	    (intmax_t)(it_now_ms() - t0));
+	ck_assert_msg(ms >= (_i == 2 ? 1900 : 900), "dropped after %jd ms",
+	    (intmax_t)ms);
+	printf("tls_handshake_deadline: %s: dropped after %jd ms\n",
+	    _i == 0 ? "nothing sent" : _i == 1 ? "one byte" : "a ClientHello",
+	    (intmax_t)ms);
+	SSL_free(ssl);
 	it_close(fd);
 	it_finish();
 }
@@ -641,46 +707,41 @@ START_TEST(tls_pin_only_refuses)
 END_TEST
 
 /*
- * A reload while a TLS handshake is under way: the handshake completes and
- * is checked with the configuration in force then (the one it started with
+ * A reload while a TLS handshake is under way (the ClientHello answered,
+ * the client's certificate not yet sent): the handshake completes and is
+ * checked with the configuration in force then (the one it started with
  * is freed by the reload; under ASan a use of it fails the test).
  */
 START_TEST(tls_reload_mid_handshake)
 {
 	int link = it_free_port(), fd, idle;
-	SSL_CTX *ctx;
 	struct it_mxd *b;
 	SSL *ssl;
 
 	it_make_certs();
+	ssl = client_new("a");
 	b = start_listener(write_conf("b.conf", "listen", link, "b",
 	    "tls_peer_name = a.mxd.test\n", ""));
 	idle = it_fd_settled(b);
-	fd = it_connect(link);			/* no ClientHello yet */
+	fd = it_connect(link);
 	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	client_hello(ssl, fd);
 	ck_assert_int_eq(it_fd_wait(b->pid, idle + 1, IT_WAIT_MS), idle + 1);
 	it_mxd_mark(b);
 	it_mxd_signal(b, SIGHUP);
 	it_mxd_wait_log(b, "reloaded", IT_WAIT_MS);
-	ck_assert((ctx = SSL_CTX_new(TLS_client_method())) != NULL);
-	ck_assert(SSL_CTX_use_certificate_chain_file(ctx, it_path("a.pem")) ==
-	    1 && SSL_CTX_use_PrivateKey_file(ctx, it_path("a.key"),
-	    SSL_FILETYPE_PEM) == 1 && SSL_CTX_load_verify_locations(ctx,
-	    it_path("ca.pem"), NULL) == 1);
-	ck_assert((ssl = SSL_new(ctx)) != NULL && SSL_set_fd(ssl, fd) == 1);
 	ck_assert_msg(SSL_connect(ssl) == 1, "the handshake failed");
 	it_mxd_wait_log(b, "accepted; up once the peer answers a ping",
 	    IT_WAIT_MS);
 	ck_assert_msg(!it_mxd_log_has(b, "TLS refused"), "B refused the peer");
 	SSL_free(ssl);
-	SSL_CTX_free(ctx);
 	it_close(fd);
 	it_finish();
 }
 END_TEST
 
 /* A reload with TLS files that cannot be loaded changes nothing; a good
- * one is taken. */
+ * one is taken, and with the same TLS settings it leaves the link up. */
 START_TEST(tls_reload)
 {
 	struct pair p;
@@ -693,11 +754,123 @@ START_TEST(tls_reload)
 	it_mxd_wait_log(p.b, "reload failed, keeping the running "
 	    "configuration", IT_WAIT_MS);
 	echo_new(p.port, "still here");
-	write_conf("b.conf", "listen", p.link, "b", NULL,
-	    it_svc_connect("echo", p.t->port[IT_ECHO]));
+	good_b_conf(&p);
 	it_mxd_signal(p.b, SIGHUP);
 	it_mxd_wait_log(p.b, "reloaded", IT_WAIT_MS);
 	echo_new(p.port, "and after");
+	ck_assert_msg(!it_mxd_log_has(p.b, "TLS settings changed") &&
+	    !it_mxd_log_has(p.a, "lost:") && !it_mxd_log_has(p.a, "Go Away"),
+	    "a reload that changed nothing re-established the link");
+	it_finish();
+}
+END_TEST
+
+/* The configuration ${file} of tls_reload_rekeys: B (${port} 0) listens on
+ * 0.0.0.0:${link}, or A dials it with metrics on ${port}; [link] lines
+ * ${tls}; then ${services}.  Returns its path. */
+static const char *
+rekey_conf(const char *file, int port, int link, const char *tls,
+    const char *services)
+{
+
+	return (it_write_file(file, it_fmt("[daemon]\n%s\n[link]\n"
+	    "%s:%d\nreconnect_min = 100ms\nreconnect_max = 500ms\n"
+	    "connect_timeout = 2s\ndrain_timeout = 5s\n%s\n%s", port ?
+	    it_fmt("metrics = %s:%d", IT_HOST, port) : "", port ?
+	    it_fmt("connect = %s", IT_HOST) : "listen = 0.0.0.0", link, tls,
+	    services)));
+}
+
+/* Wait until ${m}, whose metrics are on ${port}, has ${line} in them. */
+static void
+wait_metric(int port, const char *line)
+{
+	int64_t deadline = it_now_ms() + IT_WAIT_MS;
+	char *got;
+
+	while (strstr((got = it_http_get(port, "/metrics")), line) == NULL)
+		ck_assert_msg(it_now_ms() < deadline, "no \"%s\" in:\n%s",
+		    line, got);
+}
+
+/*
+ * A reload that changes the link's security re-establishes it under the
+ * new settings.  A plain pair with a channel open; B reloaded to tls = on
+ * says so, gives the plain link Go Away (the channel finishes on it) and,
+ * that link being up beyond loopback, warns about it; A, still plain, is
+ * refused.  A reloaded to tls = on: the link is up over TLS 1.3 (so say
+ * the metrics), new channels echo, and the old channel still does.  Then A
+ * reloaded with a tls_pin that B's key does not match: the TLS link gets
+ * Go Away, and the link does not come back: each attempt is refused, and
+ * so are new channels.
+ */
+START_TEST(tls_reload_rekeys)
+{
+	struct it_targets *t = it_targets_start();
+	int link = it_free_port(), pe = it_free_port(), ma = it_free_port();
+	const char *b_svc = it_svc_connect("echo", t->port[IT_ECHO]);
+	const char *a_svc = it_svc_accept("echo", pe), *a_tls;
+	const char *refused = "TLS refused: public key of certificate "
+	    "/CN=b.mxd.test does not match tls_pin";
+	struct it_mxd *a, *b;
+	char c;
+	int fd;
+
+	it_make_certs();
+	b = start_listener(rekey_conf("b.conf", 0, link, "tls = off\n",
+	    b_svc));
+	it_mxd_wait_log(b, "plain link (tls = off) listening on 0.0.0.0:",
+	    IT_WAIT_MS);
+	a = it_mxd_start(rekey_conf("a.conf", ma, link, "tls = off\n", a_svc));
+	it_mxd_wait_log(a, "up (connected)", IT_WAIT_MS);
+	fd = it_connect(pe);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	it_echo(fd, "plain");
+
+	rekey_conf("b.conf", 0, link, it_fmt("%stls_peer_name = a.mxd.test\n",
+	    it_tls_link("b")), b_svc);
+	it_mxd_mark(b);
+	it_mxd_signal(b, SIGHUP);
+	it_mxd_wait_log(b, "TLS settings changed (tls): re-establishing the "
+	    "link (1 open channels finish on the old one)", IT_WAIT_MS);
+	it_mxd_wait_log(b, "still a plain link (it came before tls = on): its "
+	    "1 open channels finish on it", IT_WAIT_MS);
+	it_mxd_wait_log(b, "TLS refused: not a TLS handshake", IT_WAIT_MS);
+
+	a_tls = it_fmt("%stls_peer_name = b.mxd.test\n", it_tls_link("a"));
+	rekey_conf("a.conf", ma, link, a_tls, a_svc);
+	it_mxd_mark(a);
+	it_mxd_signal(a, SIGHUP);
+	it_mxd_wait_log(a, "TLS settings changed (tls): re-establishing the "
+	    "link", IT_WAIT_MS);
+	it_mxd_wait_log(a, "up (connected, TLSv1.3)", IT_WAIT_MS);
+	it_mxd_wait_log(b, "up (accepted, TLSv1.3)", IT_WAIT_MS);
+	wait_metric(ma, it_fmt("mxd_link_info{peer=\"%s:%d\",tls=\"TLSv1.3\","
+	    "peer_pin=\"sha256:", IT_HOST, link));
+	echo_new(pe, "over TLS");
+	it_echo(fd, "still on the plain link");
+	it_finish_client(fd, "the plain link's channel");
+	it_mxd_wait_log(b, "finished draining, closed", IT_WAIT_MS);
+
+	rekey_conf("a.conf", ma, link, it_fmt("%s%s", a_tls, pin_line("a")),
+	    a_svc);
+	it_mxd_mark(a);
+	it_mxd_signal(a, SIGHUP);
+	it_mxd_wait_log(a, "TLS settings changed (tls_pin): re-establishing "
+	    "the link (0 open channels", IT_WAIT_MS);
+	it_mxd_wait_log(a, refused, IT_WAIT_MS);
+	it_mxd_mark(a);
+	it_mxd_wait_log(a, refused, IT_WAIT_MS);	/* tried again */
+	ck_assert_msg(!it_mxd_log_has(a, "up (connected"), "the link came "
+	    "back");
+	wait_metric(ma, "\nmxd_link_up 0\n");
+	ck_assert_msg(strstr(it_http_get(ma, "/metrics"), "mxd_link_info{") ==
+	    NULL, "metrics name a peer");
+	fd = it_connect(pe);
+	ck_assert_msg(fd >= 0, "connect: %s", strerror(errno));
+	ck_assert_msg(it_recv_wait(fd, &c, 1, IT_WAIT_MS) <= 0, "a channel "
+	    "was opened");
+	it_close(fd);
 	it_finish();
 }
 END_TEST
@@ -736,7 +909,7 @@ tls_suite(void)
 	IT_ADD_LOOP(t, tls_dialer_refuses,
 	    (int)(sizeof(bad_listeners) / sizeof(bad_listeners[0])));
 	IT_ADD_LOOP(t, tls_version, 2);
-	IT_ADD(t, tls_handshake_deadline);
+	IT_ADD_LOOP(t, tls_handshake_deadline, 3);
 	IT_ADD(t, tls_check_files);
 	IT_ADD_LOOP(t, tls_peer_name_ip, 2);
 	IT_ADD(t, tls_keygen);
@@ -744,6 +917,7 @@ tls_suite(void)
 	IT_ADD_LOOP(t, tls_pin_only_refuses, 2);
 	IT_ADD(t, tls_reload);
 	IT_ADD(t, tls_reload_mid_handshake);
+	IT_ADD(t, tls_reload_rekeys);
 	IT_ADD(t, plain_link_warning);
 	suite_add_tcase(s, t);
 	return (s);
