@@ -1557,9 +1557,10 @@ link_status(const struct link *l, char *buf, size_t len)
 		snprintf(buf, len, "link down, %u channels", link_channels(l));
 		break;
 	default:
-		snprintf(buf, len, "link up %s to %s (%s), %u channels", age.s,
-		    in.peer, in.tls != NULL ? in.tls : "plain",
-		    link_channels(l));
+		/* The peer's identity is its key's pin (mxd status has all). */
+		snprintf(buf, len, "link up %s to %s (%s%s%s), %u channels",
+		    age.s, in.peer, in.tls != NULL ? in.tls : "plain",
+		    in.pin[0] != '\0' ? ", key " : "", in.pin, link_channels(l));
 	}
 }
 

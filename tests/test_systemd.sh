@@ -259,11 +259,12 @@ say "ok: sandboxed (uids $uid, NoNewPrivs 1, no capabilities, / /usr /etc read-o
 wait_for 10 "a line echoed through 17001" echo_once 17001 hello
 say "ok: traffic flows client -> link -> server -> target"
 
-# --- the STATUS= line ---
+# --- the STATUS= line: up, over TLS, and whose key (issue 18.8) ---
 status_up() {
-	sb systemctl status --no-pager mxd@client | grep -q 'Status: "link up'
+	sb systemctl status --no-pager mxd@client |
+	    grep -q 'Status: "link up .*(TLSv1\.3, key sha256:'
 }
-wait_for 5 'systemctl status mxd@client showing Status: "link up ..."' status_up
+wait_for 5 'systemctl status mxd@client showing Status: "link up ... (TLSv1.3, key sha256:...)"' status_up
 say "ok: $(sb systemctl status --no-pager mxd@client | grep -m1 'Status:' | sed 's/^ *//')"
 
 # --- mxd status, as root, over the unit's control socket ---
