@@ -54,9 +54,6 @@
 /* A link up this long was a working one: after it, redial at once. */
 #define STABLE_MS	10000
 
-/* Refused handshakes: a stranger has one logged as often as it connects. */
-static struct log_limit lim_tls = LOG_LIMIT("link: TLS refused");
-
 const char *const link_limit_keys[NLIMITS] = {
 	[LIMIT_CHANNELS] = "max_channels",
 	[LIMIT_PENDING] = "max_pending_connects",
@@ -912,6 +909,8 @@ err0:
 static void
 hs_done(struct handshake *h, const struct handshake_result *r, void *arg)
 {
+	/* A stranger can have one as often as it connects. */
+	static struct log_limit lim_tls = LOG_LIMIT("link: TLS refused");
 	struct link *l = arg;
 	unsigned i;
 

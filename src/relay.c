@@ -96,9 +96,6 @@ static struct evbuffer *readbuf;
 /* Bytes in every relay's output buffer (one link per process). */
 static size_t out_bytes;
 
-/* Why a relay ended when the peer reset its stream (compared by address). */
-static const char relay_why_reset[] = "reset by the peer";
-
 static void relay_io_cb(evutil_socket_t, short, void *);
 static void relay_pull(struct relay *, int);
 
@@ -165,33 +162,31 @@ relay_clock_ms(const struct relay *r)
 	    (uint64_t)tv.tv_usec / 1000));
 }
 
-/*
- * ${r} ends because of ${why}, its stream still there: its close line,
- * with bytes each way and how long it was open.  A stream of ours the peer
- * reset before a byte came back was refused by the peer (an unknown
- * service, a target down, a limit: see the peer's log): the service counts
- * it and says so, a line at a time within its limit.
- */
+/* The bytes of ${r}'s stream from the peer (*${in}) and to it (*${out}),
+ * the service header left out. */
+static void
+relay_bytes(const struct relay *r, uint64_t *in, uint64_t *out)
+{
+
+	mux_stream_bytes(r->s, in, out);
+	if (r->flags & R_OURS)
+		*out -= *out >= r->hdr ? r->hdr : *out;
+	else
+		*in -= *in >= r->hdr ? r->hdr : *in;
+}
+
+/* ${r} ends because of ${why}, its stream still there: its close line,
+ * with bytes each way and how long it was open. */
 static void
 relay_log_end(struct relay *r, const char *why)
 {
 	uint64_t in, out;
 
-	mux_stream_bytes(r->s, &in, &out);
-	if (r->flags & R_OURS)
-		out -= out >= r->hdr ? r->hdr : out;
-	else
-		in -= in >= r->hdr ? r->hdr : in;
-	if (r->st != NULL && (r->flags & R_OURS) && in == 0 &&
-	    why == relay_why_reset) {
-		r->st->refused_by_peer++;
-		log_limited(&r->st->refused_log, NULL, LOG_WARN, "service %s: "
-		    "channel %u refused by the peer (reset before a byte came "
-		    "back: its log says why)", r->st->name,
-		    mux_stream_id(r->s));
-	}
-	log_debug("%s%s%schannel %u: closed after %s, %ju bytes in, %ju out: "
-	    "%s", r->st != NULL ? "service " : "", r->st != NULL ?
+	if (!log_enabled(LOG_DEBUG))
+		return;
+	relay_bytes(r, &in, &out);
+	log_msg(LOG_DEBUG, "%s%s%schannel %u: closed after %s, %ju bytes in, "
+	    "%ju out: %s", r->st != NULL ? "service " : "", r->st != NULL ?
 	    r->st->name : "", r->st != NULL ? ": " : "", mux_stream_id(r->s),
 	    fmt_duration((uint32_t)(relay_clock_ms(r) - r->since_ms)).s,
 	    (uintmax_t)in, (uintmax_t)out, why);
@@ -534,10 +529,26 @@ relay_on_close(struct mux_stream *s, void *arg, enum mux_close_reason reason)
 {
 	struct relay *r = arg;
 
+	uint64_t in, out;
+
 	(void)s;
 	if (r->st != NULL)
 		r->st->reset++;
-	relay_log_end(r, reason == MUX_CLOSE_RESET ? relay_why_reset :
+	/*
+	 * A stream of ours the peer reset before a byte came back was
+	 * refused by the peer (an unknown service, a target down, a limit:
+	 * see the peer's log): the service counts it and says so, a line at
+	 * a time within its limit.
+	 */
+	relay_bytes(r, &in, &out);
+	if (reason == MUX_CLOSE_RESET && r->st != NULL &&
+	    (r->flags & R_OURS) && in == 0) {
+		r->st->refused_by_peer++;
+		log_limited(&r->st->refused_log, NULL, LOG_WARN, "service %s: "
+		    "channel %u refused by the peer (reset before a byte came "
+		    "back: its log says why)", r->st->name, mux_stream_id(s));
+	}
+	relay_log_end(r, reason == MUX_CLOSE_RESET ? "reset by the peer" :
 	    "the session ended");
 	r->s = NULL;
 	relay_socket_rst(r);

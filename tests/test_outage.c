@@ -200,6 +200,22 @@ cut_tick(void *arg)
 	return (0);
 }
 
+/*
+ * Start ${p} (TLS if ${tls}) and set ${c} up for it: ${n} flows as
+ * flows_init makes them (${late} of them late, bulk ones up to ${big}
+ * bytes, seeds from ${seed}); the caller says when and how to cut.
+ */
+static void
+cut_start(struct cut *c, struct op *p, int tls, size_t n, size_t late,
+    size_t big, uint64_t seed)
+{
+
+	op_start(p, tls, "");
+	*c = (struct cut){ .p = p, .f = it_calloc(n, sizeof(*c->f)), .n = n,
+	    .late = late };
+	flows_init(p, c->f, n, late, big, seed);
+}
+
 /* Run the flows of cut ${c} for at most ${ms}, cutting as it says;
  * returns the number that failed (the first in msg). */
 static size_t
@@ -234,24 +250,22 @@ expect_one_resumption(struct op *p)
  */
 START_TEST(outage_channels_survive)
 {
-	size_t n = 140, late = 20, bad;
-	struct it_flow *f = it_calloc(n, sizeof(*f));
+	size_t n = 140, bad;
 	struct cut c;
 	struct op p;
 
-	op_start(&p, _i, "");
-	flows_init(&p, f, n, late, (it_san() ? 1 : 4) * MIB, 1000);
-	c = (struct cut){ .p = &p, .f = f, .n = n, .late = late,
-	    .when_rx = (it_san() ? 4 : 16) * MIB, .outage_ms = OUTAGE_MS };
+	cut_start(&c, &p, _i, n, 20, (it_san() ? 1 : 4) * MIB, 1000);
+	c.when_rx = (it_san() ? 4 : 16) * MIB;
+	c.outage_ms = OUTAGE_MS;
 	bad = cut_run(&c, 120000);
 	ck_assert_msg(c.phase == 2, "the cut never came (%ju bytes back)",
-	    (uintmax_t)flows_rx(f, n));
+	    (uintmax_t)flows_rx(c.f, n));
 	ck_assert_msg(bad == 0, "%zu of %zu flows failed; first: %s", bad, n,
 	    msg);
 	expect_one_resumption(&p);
 	printf("outage_channels_survive%s: %zu flows, %ju MiB echoed, a %d ms "
 	    "cut resumed\n", _i ? " (TLS)" : "", n,
-	    (uintmax_t)(flows_rx(f, n) / MIB), OUTAGE_MS);
+	    (uintmax_t)(flows_rx(c.f, n) / MIB), OUTAGE_MS);
 	it_finish();
 }
 END_TEST
@@ -260,15 +274,13 @@ END_TEST
  * keepalive timeout declared the link dead; then everything resumes. */
 START_TEST(outage_blackhole)
 {
-	size_t n = 60, late = 10, bad;
-	struct it_flow *f = it_calloc(n, sizeof(*f));
+	size_t n = 60, bad;
 	struct cut c;
 	struct op p;
 
-	op_start(&p, 0, "");
-	flows_init(&p, f, n, late, (it_san() ? 1 : 2) * MIB, 2000);
-	c = (struct cut){ .p = &p, .f = f, .n = n, .late = late,
-	    .when_rx = 4 * MIB, .freeze = 1 };
+	cut_start(&c, &p, 0, n, 10, (it_san() ? 1 : 2) * MIB, 2000);
+	c.when_rx = 4 * MIB;
+	c.freeze = 1;
 	bad = cut_run(&c, 120000);
 	ck_assert_msg(c.phase == 2, "the black hole never ended");
 	ck_assert_msg(bad == 0, "%zu of %zu flows failed; first: %s", bad, n,
@@ -290,15 +302,13 @@ END_TEST
  */
 START_TEST(outage_listener_unaware)
 {
-	size_t n = 60, late = 10, bad;
-	struct it_flow *f = it_calloc(n, sizeof(*f));
+	size_t n = 60, bad;
 	struct cut c;
 	struct op p;
 
-	op_start(&p, _i, "");
-	flows_init(&p, f, n, late, (it_san() ? 1 : 2) * MIB, 4000);
-	c = (struct cut){ .p = &p, .f = f, .n = n, .late = late,
-	    .when_rx = 4 * MIB, .drop = 1 };
+	cut_start(&c, &p, _i, n, 10, (it_san() ? 1 : 2) * MIB, 4000);
+	c.when_rx = 4 * MIB;
+	c.drop = 1;
 	bad = cut_run(&c, 120000);
 	ck_assert_msg(bad == 0, "%zu of %zu flows failed; first: %s", bad, n,
 	    msg);
