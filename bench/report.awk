@@ -35,10 +35,14 @@ function cell(i, t,    group) {
 	return ("-")
 }
 
-function ratio(i, other,    a, b) {
-	if (!has(R_sc[i], "mxd", R_key[i]) || !has(R_sc[i], other, R_rk[i]))
+# OTHER is a tunnel, whose ratio is mxd's value over its, or "A/B", A's
+# over B's (mxd-tls/ssh).
+function ratio(i, other,    a, b, num) {
+	num = "mxd"
+	if (other ~ /\//) { num = other; sub(/\/.*/, "", num); sub(/.*\//, "", other) }
+	if (!has(R_sc[i], num, R_key[i]) || !has(R_sc[i], other, R_rk[i]))
 		return ("")
-	a = val(R_sc[i], "mxd", R_key[i]); b = val(R_sc[i], other, R_rk[i])
+	a = val(R_sc[i], num, R_key[i]); b = val(R_sc[i], other, R_rk[i])
 	if (b == 0) return ("")
 	return (a / b)
 }
@@ -61,7 +65,7 @@ function cmp(x, op, y) {
 }
 
 # Evaluate row i's targets: sets T_text, T_verdict; appends to the JSON list.
-function targets(i,    n, c, k, f, x, met, ok, all, txt, known, desc, op, lim) {
+function targets(i,    n, c, k, f, x, met, ok, all, txt, known, desc, op, lim, num, den) {
 	T_text = ""; T_verdict = ""
 	if (R_tg[i] == "") return
 	n = split(R_tg[i], c, ";")
@@ -70,13 +74,15 @@ function targets(i,    n, c, k, f, x, met, ok, all, txt, known, desc, op, lim) {
 		split(c[k], f, ":")
 		if (f[1] == "ratio") {
 			op = f[3]; lim = f[4]
-			txt = op lim "x " f[2]
-			desc = "mxd/" f[2] " " op " " lim
+			num = "mxd"; den = f[2]
+			if (den ~ /\//) { num = den; sub(/\/.*/, "", num); sub(/.*\//, "", den) }
+			txt = (num == "mxd" ? "" : num " ") op lim "x " den
+			desc = num "/" den " " op " " lim
 			x = ratio(i, f[2])
-			# mxd OP lim x other, which holds against a zero too
+			# NUM OP lim x DEN, which holds against a zero too
 			met = ""
-			if (has(R_sc[i], "mxd", R_key[i]) && has(R_sc[i], f[2], R_rk[i]))
-				met = cmp(val(R_sc[i], "mxd", R_key[i]), op, lim * val(R_sc[i], f[2], R_rk[i]))
+			if (has(R_sc[i], num, R_key[i]) && has(R_sc[i], den, R_rk[i]))
+				met = cmp(val(R_sc[i], num, R_key[i]), op, lim * val(R_sc[i], den, R_rk[i]))
 		} else {
 			op = f[2]; lim = f[3]
 			txt = op lim " " R_unit[i]
@@ -105,7 +111,7 @@ function table(from, to, tl, ol,    TT, OO, nt, no, i, k, shown, line) {
 	if (!shown) return
 	printf "%-" lw "s %-7s", "scenario", "unit"
 	for (k = 1; k <= nt; k++) printf " %" cw "s", TT[k]
-	for (k = 1; k <= no; k++) printf " %9s", "mxd/" OO[k]
+	for (k = 1; k <= no; k++) printf " %9s", (OO[k] ~ /\// ? "" : "mxd/") OO[k]
 	printf "  %s\n", "target (mxd)"
 	for (i = from; i <= to; i++) {
 		shown = 0
@@ -197,9 +203,11 @@ END {
 	for (k = 1; k <= nover; k++) V[FK[k]] = FV[k]
 	nt = split(tunnels, T, " ")
 	haveso = haveya = havefl = 0
-	for (k = 1; k <= nt; k++) { if (T[k] == "socat") haveso = 1; if (T[k] == "yamux") haveya = 1; if (T[k] == "floor") havefl = 1 }
+	haveti = havess = 0
+	for (k = 1; k <= nt; k++) { if (T[k] == "socat") haveso = 1; if (T[k] == "yamux") haveya = 1; if (T[k] == "floor") havefl = 1
+		if (T[k] == "mxd-tls") haveti = 1; if (T[k] == "ssh") havess = 1 }
 
-	row("bulk", "mbps", "bulk, 1 conn x " human(bulk_bytes), "MB/s", 1, "%.0f", "ratio:socat:>=:1.3;ratio:yamux:>=:2")
+	row("bulk", "mbps", "bulk, 1 conn x " human(bulk_bytes), "MB/s", 1, "%.0f", "ratio:socat:>=:1.3;ratio:yamux:>=:2;ratio:mxd-tls/mxd:>=:0.8;ratio:mxd-tls/ssh:>=:1.5")
 	row("bulk", "loadgen_cpu_pct", "  load generator CPU", "%", 1, "%.0f", "")
 	row("bulk", "targets_cpu_pct", "  target server CPU", "%", 1, "%.0f", "")
 	row("bulk", "machine_busy_pct", "  machine busy (all CPUs)", "%", 1, "%.0f", "")
@@ -263,7 +271,7 @@ END {
 	lw = 34; cw = 9
 	printf "mxd benchmark: %s run, %s, %s s\n", mode, date, elapsed
 	printf "machine: %s x %s, Linux %s, %s RAM, TCP %s; load average before: %s\n\n", nproc, cpu, kernel, mem, tcp_cc, load
-	table(1, nmain, tunnels, (haveso ? "socat " : "") (haveya ? "yamux " : "") (havefl ? "floor" : ""))
+	table(1, nmain, tunnels, (haveso ? "socat " : "") (haveya ? "yamux " : "") (havefl ? "floor " : "") (haveti && havess ? "mxd-tls/ssh" : ""))
 	if (nrows > nmain) {
 		printf "\nWAN: %s ms each way (%s ms round trip), drop-tail bottleneck queue of 1 BDP (%s); congestion control of both hosts named per link\n", \
 		    wan_delay, 2 * wan_delay, wanem

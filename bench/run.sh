@@ -13,8 +13,10 @@
 #   --out FILE    JSON results (default bench/results/latest.json)
 #   --doc FILE    also replace the table between the bench markers of FILE
 #                 (docs/PERFORMANCE.md)
-#   --tunnels     comma-separated subset of direct,socat,yamux,floor,mxd
-#                 (floor: bulk, parallel and connrate only)
+#   --tunnels     comma-separated subset of direct,socat,yamux,floor,ssh,mxd
+#                 (floor: bulk, parallel and connrate only; ssh: an ssh -L
+#                 pair, aes128-gcm, sshd from openssh-server, skipped
+#                 without it; mxd also runs as mxd-tls)
 #   --scenarios   comma-separated subset of
 #                 bulk,parallel,connrate,hol,idle,shaped,wan
 #   --keep        keep the work directory (configs, logs)
@@ -69,7 +71,7 @@ BDIR=build
 OUT=""
 DOC=""
 KEEP=0
-TUNNELS="direct,socat,yamux,floor,mxd"
+TUNNELS="direct,socat,yamux,floor,ssh,mxd"
 SCENARIOS="bulk,parallel,connrate,hol,idle,shaped,wan"
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -345,6 +347,7 @@ start_targets() {
 #   E_SOURCE (the addresses the clients use) and TUN_PIDS.  Returns
 #   non-zero if the tunnel did not come up.
 TUN_PIDS=""
+TUN_EXTRA=""	# processes of the tunnel that are not our jobs (sshd's child)
 TUN_KIND=""
 tunnel_start() {
 	local kind=$1 nsa=$2 nsb=$3 lh=$4 th=$5 d=$work/$1.$RANDOM
@@ -352,7 +355,7 @@ tunnel_start() {
 	mkdir -p "$d"
 	TUN_KIND=$kind
 	TUN_DIR=$d
-	TUN_PIDS=""
+	TUN_PIDS="" TUN_EXTRA=""
 	case "$kind" in
 	direct)
 		E_SINK=$th:$T_SINK E_ECHO=$th:$T_ECHO E_SOURCE=$th:$T_SOURCE
@@ -387,6 +390,37 @@ tunnel_start() {
 		    -peer "$lh:$pl" -listen "$E_SINK,$E_ECHO,$E_SOURCE"
 		TUN_PIDS="$pidb $pida"
 		wait_log "$d/a.log" "up (connected" 1 10 && return 0
+		;;
+	ssh)
+		ssh_keys || { tunnel_dump; return 1; }
+		cat >"$d/sshd_config" <<-EOF
+		ListenAddress $lh:$pl
+		HostKey $work/ssh/host
+		AuthorizedKeysFile $work/ssh/user.pub
+		PidFile none
+		UsePAM no
+		StrictModes no
+		PermitRootLogin prohibit-password
+		AllowTcpForwarding yes
+		MaxStartups 1000
+		Ciphers $SSH_CIPHER
+		LogLevel ERROR
+		EOF
+		mkdir -p /run/sshd 2>/dev/null
+		spawn pidb "$nsb" "$d/b.log" "$SSHD" -D -e -f "$d/sshd_config"
+		TUN_PIDS=$pidb
+		wait_listen "$nsb" "$pl" || { tunnel_dump; return 1; }
+		spawn pida "$nsa" "$d/a.log" ssh -N -F none -i "$work/ssh/user" \
+		    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+		    -o ExitOnForwardFailure=yes -o Compression=no \
+		    -o Ciphers="$SSH_CIPHER" -o LogLevel=ERROR -p "$pl" \
+		    -L "$E_SINK:$th:$T_SINK" -L "$E_ECHO:$th:$T_ECHO" \
+		    -L "$E_SOURCE:$th:$T_SOURCE" "$(id -un)@$lh"
+		TUN_PIDS="$pidb $pida"
+		# sshd serves the connection in a child, whose CPU is the
+		# tunnel's too: once authentication's helpers are gone.
+		wait_listen "$nsa" "$p1" "$p2" "$p3" &&
+		    ssh_session "$pidb" && return 0
 		;;
 	floor)
 		spawn pidb "$nsb" "$d/b.log" "$FLOOR" b "$lh:$pl" \
@@ -443,6 +477,34 @@ tls_ca = $work/tls/ca.pem"
 		;;
 	esac
 	tunnel_dump
+	return 1
+}
+
+# ssh_keys: the host and user keys of the ssh pair, made once per run.
+SSHD=${SSHD:-/usr/sbin/sshd}
+SSH_CIPHER=aes128-gcm@openssh.com
+ssh_keys() {
+	[ -f "$work/ssh/user" ] && return 0
+	mkdir -p "$work/ssh" && chmod 700 "$work/ssh" &&
+	    ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/host" &&
+	    ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/user"
+}
+
+# ssh_session PID: the child that serves sshd PID's connection into
+# TUN_EXTRA, once it is the only one and no longer an authentication step
+# ("[priv]", "[net]"); waits up to 10 s.
+ssh_session() {
+	local i=0 kids
+	while [ "$i" -lt 200 ]; do
+		kids=$(ps -o pid=,args= --ppid "$1" 2>/dev/null)
+		if [ "$(echo "$kids" | grep -c .)" -eq 1 ] &&
+		    ! echo "$kids" | grep -q '\['; then
+			TUN_EXTRA=$(echo "$kids" | awk '{ print $1 }')
+			return 0
+		fi
+		sleep 0.05
+		i=$((i + 1))
+	done
 	return 1
 }
 
@@ -509,7 +571,7 @@ tunnel_stop() {
 			fi ;;
 		esac
 	done
-	TUN_PIDS=""
+	TUN_PIDS="" TUN_EXTRA=""
 }
 
 # perf_start SCENARIO: with BENCH_PERF=DIR, record the tunnel processes'
@@ -520,7 +582,7 @@ perf_start() {
 	mkdir -p "$BENCH_PERF"
 	perf record -q -e cpu-clock -F 2000 ${BENCH_PERF_G---call-graph=dwarf} \
 	    -o "$BENCH_PERF/$TUN_KIND-$1.data" \
-	    -p "$(echo $TUN_PIDS | tr ' ' ',')" >/dev/null 2>&1 &
+	    -p "$(echo $TUN_PIDS $TUN_EXTRA | tr ' ' ',')" >/dev/null 2>&1 &
 	PERF_PID=$!
 	sleep 0.3
 }
@@ -549,8 +611,8 @@ load() {
 
 sc_bulk() {
 	local c0 c1 g0 g1 m0 secs rc
-	no_children $TUN_PIDS
-	c0=$(cpu_ticks $TUN_PIDS)
+	no_children $TUN_PIDS $TUN_EXTRA
+	c0=$(cpu_ticks $TUN_PIDS $TUN_EXTRA)
 	g0=$(cpu_ticks "$TARGETS_PID")
 	m0=$(machine_ticks)
 	perf_start bulk
@@ -560,8 +622,8 @@ sc_bulk() {
 	[ "$rc" -eq 0 ] || return
 	machine_res bulk "$m0" "$(machine_ticks)" machine_s_per_gib \
 	    "$(gib "$BULK_BYTES")"
-	no_children $TUN_PIDS
-	c1=$(cpu_ticks $TUN_PIDS)
+	no_children $TUN_PIDS $TUN_EXTRA
+	c1=$(cpu_ticks $TUN_PIDS $TUN_EXTRA)
 	g1=$(cpu_ticks "$TARGETS_PID")
 	secs=$(kv secs "$LOAD_OUT")
 	res bulk "$TUN_KIND" mbps "$(kv mbps "$LOAD_OUT")"
@@ -869,13 +931,15 @@ for b in "$MXD" "$MXLOAD"; do
 	[ -x "$b" ] || { log "missing $b (make $b)"; exit 1; }
 done
 TUN_LIST=""
-for k in direct socat yamux floor mxd; do
+for k in direct socat yamux floor ssh mxd; do
 	want "$k" "$TUNNELS" || continue
 	case "$k" in
 	socat)	command -v socat >/dev/null ||
 		    { log "socat not installed: skipping the socat pair"; continue; } ;;
 	yamux)	[ -x "$YAMUX_RELAY" ] ||
 		    { log "missing $YAMUX_RELAY (make $YAMUX_RELAY): skipping yamux"; continue; } ;;
+	ssh)	[ -x "$SSHD" ] && command -v ssh >/dev/null && command -v ssh-keygen >/dev/null ||
+		    { log "no $SSHD (openssh-server) or ssh: skipping the ssh -L pair"; continue; } ;;
 	floor)	[ -x "$FLOOR" ] ||
 		    { log "missing $FLOOR (make $FLOOR): skipping the floor"; continue; } ;;
 	esac
