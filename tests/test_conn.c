@@ -339,6 +339,49 @@ START_TEST(tls_both_ways)
 }
 END_TEST
 
+/*
+ * A little more than one read's limit (READ_MAX, 256 KiB) waits, all of it
+ * already in the socket, when the reader starts: the read stops at the
+ * limit with the last record in OpenSSL's read-ahead buffer and the socket
+ * empty, so no readable event will come for it.  It must arrive all the
+ * same.
+ */
+START_TEST(tls_read_limit_with_records_ahead)
+{
+	struct event_base *base;
+	SSL_CTX *ctx;
+	struct end a, b;
+	/* 16 full records and a short one: its 222 bytes of ciphertext
+	 * still fit in the read-ahead buffer (TLS_READ_BUF and OpenSSL's
+	 * headroom) with the 16th, so the socket is left empty; with 1,000
+	 * they do not, and the socket would wake the reader again. */
+	const size_t n = 256 * 1024 + 200;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	ck_assert_ptr_nonnull(base = event_base_new());
+	ctx = test_ctx();
+	/* A Unix socket queues what is written at the reader at once (TCP
+	 * would hold some back in the writer's queue until the window
+	 * opened); 1 MiB asks for what the system allows, 416 KiB here. */
+	tls_pair(base, ctx, &a, &b, 1 << 20, 1);
+	conn_read(b.c, 0);
+	send_bytes(&a, n);
+	RUN_UNTIL(base, conn_unsent(a.c) == 0 || a.failed || b.failed);
+	ck_assert_msg(conn_unsent(a.c) == 0, "%zu bytes not written",
+	    conn_unsent(a.c));
+	conn_read(b.c, 1);
+	RUN_UNTIL(base, b.got == n || a.failed || b.failed);
+	ck_assert_msg(!a.failed && !b.failed, "failed: %s%s", a.why, b.why);
+	ck_assert_msg(b.got == n, "b received %zu of %zu bytes", b.got, n);
+	ck_assert(!b.corrupt);
+	conn_free(a.c);
+	conn_free(b.c);
+	SSL_CTX_free(ctx);
+	event_base_free(base);
+}
+END_TEST
+
 static Suite *
 conn_suite(void)
 {
@@ -348,6 +391,7 @@ conn_suite(void)
 	tcase_set_timeout(t, 60);
 	tcase_add_loop_test(t, tls_key_update_while_full, 0, 2);
 	tcase_add_loop_test(t, tls_both_ways, 0, 2);
+	tcase_add_test(t, tls_read_limit_with_records_ahead);
 	suite_add_tcase(s, t);
 	return (s);
 }
