@@ -28,7 +28,9 @@
 # BENCH_REPS=N runs bulk, parallel and connrate in N rounds (every tunnel
 # once per round) and reports the median (default 3; 1 in --smoke); MXD,
 # MXLOAD, YAMUX_RELAY, FLOOR override the binaries.  The WAN section:
-# BENCH_WAN_CC (congestion controls, default "bbr reno cubic"),
+# BENCH_WAN_CC (congestion controls, default "bbr reno cubic"; one the
+# kernel has but net.ipv4.tcp_allowed_congestion_control lacks is allowed
+# for the run),
 # BENCH_WAN_LINKS (RATE_MBIT:LOSS_PCT of each link, default
 # "100:0 100:0.5 1000:0"), BENCH_WAN_SECS (measured seconds per run),
 # BENCH_WAN_SS=1 (keep `ss -tin` of the download's sender mid-run in the
@@ -165,6 +167,8 @@ cleanup() {
 	wait 2>/dev/null
 	[ "$NETNS_USED" = 1 ] && netns_down
 	[ "$WAN_USED" = 1 ] && wan down
+	[ -n "$CC_ALLOWED_SAVED" ] && echo "$CC_ALLOWED_SAVED" \
+	    >/proc/sys/net/ipv4/tcp_allowed_congestion_control
 	if [ "$KEEP" = 1 ]; then
 		log "work directory kept: $work"
 	else
@@ -781,12 +785,27 @@ wan() {
 	    "$WANEM" "$@"
 }
 
+# wan_allow CC: a namespace may only choose a congestion control that
+# net.ipv4.tcp_allowed_congestion_control lists (cubic, the kernel's own
+# default, often is not): add CC if the kernel has it, until the run ends
+# (cleanup puts the list back).
+CC_ALLOWED_SAVED=""
+wan_allow() {
+	local f=/proc/sys/net/ipv4/tcp_allowed_congestion_control
+	tr ' ' '\n' <"$f" | grep -qx "$1" && return 0
+	tr ' ' '\n' </proc/sys/net/ipv4/tcp_available_congestion_control |
+	    grep -qx "$1" || modprobe -q "tcp_$1" 2>/dev/null || return 1
+	[ -n "$CC_ALLOWED_SAVED" ] || CC_ALLOWED_SAVED=$(cat "$f")
+	echo "$(cat "$f") $1" >"$f" 2>/dev/null
+}
+
 # wan_up RATE_MBIT LOSS_PCT CC: the emulated link with CC in both
 # namespaces.  Returns 1 if the emulator did not start, 2 if a namespace
 # may not use CC; why in WAN_WHY.
 wan_up() {
 	local ns
 	WAN_USED=1
+	wan_allow "$3"
 	if ! DELAY_MS=$WAN_DELAY_MS RATE_MBIT=$1 LOSS_PCT=$2 TCP_CC=$3 \
 	    wan up >"$work/wan.up" 2>&1; then
 		WAN_WHY="the emulator did not start: $(tr '\n' ' ' <"$work/wan.up")"
