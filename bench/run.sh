@@ -35,6 +35,8 @@
 # "100:0 100:0.5 1000:0"), BENCH_WAN_SECS (measured seconds per run),
 # BENCH_WAN_SS=1 (keep `ss -tin` of the download's sender mid-run in the
 # work directory: use with --keep), WANEM (the emulator's wan.sh).
+# BENCH_MXD_LINK: lines added to the [link] section of both mxd's
+# configurations ("window_max = 256k"), to measure a setting.
 #
 # Scenarios (full run; --smoke divides the sizes):
 #   bulk      one connection sends 1 GiB to a sink that answers the count
@@ -448,6 +450,7 @@ tls_ca = $work/tls/ca.pem"
 		listen = $lh:$pl
 		drain_timeout = 1s
 		$tls
+		${BENCH_MXD_LINK:-}
 		[sink]
 		connect = $th:$T_SINK
 		[echo]
@@ -463,6 +466,7 @@ tls_ca = $work/tls/ca.pem"
 		reconnect_max = 1s
 		drain_timeout = 1s
 		$tls
+		${BENCH_MXD_LINK:-}
 		[sink]
 		accept = $E_SINK
 		[echo]

@@ -100,7 +100,7 @@ static const struct words tls_version = {
 enum key_id {
 	K_LOG_LEVEL, K_METRICS, K_USER, K_CONTROL,
 	K_LINK_CONNECT, K_LINK_LISTEN, K_KEEPALIVE, K_TIMEOUT, K_RECONNECT_MIN,
-	K_RECONNECT_MAX, K_WINDOW, K_MAX_CHANNELS, K_DRAIN_TIMEOUT,
+	K_RECONNECT_MAX, K_WINDOW, K_WINDOW_MAX, K_MAX_CHANNELS, K_DRAIN_TIMEOUT,
 	K_CONNECT_TIMEOUT, K_MAX_PENDING_CONNECTS, K_MAX_BUFFERED,
 	K_RESUME_TIMEOUT,
 	K_TLS, K_TLS_CERT, K_TLS_KEY, K_TLS_CA, K_TLS_PEER_NAME, K_TLS_PIN,
@@ -150,6 +150,8 @@ static const struct key {
 	[K_RECONNECT_MAX] = { SEC_LINK, "reconnect_max", CFG(reconnect_max_ms),
 	    DURATION(1) },
 	[K_WINDOW] = { SEC_LINK, "window", CFG(window),
+	    NUMBER(size, 262144, 16777216, "256k..16m") },
+	[K_WINDOW_MAX] = { SEC_LINK, "window_max", CFG(window_max),
 	    NUMBER(size, 262144, 16777216, "256k..16m") },
 	[K_MAX_CHANNELS] = { SEC_LINK, "max_channels", CFG(max_channels),
 	    NUMBER(integer, 1, CONFIG_MAX_CHANNELS, "1..1048576") },
@@ -569,6 +571,7 @@ config_new(const char *path)
 	c->reconnect_min_ms = 250;
 	c->reconnect_max_ms = 2000;
 	c->window = 262144;
+	c->window_max = 16777216;
 	c->max_channels = 65536;
 	c->max_pending_connects = 4096;
 	c->max_buffered = 256 * 1048576;
@@ -651,6 +654,9 @@ section_end(struct parser *p)
 			return (-1);
 		if (check_order(p, c->keepalive_ms < c->timeout_ms,
 		    K_KEEPALIVE, K_TIMEOUT, 1))
+			return (-1);
+		if (check_order(p, c->window <= c->window_max, K_WINDOW,
+		    K_WINDOW_MAX, 0))
 			return (-1);
 		return (check_tls(p));
 	case SEC_SERVICE:

@@ -68,7 +68,8 @@ struct config {
 	struct config_addr link_addr;
 	uint64_t keepalive_ms, timeout_ms, reconnect_min_ms, reconnect_max_ms,
 	    drain_timeout_ms, connect_timeout_ms, resume_timeout_ms;
-	uint32_t window;
+	uint32_t window;		/* each channel's first receive window */
+	uint32_t window_max;		/* ... and how far it may grow */
 	uint32_t max_channels;
 	uint32_t max_pending_connects;	/* peer's channels awaiting targets */
 	uint32_t max_buffered;		/* bytes held for the link's channels */

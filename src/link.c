@@ -872,6 +872,7 @@ link_adopt(struct link *l, struct conn *conn, const char *peer,
 	lsess_name(ls, peer, tls, has_pin ? pin_text : "");
 	mux_config_default(&sp.mux, !l->listening);
 	sp.mux.window = cfg->window;
+	sp.mux.window_max = cfg->window_max;
 	/* link_admit enforces max_channels, which a reload may raise; the
 	 * engine's own limit (silent RST) stays above it. */
 	sp.mux.max_streams = CONFIG_MAX_CHANNELS + 1;

@@ -343,6 +343,8 @@ static const struct bad {
 	RANGE("window", "262143", "256k..16m"),
 	RANGE("window", "17m", "256k..16m"),
 	RANGE("window", "16777217", "256k..16m"),
+	RANGE("window_max", "128k", "256k..16m"),
+	RANGE("window_max", "17m", "256k..16m"),
 	RANGE("max_channels", "0", "1..1048576"),
 	RANGE("max_channels", "1048577", "1..1048576"),
 	{ LINK "max_channels = 1k\n",
@@ -447,6 +449,10 @@ static const struct bad {
 	{ LINK "reconnect_min = 2m\n",
 	  ":3: [link] reconnect_min: must be <= reconnect_max" },
 	{ LINK "keepalive = 90s\n", ":3: [link] keepalive: must be < timeout" },
+	{ LINK "window = 1m\nwindow_max = 512k\n",
+	  ":4: [link] window_max: must be >= window" },
+	{ LINK "window_max = 512k\nwindow = 1m\n",
+	  ":3: [link] window_max: must be >= window" },
 	{ LINK "keepalive = 90s\n[svc]\naccept = 127.0.0.1:1\n",
 	  ":3: [link] keepalive: must be < timeout" },
 	{ LINK "keepalive = 10s\ntimeout = 10s\n",
@@ -502,6 +508,7 @@ START_TEST(test_full)
 	    "reconnect_min = 100ms\n"
 	    "reconnect_max = 1h\n"
 	    "window = 1m\n"
+	    "window_max = 4m\n"
 	    "max_channels = 1024\n"
 	    "max_pending_connects = 10\n"
 	    "max_buffered = 64m\n"
@@ -539,6 +546,7 @@ START_TEST(test_full)
 	ck_assert_uint_eq(c->reconnect_min_ms, 100);
 	ck_assert_uint_eq(c->reconnect_max_ms, 3600000);
 	ck_assert_uint_eq(c->window, 1048576);
+	ck_assert_uint_eq(c->window_max, 4194304);
 	ck_assert_uint_eq(c->max_channels, 1024);
 	ck_assert_uint_eq(c->max_pending_connects, 10);
 	ck_assert_uint_eq(c->max_buffered, 64 * 1048576);
@@ -560,24 +568,24 @@ START_TEST(test_full)
 	ck_assert_str_eq(s->name, "postgres");
 	assert_addr(&s->accept, "127.0.0.1", "5432");
 	assert_addr(&s->connect, "10.0.0.5", "5432");
-	ck_assert_int_eq(s->accept.line, 28);
-	ck_assert_int_eq(s->connect.line, 29);
+	ck_assert_int_eq(s->accept.line, 29);
+	ck_assert_int_eq(s->connect.line, 30);
 	ck_assert_int_eq(s->proxy_protocol, PROXY_V2);
 	ck_assert_uint_eq(s->rate_limit, 100);
-	ck_assert_int_eq(s->line, 27);
+	ck_assert_int_eq(s->line, 28);
 	s = s->next;
 	ck_assert_str_eq(s->name, "web.front-1_A");
 	assert_addr(&s->accept, NULL, NULL);
 	assert_addr(&s->connect, "2001:db8::1", "443");
 	ck_assert_int_eq(s->proxy_protocol, PROXY_V1);
 	ck_assert_uint_eq(s->rate_limit, 0);
-	ck_assert_int_eq(s->line, 32);
+	ck_assert_int_eq(s->line, 33);
 	s = s->next;
 	ck_assert_str_eq(s->name, "in");
 	assert_addr(&s->accept, "::", "8080");
 	assert_addr(&s->connect, NULL, NULL);
 	ck_assert_int_eq(s->proxy_protocol, PROXY_OFF);
-	ck_assert_int_eq(s->line, 35);
+	ck_assert_int_eq(s->line, 36);
 	ck_assert_ptr_null(s->next);
 	config_free(c);
 }
@@ -613,6 +621,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(c->reconnect_min_ms, 250);
 	ck_assert_uint_eq(c->reconnect_max_ms, 2000);
 	ck_assert_uint_eq(c->window, 262144);
+	ck_assert_uint_eq(c->window_max, 16777216);
 	ck_assert_uint_eq(c->max_channels, 65536);
 	ck_assert_uint_eq(c->max_pending_connects, 4096);
 	ck_assert_uint_eq(c->max_buffered, 256 * 1048576);
@@ -645,12 +654,14 @@ START_TEST(test_limits)
 	struct config *c;
 
 	c = load(LINK
-	    "window = 256k\nmax_channels = 1\ndrain_timeout = 0s\n"
+	    "window = 256k\nwindow_max = 256k\nmax_channels = 1\n"
+	    "drain_timeout = 0s\n"
 	    "reconnect_min = 5s\nreconnect_max = 5000ms\n"
 	    "keepalive = 1ms\ntimeout = 2ms\n"
 	    "[a]\naccept = h:1\n[b]\nconnect = h:65535\n"
 	    "[c]\naccept = h:0080\n");
 	ck_assert_uint_eq(c->window, 262144);
+	ck_assert_uint_eq(c->window_max, 262144);
 	ck_assert_uint_eq(c->max_channels, 1);
 	ck_assert_uint_eq(c->drain_timeout_ms, 0);
 	ck_assert_uint_eq(c->reconnect_min_ms, 5000);

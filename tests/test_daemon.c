@@ -1135,7 +1135,8 @@ START_TEST(config_good)
 	    "metrics = 127.0.0.1:9108\n\n"
 	    "[link]\nconnect = 192.0.2.1:7000\nkeepalive = 10s\n"
 	    "timeout = 30s\nreconnect_min = 500ms\nreconnect_max = 1m\n"
-	    "connect_timeout = 5s\nwindow = 1m\nmax_channels = 1000\n"
+	    "connect_timeout = 5s\nwindow = 1m\nwindow_max = 4m\n"
+	    "max_channels = 1000\n"
 	    "drain_timeout = 0s\n\n"
 	    "[postgres]\naccept = 127.0.0.1:5432\n\n"
 	    "[web.v2_x-y]\nconnect = [::1]:8080\naccept = 127.0.0.1:8080\n");
