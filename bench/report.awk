@@ -35,14 +35,18 @@ function cell(i, t,    group) {
 	return ("-")
 }
 
-# OTHER is a tunnel, whose ratio is mxd's value over its, or "A/B", A's
-# over B's (mxd-tls/ssh).
-function ratio(i, other,    a, b, num) {
-	num = "mxd"
-	if (other ~ /\//) { num = other; sub(/\/.*/, "", num); sub(/.*\//, "", other) }
-	if (!has(R_sc[i], num, R_key[i]) || !has(R_sc[i], other, R_rk[i]))
+# A ratio's OTHER is a tunnel, mxd's value over its, or "A/B", A's over
+# B's (mxd-tls/ssh): sets P_num and P_den.
+function pair(other) {
+	P_num = "mxd"; P_den = other
+	if (other ~ /\//) { P_num = other; sub(/\/.*/, "", P_num); sub(/.*\//, "", P_den) }
+}
+
+function ratio(i, other,    a, b) {
+	pair(other)
+	if (!has(R_sc[i], P_num, R_key[i]) || !has(R_sc[i], P_den, R_rk[i]))
 		return ("")
-	a = val(R_sc[i], num, R_key[i]); b = val(R_sc[i], other, R_rk[i])
+	a = val(R_sc[i], P_num, R_key[i]); b = val(R_sc[i], P_den, R_rk[i])
 	if (b == 0) return ("")
 	return (a / b)
 }
@@ -65,7 +69,7 @@ function cmp(x, op, y) {
 }
 
 # Evaluate row i's targets: sets T_text, T_verdict; appends to the JSON list.
-function targets(i,    n, c, k, f, x, met, ok, all, txt, known, desc, op, lim, num, den) {
+function targets(i,    n, c, k, f, x, met, ok, all, txt, known, desc, op, lim) {
 	T_text = ""; T_verdict = ""
 	if (R_tg[i] == "") return
 	n = split(R_tg[i], c, ";")
@@ -74,15 +78,13 @@ function targets(i,    n, c, k, f, x, met, ok, all, txt, known, desc, op, lim, n
 		split(c[k], f, ":")
 		if (f[1] == "ratio") {
 			op = f[3]; lim = f[4]
-			num = "mxd"; den = f[2]
-			if (den ~ /\//) { num = den; sub(/\/.*/, "", num); sub(/.*\//, "", den) }
-			txt = (num == "mxd" ? "" : num " ") op lim "x " den
-			desc = num "/" den " " op " " lim
-			x = ratio(i, f[2])
+			x = ratio(i, f[2])	# sets P_num, P_den
+			txt = (P_num == "mxd" ? "" : P_num " ") op lim "x " P_den
+			desc = P_num "/" P_den " " op " " lim
 			# NUM OP lim x DEN, which holds against a zero too
 			met = ""
-			if (has(R_sc[i], num, R_key[i]) && has(R_sc[i], den, R_rk[i]))
-				met = cmp(val(R_sc[i], num, R_key[i]), op, lim * val(R_sc[i], den, R_rk[i]))
+			if (has(R_sc[i], P_num, R_key[i]) && has(R_sc[i], P_den, R_rk[i]))
+				met = cmp(val(R_sc[i], P_num, R_key[i]), op, lim * val(R_sc[i], P_den, R_rk[i]))
 		} else {
 			op = f[2]; lim = f[3]
 			txt = op lim " " R_unit[i]

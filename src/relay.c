@@ -528,7 +528,6 @@ void
 relay_on_close(struct mux_stream *s, void *arg, enum mux_close_reason reason)
 {
 	struct relay *r = arg;
-
 	uint64_t in, out;
 
 	(void)s;

@@ -5,14 +5,10 @@
  * so that each side's writes wait for the socket while it reads.
  */
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <check.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -128,28 +124,41 @@ test_ctx(void)
 	return (ctx);
 }
 
-/* Run ${base} until ${cond} holds or 10 s have passed. */
-#define RUN_UNTIL(base, cond) do {					\
+/* Two ends in one event loop. */
+struct pair {
+	struct event_base *base;
+	SSL_CTX		*ctx;
+	struct end	a, b;
+};
+
+/* Run pair ${p}'s loop until ${cond} holds, an end fails, or 10 s have
+ * passed. */
+#define RUN_UNTIL(p, cond) do {						\
 	struct timespec t0_, t_;					\
 	clock_gettime(CLOCK_MONOTONIC, &t0_);				\
-	while (!(cond)) {						\
-		event_base_loop((base), EVLOOP_ONCE | EVLOOP_NONBLOCK);	\
+	while (!(cond) && !(p)->a.failed && !(p)->b.failed) {		\
+		event_base_loop((p)->base, EVLOOP_ONCE | EVLOOP_NONBLOCK); \
 		clock_gettime(CLOCK_MONOTONIC, &t_);			\
 		if (t_.tv_sec - t0_.tv_sec > 10)			\
 			break;						\
 	}								\
 } while (0)
 
-/* Run ${base} until ${c} writes no more: its unsent bytes stay the same
- * over 100 passes of the loop (a socket pair is writable at once). */
+/* Fail the test if an end of ${p} failed. */
+#define ASSERT_UP(p)							\
+	ck_assert_msg(!(p)->a.failed && !(p)->b.failed, "failed: %s%s",	\
+	    (p)->a.why, (p)->b.why)
+
+/* Run ${p}'s loop until ${c} writes no more: its unsent bytes stay the
+ * same over 100 passes of the loop (a socket pair is writable at once). */
 static void
-run_until_full(struct event_base *base, struct conn *c)
+run_until_full(struct pair *p, struct conn *c)
 {
 	size_t last = 0;
 	int same = 0;
 
 	while (same < 100) {
-		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		event_base_loop(p->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 		same = conn_unsent(c) == last ? same + 1 : 0;
 		last = conn_unsent(c);
 	}
@@ -170,56 +179,44 @@ count_key_updates(int write_p, int version, int content_type, const void *buf,
 		n[write_p != 0]++;
 }
 
-/* A connected pair of TCP sockets on loopback, into ${sv}. */
+/*
+ * Open ${p}: a TLS pair over a Unix socket pair whose buffers hold
+ * ${sockbuf} bytes, or (${sockbuf} 0) over TCP on loopback with the
+ * system's buffers; end a accepts if ${a_accepts}.  The sockets become the
+ * conns' (conn_free closes them): these tests run without it_cleanup.
+ */
 static void
-tcp_pair(int sv[2])
+pair_open(struct pair *p, int sockbuf, int a_accepts)
 {
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-	int l;
+	int sv[2], i, l, port;
+	struct end *e[2] = { &p->a, &p->b };
 
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_ge(l = socket(AF_INET, SOCK_STREAM, 0), 0);
-	ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(listen(l, 1), 0);
-	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &len), 0);
-	ck_assert_int_ge(sv[1] = socket(AF_INET, SOCK_STREAM, 0), 0);
-	ck_assert_int_eq(connect(sv[1], (struct sockaddr *)&sin,
-	    sizeof(sin)), 0);
-	ck_assert_int_ge(sv[0] = accept(l, NULL, NULL), 0);
-	close(l);
-}
-
-/* A TLS pair over a Unix socket pair whose buffers hold ${sockbuf} bytes,
- * or (${sockbuf} 0) over TCP on loopback with the system's buffers. */
-static void
-tls_pair(struct event_base *base, SSL_CTX *ctx, struct end *a, struct end *b,
-    int sockbuf, int a_accepts)
-{
-	int sv[2], i;
-	struct end *e[2] = { a, b };
-
-	if (sockbuf == 0)
-		tcp_pair(sv);
-	else
+	memset(p, 0, sizeof(*p));
+	ck_assert_ptr_nonnull(p->base = event_base_new());
+	p->ctx = test_ctx();
+	if (sockbuf == 0) {
+		l = it_listen(1, 0, &port);
+		sv[1] = it_connect(port);
+		ck_assert_int_ge(sv[1], 0);
+		sv[0] = it_accept(l);
+		it_close(l);
+	} else {
 		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	}
 	for (i = 0; i < 2; i++) {
 		ck_assert(sockbuf == 0 || setsockopt(sv[i], SOL_SOCKET,
 		    SO_SNDBUF, &sockbuf, sizeof(sockbuf)) == 0);
 		ck_assert_int_eq(evutil_make_socket_nonblocking(sv[i]), 0);
-		ck_assert_ptr_nonnull(e[i]->ssl = SSL_new(ctx));
+		ck_assert_ptr_nonnull(e[i]->ssl = SSL_new(p->ctx));
 		ck_assert_ptr_nonnull(e[i]->bev =
-		    bufferevent_openssl_socket_new(base, sv[i], e[i]->ssl,
+		    bufferevent_openssl_socket_new(p->base, sv[i], e[i]->ssl,
 		    (i == 0) == a_accepts ? BUFFEREVENT_SSL_ACCEPTING :
 		    BUFFEREVENT_SSL_CONNECTING, 0));
 		bufferevent_setcb(e[i]->bev, NULL, NULL, end_event, e[i]);
 		bufferevent_enable(e[i]->bev, EV_READ | EV_WRITE);
 	}
-	RUN_UNTIL(base, (a->connected && b->connected) || a->failed ||
-	    b->failed);
-	ck_assert_msg(a->connected && b->connected, "no TLS handshake");
+	RUN_UNTIL(p, p->a.connected && p->b.connected);
+	ck_assert_msg(p->a.connected && p->b.connected, "no TLS handshake");
 	for (i = 0; i < 2; i++) {
 		SSL_set_default_read_buffer_len(e[i]->ssl, TLS_READ_BUF);
 		bufferevent_setcb(e[i]->bev, NULL, NULL, NULL, NULL);
@@ -227,6 +224,17 @@ tls_pair(struct event_base *base, SSL_CTX *ctx, struct end *a, struct end *b,
 		e[i]->bev = NULL;
 		conn_set_handlers(e[i]->c, &end_handlers, e[i]);
 	}
+}
+
+/* Close and free ${p}. */
+static void
+pair_close(struct pair *p)
+{
+
+	conn_free(p->a.c);
+	conn_free(p->b.c);
+	SSL_CTX_free(p->ctx);
+	event_base_free(p->base);
 }
 
 /* Append the next ${n} bytes of ${e}'s stream to its output, in pieces
@@ -259,83 +267,63 @@ send_bytes(struct end *e, size_t n)
  */
 START_TEST(tls_key_update_while_full)
 {
-	struct event_base *base;
-	SSL_CTX *ctx;
-	struct end a, b;
+	struct pair p;
 	const size_t down = 4 << 20, up = 64 << 10;
 	int ku[2] = { 0, 0 };
 
-	memset(&a, 0, sizeof(a));
-	memset(&b, 0, sizeof(b));
-	ck_assert_ptr_nonnull(base = event_base_new());
-	ctx = test_ctx();
-	tls_pair(base, ctx, &a, &b, 16384, _i);
+	pair_open(&p, 16384, _i);
 
 	/* a fills the socket to b, which is not reading. */
-	conn_read(b.c, 0);
-	send_bytes(&a, down);
-	run_until_full(base, a.c);
-	ck_assert(!a.failed && !b.failed);
-	ck_assert_uint_gt(conn_unsent(a.c), 0);
+	conn_read(p.b.c, 0);
+	send_bytes(&p.a, down);
+	run_until_full(&p, p.a.c);
+	ASSERT_UP(&p);
+	ck_assert_uint_gt(conn_unsent(p.a.c), 0);
 
 	/* b asks for a key update, and sends data behind it that a's read
 	 * ahead takes at once. */
-	ck_assert_int_eq(SSL_key_update(b.ssl, SSL_KEY_UPDATE_REQUESTED), 1);
-	SSL_set_msg_callback(a.ssl, count_key_updates);
-	SSL_set_msg_callback_arg(a.ssl, ku);
-	send_bytes(&b, up);
-	RUN_UNTIL(base, conn_unsent(b.c) == 0 || a.failed || b.failed);
-	ck_assert(!a.failed && !b.failed);
+	ck_assert_int_eq(SSL_key_update(p.b.ssl, SSL_KEY_UPDATE_REQUESTED), 1);
+	SSL_set_msg_callback(p.a.ssl, count_key_updates);
+	SSL_set_msg_callback_arg(p.a.ssl, ku);
+	send_bytes(&p.b, up);
+	RUN_UNTIL(&p, conn_unsent(p.b.c) == 0);
+	ASSERT_UP(&p);
 
 	/* b reads again: a's records, its key update's among them, go out,
 	 * and a must deliver what it read ahead. */
-	conn_read(b.c, 1);
-	RUN_UNTIL(base, (b.got == down && a.got == up) || a.failed ||
-	    b.failed);
-	ck_assert_msg(!a.failed && !b.failed, "failed: %s%s", a.why, b.why);
-	ck_assert_uint_eq(b.got, down);
-	ck_assert_msg(a.got == up, "a received %zu of %zu bytes", a.got, up);
-	ck_assert(!a.corrupt && !b.corrupt);
+	conn_read(p.b.c, 1);
+	RUN_UNTIL(&p, p.b.got == down && p.a.got == up);
+	ASSERT_UP(&p);
+	ck_assert_uint_eq(p.b.got, down);
+	ck_assert_msg(p.a.got == up, "a received %zu of %zu bytes", p.a.got,
+	    up);
+	ck_assert(!p.a.corrupt && !p.b.corrupt);
 	ck_assert_int_eq(ku[0], 1);
 	ck_assert_int_eq(ku[1], 1);	/* a answered with its own */
-
-	conn_free(a.c);
-	conn_free(b.c);
-	SSL_CTX_free(ctx);
-	event_base_free(base);
+	pair_close(&p);
 }
 END_TEST
 
 /*
  * Both ends write 16 MiB at once, every byte arrives, in order: through
- * 16 KiB socket buffers (_i 0), where writes keep stopping half-way (an
- * SSL_write retried with the same bytes) while reads go on; and over TCP
- * (_i 1), where a read stops at its limit with records read ahead, which
- * the socket will not announce again.
+ * 16 KiB socket buffers (_i 0), where writes keep stopping half-way while
+ * reads go on, and over TCP with the system's buffers (_i 1), where reads
+ * reach their limit.
  */
 START_TEST(tls_both_ways)
 {
-	struct event_base *base;
-	SSL_CTX *ctx;
-	struct end a, b;
+	struct pair p;
 	const size_t n = 16 << 20;
 
-	memset(&a, 0, sizeof(a));
-	memset(&b, 0, sizeof(b));
-	ck_assert_ptr_nonnull(base = event_base_new());
-	ctx = test_ctx();
-	tls_pair(base, ctx, &a, &b, _i == 0 ? 16384 : 0, 1);
-	send_bytes(&a, n);
-	send_bytes(&b, n);
-	RUN_UNTIL(base, (a.got == n && b.got == n) || a.failed || b.failed);
-	ck_assert_msg(!a.failed && !b.failed, "failed: %s%s", a.why, b.why);
-	ck_assert_uint_eq(a.got, n);
-	ck_assert_uint_eq(b.got, n);
-	ck_assert(!a.corrupt && !b.corrupt);
-	conn_free(a.c);
-	conn_free(b.c);
-	SSL_CTX_free(ctx);
-	event_base_free(base);
+	pair_open(&p, _i == 0 ? 16384 : 0, 1);
+	send_bytes(&p.a, n);
+	send_bytes(&p.b, n);
+	RUN_UNTIL(&p, p.a.got == n && p.b.got == n);
+	ASSERT_UP(&p);
+	ck_assert_uint_eq(p.a.got, n);
+	ck_assert_uint_eq(p.b.got, n);
+	ck_assert(!p.a.corrupt && !p.b.corrupt);
+	pair_close(&p);
 }
 END_TEST
 
@@ -348,37 +336,29 @@ END_TEST
  */
 START_TEST(tls_read_limit_with_records_ahead)
 {
-	struct event_base *base;
-	SSL_CTX *ctx;
-	struct end a, b;
+	struct pair p;
 	/* 16 full records and a short one: its 222 bytes of ciphertext
 	 * still fit in the read-ahead buffer (TLS_READ_BUF and OpenSSL's
 	 * headroom) with the 16th, so the socket is left empty; with 1,000
 	 * they do not, and the socket would wake the reader again. */
 	const size_t n = 256 * 1024 + 200;
 
-	memset(&a, 0, sizeof(a));
-	memset(&b, 0, sizeof(b));
-	ck_assert_ptr_nonnull(base = event_base_new());
-	ctx = test_ctx();
 	/* A Unix socket queues what is written at the reader at once (TCP
 	 * would hold some back in the writer's queue until the window
 	 * opened); 1 MiB asks for what the system allows, 416 KiB here. */
-	tls_pair(base, ctx, &a, &b, 1 << 20, 1);
-	conn_read(b.c, 0);
-	send_bytes(&a, n);
-	RUN_UNTIL(base, conn_unsent(a.c) == 0 || a.failed || b.failed);
-	ck_assert_msg(conn_unsent(a.c) == 0, "%zu bytes not written",
-	    conn_unsent(a.c));
-	conn_read(b.c, 1);
-	RUN_UNTIL(base, b.got == n || a.failed || b.failed);
-	ck_assert_msg(!a.failed && !b.failed, "failed: %s%s", a.why, b.why);
-	ck_assert_msg(b.got == n, "b received %zu of %zu bytes", b.got, n);
-	ck_assert(!b.corrupt);
-	conn_free(a.c);
-	conn_free(b.c);
-	SSL_CTX_free(ctx);
-	event_base_free(base);
+	pair_open(&p, 1 << 20, 1);
+	conn_read(p.b.c, 0);
+	send_bytes(&p.a, n);
+	RUN_UNTIL(&p, conn_unsent(p.a.c) == 0);
+	ASSERT_UP(&p);
+	ck_assert_msg(conn_unsent(p.a.c) == 0, "%zu bytes not written",
+	    conn_unsent(p.a.c));
+	conn_read(p.b.c, 1);
+	RUN_UNTIL(&p, p.b.got == n);
+	ASSERT_UP(&p);
+	ck_assert_msg(p.b.got == n, "b received %zu of %zu bytes", p.b.got, n);
+	ck_assert(!p.b.corrupt);
+	pair_close(&p);
 }
 END_TEST
 
